@@ -1,0 +1,149 @@
+"""The ``papershelf`` command: list the shelf, reproduce papers, cite them.
+
+``papershelf --help`` and ``papershelf list`` import neither torch nor any paper's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_OUT = "papershelf-results"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``papershelf`` command."""
+    parser = argparse.ArgumentParser(
+        prog="papershelf",
+        description="Ten machine-learning papers as pip-installable packages: list, reproduce, cite.",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="installed paper packages and whether results exist")
+    p_list.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+
+    p_rep = sub.add_parser("reproduce", help="run the papers' headline experiments")
+    p_rep.add_argument("names", nargs="*", metavar="NAME", help="packages to run (default: all)")
+    p_rep.add_argument("--full", action="store_true", help="paper-scale setting (GPU advised)")
+    p_rep.add_argument("--seeds", type=int, default=None,
+                       help="number of seeds, 0..N-1 (default 1 quick, 3 full)")
+    p_rep.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p_rep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    bar = p_rep.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show progress bars")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="never show progress bars")
+
+    p_cite = sub.add_parser("cite", help="print a paper's BibTeX")
+    p_cite.add_argument("name", metavar="NAME")
+    return parser
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from papershelf.core.registry import discover
+
+    registry = discover()
+    if not registry:
+        print("No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`.")
+        return 0
+    rows = [("name", "version", "paper", "results")]
+    out = Path(args.out)
+    for name, rep in registry.items():
+        has = (out / name / "results.json").is_file()
+        rows.append((name, rep.version, f"{rep.title} ({rep.venue})",
+                     str(out / name) if has else "none yet"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from papershelf.core.registry import UnknownReproductionError, get_reproduction
+
+    try:
+        rep = get_reproduction(args.name)
+    except UnknownReproductionError as exc:
+        print(f"papershelf: error: {exc}", file=sys.stderr)
+        return 2
+    print(rep.bibtex.strip())
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from papershelf.core.devices import resolve_device
+    from papershelf.core.registry import UnknownReproductionError, discover, get_reproduction
+    from papershelf.core.reproduce import run_reproduction, write_summary
+
+    registry = discover()
+    try:
+        chosen = [get_reproduction(n, registry) for n in args.names] or list(registry.values())
+    except UnknownReproductionError as exc:
+        print(f"papershelf: error: {exc}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print("No paper packages are installed yet, so there is nothing to reproduce. "
+              "Install one, e.g. `pip install papershelf-tmd`.")
+        return 0
+    if args.seeds is not None and args.seeds < 1:
+        print("papershelf: error: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"papershelf: error: {exc}", file=sys.stderr)
+        return 2
+    n_seeds = args.seeds if args.seeds is not None else (3 if args.full else 1)
+    seeds = tuple(range(n_seeds))
+    out = Path(args.out)
+    command = "papershelf " + " ".join(shlex.quote(a) for a in argv)
+    failures = []
+    start = time.perf_counter()
+    for i, rep in enumerate(chosen, 1):
+        print(f"[{i}/{len(chosen)}] {rep.name}: {rep.headline or rep.title}", flush=True)
+        outcome = run_reproduction(rep, out, full=args.full, seeds=seeds, device=device,
+                                   show_progress=args.progress, command=command)
+        if outcome.ok:
+            print(f"      done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}", flush=True)
+        else:
+            failures.append(outcome)
+            print(f"      FAILED after {outcome.runtime_s:.1f} s: {outcome.error}", flush=True)
+    path, table = write_summary(out)
+    print()
+    print(table)
+    print(f"Summary written to {path} ({time.perf_counter() - start:.1f} s in all)")
+    if failures:
+        names = ", ".join(f.name for f in failures)
+        print(f"papershelf: {len(failures)} reproduction(s) failed: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``papershelf`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "list":
+        return _cmd_list(args)
+    if args.command == "cite":
+        return _cmd_cite(args)
+    if args.command == "reproduce":
+        return _cmd_reproduce(args, argv)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Device and dtype resolution for command lines (library code follows its inputs)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DTYPES", "cuda_available", "resolve_device", "resolve_dtype"]
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch is installed and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(spec: Any = "auto") -> str:
+    """Turn ``"auto" | "cpu" | "cuda" | "cuda:N"`` (or a ``torch.device``) into a device string.
+
+    ``"auto"`` picks CUDA when available. Asking for CUDA without one is an error,
+    never a silent fall-back to the CPU.
+    """
+    text = str(spec) if spec is not None else "auto"
+    if text == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if text == "cpu":
+        return "cpu"
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not cuda_available():
+            raise ValueError(f"device={text!r} was requested but no CUDA device is available")
+        return text
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+
+
+def resolve_dtype(spec: Any = "float32") -> torch.dtype:
+    """Turn a dtype name (``"float32"``, ``"bf16"``, ...) or a ``torch.dtype`` into a ``torch.dtype``."""
+    import torch
+
+    if isinstance(spec, torch.dtype):
+        return spec
+    aliases = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32",
+               "float": "float32", "fp64": "float64", "double": "float64"}
+    name = aliases.get(str(spec), str(spec))
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {spec!r}")
+    return getattr(torch, name)

@@ -1,0 +1,72 @@
+"""Atomic file writes and figure saving.
+
+A crash halfway through a reproduction must never leave a half-written
+``results.json`` behind, so every file the core writes goes to a temporary
+sibling first and is moved into place with :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "save_figure"]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (all or nothing) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (NaN and inf are refused)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 150, close: bool = True) -> Path:
+    """Save a matplotlib figure atomically as PNG (or the suffix's format).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to save.
+    path : path-like
+        Destination; ``.png`` is appended when there is no suffix.
+    dpi : int
+        Resolution.
+    close : bool
+        Close the figure afterwards, to free its memory.
+    """
+    import io as _io
+
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(".png")
+    buf = _io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path

@@ -1,0 +1,201 @@
+"""The reproduce registry: how paper packages make ``papershelf reproduce NAME`` work.
+
+Each paper package declares one entry point in the group ``papershelf.reproduce``
+that points to a :class:`Reproduction` in a light module (no torch at import time),
+for example in its ``pyproject.toml``::
+
+    [project.entry-points."papershelf.reproduce"]
+    tmd = "papershelf.tmd._registry:REPRODUCTION"
+
+The reproduction names its runner lazily (``run="papershelf.tmd.reproduce:run"``),
+so ``papershelf list`` and ``papershelf cite`` never import a heavy module.
+The runner takes a :class:`ReproduceContext` and returns result records.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from papershelf.core.records import ResultRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ReproduceContext",
+    "Reproduction",
+    "UnknownReproductionError",
+    "discover",
+    "get_reproduction",
+]
+
+ENTRY_POINT_GROUP = "papershelf.reproduce"
+
+
+@dataclass
+class ReproduceContext:
+    """What a reproduction gets from the command: where to write, how big, which seeds, which device.
+
+    Attributes
+    ----------
+    out_dir : Path
+        A fresh folder for this package's outputs (figures and extra files).
+    full : bool
+        ``True`` for the paper-scale setting (``--full``), ``False`` for the quick one.
+    seeds : tuple of int
+        Seeds to average over.
+    device : str
+        Resolved device string (``"cpu"``, ``"cuda"``).
+    show_progress : bool, optional
+        Force progress bars on or off (``None``: only on a terminal).
+    """
+
+    out_dir: Path
+    full: bool = False
+    seeds: tuple[int, ...] = (0,)
+    device: str = "cpu"
+    show_progress: bool | None = None
+
+    @property
+    def mode(self) -> str:
+        """``"full"`` or ``"quick"``."""
+        return "full" if self.full else "quick"
+
+    def progress(self, iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
+        """A progress bar that follows the command's ``--progress`` choice."""
+        from papershelf.core.progress import progress
+
+        disable = None if self.show_progress is None else not self.show_progress
+        return progress(iterable, disable=kwargs.pop("disable", disable), **kwargs)
+
+    def save_figure(self, fig: Any, name: str, **kwargs: Any) -> Path:
+        """Save a matplotlib figure as ``out_dir / name`` (PNG by default)."""
+        from papershelf.core.io import save_figure
+
+        return save_figure(fig, self.out_dir / name, **kwargs)
+
+    def path(self, name: str) -> Path:
+        """A path inside ``out_dir`` for any extra output file."""
+        return self.out_dir / name
+
+
+Runner = Callable[[ReproduceContext], Sequence[ResultRecord]]
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A paper package's entry in the shelf: the paper, its citation, and its reproduce runner.
+
+    Parameters
+    ----------
+    name : str
+        Short name used on the command line (the package folder, e.g. ``"tmd"``).
+    distribution : str
+        The distribution name, e.g. ``"papershelf-tmd"``.
+    title, authors, venue, url : str
+        The paper.
+    bibtex : str
+        The paper's BibTeX entry, printed by ``papershelf cite``.
+    run : str
+        ``"module:function"`` of the runner, imported only when it runs.
+    headline : str
+        One line saying what the quick reproduction shows.
+    """
+
+    name: str
+    distribution: str
+    title: str
+    authors: str
+    venue: str
+    url: str
+    bibtex: str
+    run: str
+    headline: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if ":" not in self.run:
+            raise ValueError(f"Reproduction.run must be 'module:function', got {self.run!r}")
+
+    @property
+    def version(self) -> str:
+        """Installed version of the distribution."""
+        try:
+            return metadata.version(self.distribution)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    def load_runner(self) -> Runner:
+        """Import and return the runner function."""
+        module, _, attr = self.run.partition(":")
+        runner = getattr(importlib.import_module(module), attr)
+        if not callable(runner):
+            raise TypeError(f"{self.run} is not callable")
+        return runner  # type: ignore[no-any-return]
+
+
+class UnknownReproductionError(KeyError):
+    """Raised for a name no installed package registered."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = list(known)
+        listing = ", ".join(self.known) if self.known else "none installed"
+        super().__init__(f"unknown paper package {name!r}; known: {listing}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def discover(
+    entry_points: Iterable[Any] | None = None, *, strict: bool = False
+) -> dict[str, Reproduction]:
+    """All registered reproductions, by name, sorted.
+
+    Parameters
+    ----------
+    entry_points : iterable of EntryPoint, optional
+        Defaults to the installed ones in :data:`ENTRY_POINT_GROUP` (a parameter for tests).
+    strict : bool
+        Raise on an entry point that cannot be loaded; by default it is logged and
+        skipped, so one broken package does not take the whole shelf down.
+    """
+    if entry_points is None:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    found: dict[str, Reproduction] = {}
+    for ep in entry_points:
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            if strict:
+                raise
+            log.warning("skipping reproduction %r, whose entry point failed to load: %s", ep.name, exc)
+            log.debug("entry point %r", ep.name, exc_info=True)
+            continue
+        if not isinstance(obj, Reproduction):
+            raise TypeError(
+                f"entry point {ep.name!r} in {ENTRY_POINT_GROUP!r} must point to a Reproduction, "
+                f"got {type(obj).__name__}"
+            )
+        if obj.name != ep.name:
+            raise ValueError(f"entry point {ep.name!r} points to a Reproduction named {obj.name!r}")
+        if obj.name in found:
+            raise ValueError(f"two packages register the reproduction {obj.name!r}")
+        found[obj.name] = obj
+    return dict(sorted(found.items()))
+
+
+def get_reproduction(name: str, registry: dict[str, Reproduction] | None = None) -> Reproduction:
+    """The reproduction called ``name`` (underscores and dashes are interchangeable)."""
+    registry = discover() if registry is None else registry
+    key = name.replace("_", "-")
+    for cand in (name, key):
+        if cand in registry:
+            return registry[cand]
+    raise UnknownReproductionError(name, list(registry))

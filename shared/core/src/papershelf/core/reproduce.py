@@ -1,0 +1,148 @@
+"""Running reproductions: one fresh folder per package, swapped into place only on success."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from papershelf.core.environment import describe_hardware, package_versions
+from papershelf.core.io import atomic_write_text
+from papershelf.core.records import ResultRecord, read_results, records_to_json, results_table
+from papershelf.core.registry import ReproduceContext, Reproduction
+
+__all__ = ["RunOutcome", "run_reproduction", "write_summary"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """What happened when one package's reproduction ran."""
+
+    name: str
+    ok: bool
+    runtime_s: float
+    records: list[ResultRecord] = field(default_factory=list)
+    error: str = ""
+    out_dir: Path | None = None
+
+
+def _package_markdown(repro: Reproduction, records: Sequence[ResultRecord], meta: dict[str, object],
+                      figures: Sequence[str]) -> str:
+    lines = [
+        f"# {repro.name}: {repro.title}",
+        "",
+        f"{repro.authors}, {repro.venue}. {repro.url}",
+        "",
+        f"Command: `{meta['command']}` · mode {meta['mode']} · seeds {meta['seeds']} · "
+        f"device {meta['device']} · {meta['hardware']} · {meta['runtime_s']:.1f} s",
+        "",
+        results_table(records).rstrip(),
+    ]
+    for fig in figures:
+        lines += ["", f"![{fig}]({fig})"]
+    return "\n".join(lines) + "\n"
+
+
+def run_reproduction(
+    repro: Reproduction,
+    out_root: str | Path,
+    *,
+    full: bool = False,
+    seeds: Sequence[int] = (0,),
+    device: str = "cpu",
+    show_progress: bool | None = None,
+    command: str | None = None,
+) -> RunOutcome:
+    """Run one reproduction into ``out_root / repro.name``.
+
+    The runner writes into a temporary sibling folder; ``results.json`` and
+    ``results.md`` are added there and the folder replaces the old one only
+    when everything succeeded. A crash leaves the previous results untouched
+    and no half-written file behind.
+    """
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    final = out_root / repro.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{repro.name}.", suffix=".tmp", dir=out_root))
+    ctx = ReproduceContext(out_dir=tmp, full=full, seeds=tuple(seeds), device=device,
+                           show_progress=show_progress)
+    start = time.perf_counter()
+    try:
+        records = list(repro.load_runner()(ctx))
+        if not records:
+            raise RuntimeError(f"reproduction {repro.name!r} returned no result records")
+        for r in records:
+            if not isinstance(r, ResultRecord):
+                raise TypeError(f"reproduction {repro.name!r} returned {type(r).__name__}, "
+                                "not ResultRecord")
+        runtime = time.perf_counter() - start
+        hardware = describe_hardware()
+        versions = package_versions([repro.distribution])
+        for r in records:
+            r.runtime_s = runtime if r.runtime_s is None else r.runtime_s
+            r.hardware = r.hardware or hardware
+            r.versions = r.versions or versions
+            r.seeds = r.seeds or list(ctx.seeds)
+        meta: dict[str, object] = {
+            "package": repro.name,
+            "distribution": repro.distribution,
+            "version": repro.version,
+            "mode": ctx.mode,
+            "seeds": list(ctx.seeds),
+            "device": device,
+            "hardware": hardware,
+            "runtime_s": round(runtime, 3),
+            "command": command or f"papershelf reproduce {repro.name}",
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        figures = sorted(p.name for p in tmp.iterdir() if p.suffix.lower() in {".png", ".svg"})
+        meta["figures"] = figures
+        atomic_write_text(tmp / "results.json", records_to_json(records, **meta))
+        atomic_write_text(tmp / "results.md", _package_markdown(repro, records, meta, figures))
+        _swap_into_place(tmp, final)
+        return RunOutcome(repro.name, True, runtime, records, out_dir=final)
+    except (Exception, KeyboardInterrupt) as exc:
+        runtime = time.perf_counter() - start
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        log.debug("reproduction %s failed", repro.name, exc_info=True)
+        err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return RunOutcome(repro.name, False, runtime, error=err,
+                          out_dir=final if final.exists() else None)
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_summary(out_root: str | Path) -> tuple[Path, str]:
+    """Combine every ``out_root/*/results.json`` into ``out_root/results.md``; return path and table."""
+    out_root = Path(out_root)
+    records: list[ResultRecord] = []
+    for path in sorted(out_root.glob("*/results.json")):
+        try:
+            records.extend(read_results(path))
+        except (ValueError, OSError) as exc:
+            log.warning("skipping unreadable %s: %s", path, exc)
+    if records:
+        table = results_table(records, include_package=True, include_runtime=True)
+    else:
+        table = "No results yet.\n"
+    text = "# papershelf: results beside the papers\n\n" + table
+    return atomic_write_text(out_root / "results.md", text), table

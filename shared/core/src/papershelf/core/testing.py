@@ -1,0 +1,83 @@
+"""Test helpers shared by every member: devices, markers, tolerances, README quickstarts.
+
+Import this only from tests: it imports pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from papershelf.core.devices import cuda_available
+
+__all__ = [
+    "assert_close",
+    "devices",
+    "limit_threads",
+    "requires_cuda",
+    "run_readme_quickstart",
+    "slow",
+    "with_devices",
+]
+
+slow = pytest.mark.slow
+requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
+
+
+def limit_threads(n: int = 1) -> None:
+    """Pin BLAS/OpenMP and torch to ``n`` threads: on a busy 2-core machine more is slower."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(n)
+
+
+def devices() -> list[Any]:
+    """``pytest.param`` devices: CPU always, CUDA (marked ``gpu``) when there is one."""
+    out: list[Any] = [pytest.param("cpu", id="cpu")]
+    if cuda_available():
+        out.append(pytest.param("cuda", id="cuda", marks=pytest.mark.gpu))
+    return out
+
+
+def with_devices(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Parametrize a test over :func:`devices` as the ``device`` argument."""
+    return pytest.mark.parametrize("device", devices())(fn)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def assert_close(actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8,
+                 msg: str = "") -> None:
+    """``numpy.testing.assert_allclose`` for numpy arrays, torch tensors and scalars alike."""
+    np.testing.assert_allclose(_to_numpy(actual), _to_numpy(expected), rtol=rtol, atol=atol,
+                               err_msg=msg)
+
+
+def run_readme_quickstart(readme: str | Path, *, section_title: str = "Usage") -> dict[str, Any]:
+    """Execute the python code blocks of a README's usage section, in order, in one namespace.
+
+    Returns the namespace, so a test can check what the snippet computed.
+    """
+    from papershelf.core.readme import python_blocks, section
+
+    text = Path(readme).read_text(encoding="utf-8")
+    blocks = python_blocks(section(text, section_title))
+    if not blocks:
+        raise AssertionError(f"{readme}: no ```python block in the '## {section_title}' section")
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    for code in blocks:
+        exec(compile(code, f"{readme}:{section_title}", "exec"), namespace)
+    return namespace
