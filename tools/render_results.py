@@ -37,7 +37,9 @@ def package_dirs(names: list[str]) -> list[Path]:
 def copy_results(pkg: Path, source_root: Path) -> None:
     src = source_root / pkg.name
     if not (src / "results.json").is_file():
-        raise SystemExit(f"{src}/results.json does not exist: run `papershelf reproduce {pkg.name}` first")
+        raise SystemExit(
+            f"{src}/results.json does not exist: run `papershelf reproduce {pkg.name}` first"
+        )
     dest = pkg / "results"
     dest.mkdir(exist_ok=True)
     for old in dest.iterdir():
@@ -49,9 +51,13 @@ def copy_results(pkg: Path, source_root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*")
-    parser.add_argument("--from", dest="source", type=Path, help="copy results from this reproduce --out folder")
+    parser.add_argument(
+        "--from", dest="source", type=Path, help="copy results from this reproduce --out folder"
+    )
     parser.add_argument("--check", action="store_true", help="only check that READMEs are in sync")
     args = parser.parse_args(argv)
     stale = []

@@ -28,20 +28,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_list = sub.add_parser("list", help="installed paper packages and whether results exist")
-    p_list.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    p_list.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})"
+    )
 
     p_rep = sub.add_parser("reproduce", help="run the papers' headline experiments")
     p_rep.add_argument("names", nargs="*", metavar="NAME", help="packages to run (default: all)")
     p_rep.add_argument("--full", action="store_true", help="paper-scale setting (GPU advised)")
-    p_rep.add_argument("--seeds", type=int, default=None,
-                       help="number of seeds, 0..N-1 (default 1 quick, 3 full)")
+    p_rep.add_argument(
+        "--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default 1 quick, 3 full)"
+    )
     p_rep.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p_rep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     bar = p_rep.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show progress bars")
-    bar.add_argument("--no-progress", dest="progress", action="store_false",
-                     help="never show progress bars")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show progress bars",
+    )
+    bar.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show progress bars"
+    )
 
     p_cite = sub.add_parser("cite", help="print a paper's BibTeX")
     p_cite.add_argument("name", metavar="NAME")
@@ -53,14 +62,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     registry = discover()
     if not registry:
-        print("No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`.")
+        print(
+            "No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`."
+        )
         return 0
     rows = [("name", "version", "paper", "results")]
     out = Path(args.out)
     for name, rep in registry.items():
         has = (out / name / "results.json").is_file()
-        rows.append((name, rep.version, f"{rep.title} ({rep.venue})",
-                     str(out / name) if has else "none yet"))
+        rows.append(
+            (
+                name,
+                rep.version,
+                f"{rep.title} ({rep.venue})",
+                str(out / name) if has else "none yet",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
@@ -91,8 +108,10 @@ def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"papershelf: error: {exc}", file=sys.stderr)
         return 2
     if not chosen:
-        print("No paper packages are installed yet, so there is nothing to reproduce. "
-              "Install one, e.g. `pip install papershelf-tmd`.")
+        print(
+            "No paper packages are installed yet, so there is nothing to reproduce. "
+            "Install one, e.g. `pip install papershelf-tmd`."
+        )
         return 0
     if args.seeds is not None and args.seeds < 1:
         print("papershelf: error: --seeds must be at least 1", file=sys.stderr)
@@ -110,8 +129,15 @@ def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     start = time.perf_counter()
     for i, rep in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {rep.name}: {rep.headline or rep.title}", flush=True)
-        outcome = run_reproduction(rep, out, full=args.full, seeds=seeds, device=device,
-                                   show_progress=args.progress, command=command)
+        outcome = run_reproduction(
+            rep,
+            out,
+            full=args.full,
+            seeds=seeds,
+            device=device,
+            show_progress=args.progress,
+            command=command,
+        )
         if outcome.ok:
             print(f"      done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}", flush=True)
         else:
@@ -133,8 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "list":
         return _cmd_list(args)
     if args.command == "cite":

@@ -45,8 +45,15 @@ def resolve_dtype(spec: Any = "float32") -> torch.dtype:
 
     if isinstance(spec, torch.dtype):
         return spec
-    aliases = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32",
-               "float": "float32", "fp64": "float64", "double": "float64"}
+    aliases = {
+        "fp16": "float16",
+        "half": "float16",
+        "bf16": "bfloat16",
+        "fp32": "float32",
+        "float": "float32",
+        "fp64": "float64",
+        "double": "float64",
+    }
     name = aliases.get(str(spec), str(spec))
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {spec!r}")

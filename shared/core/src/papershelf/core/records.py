@@ -213,7 +213,11 @@ def results_table(
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         if r.claim is not None:
-            ours = ("holds" if r.claim_holds else "does not hold") if r.claim_holds is not None else "–"
+            ours = (
+                ("holds" if r.claim_holds else "does not hold")
+                if r.claim_holds is not None
+                else "–"
+            )
             if r.values:
                 ours = f"{format_value(r.mean, r.std)} ({ours})"
             paper = r.claim

@@ -175,7 +175,9 @@ def discover(
         except Exception as exc:
             if strict:
                 raise
-            log.warning("skipping reproduction %r, whose entry point failed to load: %s", ep.name, exc)
+            log.warning(
+                "skipping reproduction %r, whose entry point failed to load: %s", ep.name, exc
+            )
             log.debug("entry point %r", ep.name, exc_info=True)
             continue
         if not isinstance(obj, Reproduction):

@@ -34,8 +34,12 @@ class RunOutcome:
     out_dir: Path | None = None
 
 
-def _package_markdown(repro: Reproduction, records: Sequence[ResultRecord], meta: dict[str, object],
-                      figures: Sequence[str]) -> str:
+def _package_markdown(
+    repro: Reproduction,
+    records: Sequence[ResultRecord],
+    meta: dict[str, object],
+    figures: Sequence[str],
+) -> str:
     lines = [
         f"# {repro.name}: {repro.title}",
         "",
@@ -72,8 +76,9 @@ def run_reproduction(
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / repro.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{repro.name}.", suffix=".tmp", dir=out_root))
-    ctx = ReproduceContext(out_dir=tmp, full=full, seeds=tuple(seeds), device=device,
-                           show_progress=show_progress)
+    ctx = ReproduceContext(
+        out_dir=tmp, full=full, seeds=tuple(seeds), device=device, show_progress=show_progress
+    )
     start = time.perf_counter()
     try:
         records = list(repro.load_runner()(ctx))
@@ -81,8 +86,9 @@ def run_reproduction(
             raise RuntimeError(f"reproduction {repro.name!r} returned no result records")
         for r in records:
             if not isinstance(r, ResultRecord):
-                raise TypeError(f"reproduction {repro.name!r} returned {type(r).__name__}, "
-                                "not ResultRecord")
+                raise TypeError(
+                    f"reproduction {repro.name!r} returned {type(r).__name__}, not ResultRecord"
+                )
         runtime = time.perf_counter() - start
         hardware = describe_hardware()
         versions = package_versions([repro.distribution])
@@ -116,8 +122,9 @@ def run_reproduction(
             raise
         log.debug("reproduction %s failed", repro.name, exc_info=True)
         err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return RunOutcome(repro.name, False, runtime, error=err,
-                          out_dir=final if final.exists() else None)
+        return RunOutcome(
+            repro.name, False, runtime, error=err, out_dir=final if final.exists() else None
+        )
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:

@@ -59,11 +59,13 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def assert_close(actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8,
-                 msg: str = "") -> None:
+def assert_close(
+    actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8, msg: str = ""
+) -> None:
     """``numpy.testing.assert_allclose`` for numpy arrays, torch tensors and scalars alike."""
-    np.testing.assert_allclose(_to_numpy(actual), _to_numpy(expected), rtol=rtol, atol=atol,
-                               err_msg=msg)
+    np.testing.assert_allclose(
+        _to_numpy(actual), _to_numpy(expected), rtol=rtol, atol=atol, err_msg=msg
+    )
 
 
 def run_readme_quickstart(readme: str | Path, *, section_title: str = "Usage") -> dict[str, Any]:

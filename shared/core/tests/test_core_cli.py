@@ -1,0 +1,209 @@
+import json
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from papershelf.core import cli, registry
+from papershelf.core.registry import (
+    Reproduction,
+    UnknownReproductionError,
+    discover,
+    get_reproduction,
+)
+from papershelf.core.reproduce import run_reproduction
+
+FAKE = """
+from papershelf.core import ResultRecord
+from papershelf.core.registry import Reproduction
+
+def make(name, run):
+    return Reproduction(name=name, distribution="papershelf-" + name, title="Paper " + name,
+                        authors="A. Author", venue="Conf 2020", url="https://example.org",
+                        bibtex="@article{%s, title={Paper %s}}" % (name, name),
+                        run="fakepaper:" + run, headline="headline " + name)
+
+GOOD = make("good", "run_good")
+BAD = make("bad", "run_bad")
+EMPTY = make("empty", "run_empty")
+NOT_A_REPRO = 42
+
+def run_good(ctx):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ctx.save_figure(fig, "curve.png")
+    return [ResultRecord(package="good", experiment="e", metric="m",
+                         values=[0.5 + s for s in ctx.seeds], paper_value=0.4,
+                         config={"full": ctx.full, "device": ctx.device})]
+
+def run_bad(ctx):
+    (ctx.out_dir / "partial.txt").write_text("half")
+    raise RuntimeError("boom in the middle")
+
+def run_empty(ctx):
+    return []
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    (tmp_path / "fakepaper.py").write_text(FAKE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fakepaper", None)
+    eps = [
+        EntryPoint(n, f"fakepaper:{attr}", registry.ENTRY_POINT_GROUP)
+        for n, attr in (("good", "GOOD"), ("bad", "BAD"), ("empty", "EMPTY"))
+    ]
+    monkeypatch.setattr(registry, "discover", lambda *a, **k: discover(eps, **k))
+    yield eps
+    sys.modules.pop("fakepaper", None)
+
+
+def test_discover_sorted_and_lookup(fake):
+    reg = discover(fake)
+    assert list(reg) == ["bad", "empty", "good"]
+    assert get_reproduction("good", reg).title == "Paper good"
+    with pytest.raises(UnknownReproductionError, match="known: bad, empty, good"):
+        get_reproduction("nope", reg)
+
+
+def test_discover_rejects_bad_entry_points(fake):
+    wrong_type = EntryPoint("x", "fakepaper:NOT_A_REPRO", registry.ENTRY_POINT_GROUP)
+    with pytest.raises(TypeError, match="must point to a Reproduction"):
+        discover([wrong_type])
+    mismatch = EntryPoint("other", "fakepaper:GOOD", registry.ENTRY_POINT_GROUP)
+    with pytest.raises(ValueError, match="named 'good'"):
+        discover([mismatch])
+    with pytest.raises(ValueError, match="two packages"):
+        discover([fake[2], fake[2]])
+    broken = EntryPoint("gone", "no_such_module_xyz:R", registry.ENTRY_POINT_GROUP)
+    assert list(discover([broken, fake[0]])) == ["good"]
+    with pytest.raises(ModuleNotFoundError):
+        discover([broken], strict=True)
+
+
+def test_dash_and_underscore_names():
+    rep = Reproduction(
+        name="fair-mixup",
+        distribution="d",
+        title="t",
+        authors="a",
+        venue="v",
+        url="u",
+        bibtex="b",
+        run="m:f",
+    )
+    assert get_reproduction("fair_mixup", {"fair-mixup": rep}) is rep
+    with pytest.raises(ValueError, match="module:function"):
+        Reproduction(
+            name="x",
+            distribution="d",
+            title="t",
+            authors="a",
+            venue="v",
+            url="u",
+            bibtex="b",
+            run="nocolon",
+        )
+
+
+def test_run_writes_results_and_crash_keeps_old(fake, tmp_path):
+    reg = discover(fake)
+    out = tmp_path / "out"
+    ok = run_reproduction(reg["good"], out, seeds=(0, 1))
+    assert ok.ok and ok.records[0].mean == 1.0
+    payload = json.loads((out / "good" / "results.json").read_text())
+    assert payload["figures"] == ["curve.png"] and payload["seeds"] == [0, 1]
+    assert payload["records"][0]["status"] == "reproduced"
+    assert payload["records"][0]["runtime_s"] >= 0 and payload["records"][0]["hardware"]
+    assert "![curve.png](curve.png)" in (out / "good" / "results.md").read_text()
+
+    # a crashing run leaves nothing half-written and keeps earlier results of its own name
+    (out / "bad").mkdir()
+    (out / "bad" / "results.json").write_text("previous")
+    bad = run_reproduction(reg["bad"], out)
+    assert not bad.ok and "boom in the middle" in bad.error
+    assert (out / "bad" / "results.json").read_text() == "previous"
+    assert sorted(p.name for p in out.iterdir()) == ["bad", "good"]
+
+    empty = run_reproduction(reg["empty"], out)
+    assert not empty.ok and "no result records" in empty.error
+
+    # rerunning replaces the folder whole
+    (out / "good" / "stale.png").write_text("x")
+    assert run_reproduction(reg["good"], out).ok
+    assert not (out / "good" / "stale.png").exists()
+
+
+def test_cli_reproduce_finishes_others_and_exits_nonzero(fake, tmp_path, capsys):
+    out = tmp_path / "res"
+    code = cli.main(
+        [
+            "reproduce",
+            "bad",
+            "good",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--seeds",
+            "2",
+            "--no-progress",
+        ]
+    )
+    text = capsys.readouterr()
+    assert code == 1
+    assert "FAILED" in text.out and "boom in the middle" in text.out
+    assert "1 reproduction(s) failed: bad" in text.err
+    summary = (out / "results.md").read_text()
+    assert "| good | e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
+    assert not (out / "bad").exists()
+
+
+def test_cli_unknown_name_and_bad_args(fake, tmp_path, capsys):
+    assert cli.main(["reproduce", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown paper package 'nope'" in err and "good" in err
+    assert cli.main(["reproduce", "good", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert cli.main(["reproduce", "good", "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert cli.main(["cite", "nope"]) == 2
+
+
+def test_cli_cite_and_list(fake, tmp_path, capsys):
+    assert cli.main(["cite", "good"]) == 0
+    assert capsys.readouterr().out.strip() == "@article{good, title={Paper good}}"
+    assert cli.main(["reproduce", "good", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert cli.main(["list", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "version", "paper", "results"]
+    good = next(line for line in lines if line.startswith("good"))
+    assert "Paper good (Conf 2020)" in good and str(tmp_path / "good") in good
+    assert "none yet" in next(line for line in lines if line.startswith("bad"))
+
+
+def test_cli_empty_shelf(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(registry, "discover", lambda *a, **k: {})
+    assert cli.main(["list"]) == 0
+    assert "No paper packages are installed yet" in capsys.readouterr().out
+    assert cli.main(["reproduce", "--out", str(tmp_path)]) == 0
+    assert "nothing to reproduce" in capsys.readouterr().out
+
+
+def test_help_does_not_import_torch():
+    code = textwrap.dedent("""
+        import sys, contextlib, io
+        from papershelf.core import cli
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                cli.main(["--help"])
+            except SystemExit:
+                pass
+        assert "torch" not in sys.modules, "papershelf --help imported torch"
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+
+from papershelf.core import io
+from papershelf.core.devices import resolve_device, resolve_dtype
+from papershelf.core.environment import describe_hardware, package_versions
+from papershelf.core.progress import progress
+from papershelf.core.readme import (
+    RESULTS_END,
+    RESULTS_START,
+    python_blocks,
+    render_results_block,
+    replace_results_block,
+    section,
+)
+from papershelf.core.records import ResultRecord, records_to_json
+from papershelf.core.seeding import make_generator, make_rng, seed_everything
+from papershelf.core.testing import assert_close, run_readme_quickstart
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    io.atomic_write_json(target, {"a": 1})
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        io.atomic_write_text(target, "half")
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_atomic_write_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError):
+        io.atomic_write_json(tmp_path / "x.json", {"a": float("nan")})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_save_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = io.save_figure(fig, tmp_path / "fig")
+    assert path.suffix == ".png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seeding_is_reproducible():
+    import torch
+
+    seed_everything(3)
+    a = (np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    seed_everything(3)
+    assert a == (np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    g1, g2 = make_generator(5), make_generator(5)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    assert make_rng(1).random() == make_rng(1).random()
+    rng = make_rng(2)
+    assert make_rng(rng) is rng
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "3", True])
+def test_bad_seed(bad):
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        seed_everything(bad)
+
+
+def test_devices_and_dtypes():
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in {"cpu", "cuda"}
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+    assert resolve_dtype("bf16") is torch.bfloat16
+    assert resolve_dtype(torch.float64) is torch.float64
+    with pytest.raises(ValueError, match="dtype"):
+        resolve_dtype("int8")
+
+
+def test_environment():
+    assert "CPU cores" in describe_hardware()
+    v = package_versions(["numpy", "no-such-dist-xyz"])
+    assert v["numpy"] == np.__version__ and v["no-such-dist-xyz"] == "not installed"
+
+
+def test_progress_silent_off_terminal(monkeypatch):
+    monkeypatch.delenv("PAPERSHELF_PROGRESS", raising=False)
+    bar = progress(range(3), total=3)
+    assert list(bar) == [0, 1, 2]
+    monkeypatch.setenv("PAPERSHELF_PROGRESS", "1")
+    bar = progress(range(2), desc="x")
+    assert type(bar).__name__ == "tqdm"
+    assert list(bar) == [0, 1]
+    bar.close()
+
+
+def test_readme_helpers(tmp_path):
+    md = "# t\n\n## Usage\n\n```python\nx = 1\n```\n\ntext\n\n```python\ny = x + 1\n```\n\n## API\n\n```python\nz = 0\n```\n"
+    assert python_blocks(section(md, "Usage")) == ["x = 1\n", "y = x + 1\n"]
+    assert section(md, "Missing") == ""
+    readme = tmp_path / "README.md"
+    readme.write_text(md)
+    ns = run_readme_quickstart(readme)
+    assert ns["y"] == 2 and "z" not in ns
+
+    results = tmp_path / "results.json"
+    rec = ResultRecord(package="d", experiment="e", metric="m", values=[1.0], paper_value=1.0)
+    results.write_text(
+        records_to_json(
+            [rec],
+            command="papershelf reproduce d",
+            mode="quick",
+            seeds=[0],
+            hardware="hw",
+            runtime_s=1.0,
+            figures=["f.png"],
+        )
+    )
+    block = render_results_block(results)
+    assert block.startswith(RESULTS_START) and block.endswith(RESULTS_END)
+    assert "![f.png](results/f.png)" in block and "| e | m | 1 | 1 | reproduced |" in block
+    doc = f"a\n{RESULTS_START}\nold\n{RESULTS_END}\nb\n"
+    assert replace_results_block(doc, block) == f"a\n{block}\nb\n"
+    with pytest.raises(ValueError, match="markers"):
+        replace_results_block("no markers", block)
+
+
+def test_assert_close_mixes_numpy_and_torch():
+    import torch
+
+    assert_close(torch.tensor([1.0, 2.0]), np.array([1.0, 2.0]))
+    with pytest.raises(AssertionError):
+        assert_close(torch.tensor([1.0]), np.array([1.1]))

@@ -1,0 +1,120 @@
+import json
+import math
+
+import pytest
+
+from papershelf.core.records import (
+    ResultRecord,
+    format_value,
+    read_results,
+    records_from_json,
+    records_to_json,
+    results_table,
+)
+
+
+def rec(**kw):
+    base = dict(package="demo", experiment="exp", metric="acc", values=[0.8, 0.9])
+    base.update(kw)
+    return ResultRecord(**base)
+
+
+def test_mean_std():
+    r = rec(values=[1.0, 2.0, 3.0])
+    assert r.mean == 2.0
+    assert r.std == pytest.approx(1.0)
+    assert rec(values=[5.0]).std == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "status"),
+    [
+        (dict(paper_value=0.8), "reproduced"),
+        (dict(paper_value=0.9, tolerance=0.1), "within tolerance"),
+        (dict(paper_value=0.9, tolerance=0.01), "not reproduced"),
+        (dict(paper_value=0.9, higher_is_better=False), "reproduced"),
+        (dict(paper_value=0.5, higher_is_better=False, tolerance=0.1), "not reproduced"),
+        (dict(paper_value=0.86, higher_is_better=None, tolerance=0.02), "within tolerance"),
+        (dict(paper_value=0.95, higher_is_better=None, tolerance=0.02), "not reproduced"),
+        (dict(paper_value=None), "not comparable"),
+        (dict(paper_value=0.1, comparable=False), "not comparable"),
+        (dict(claim="clusters stay together", claim_holds=True), "reproduced"),
+        (dict(claim="clusters stay together", claim_holds=False), "not reproduced"),
+        (dict(claim="clusters stay together"), "not comparable"),
+    ],
+)
+def test_status(kw, status):
+    assert rec(**kw).status == status
+
+
+def test_round_trip_and_derived_keys_not_trusted(tmp_path):
+    records = [
+        rec(paper_value=0.85, tolerance=0.02, config={"n": 3}, seeds=[0, 1], note="x|y"),
+        rec(claim="holds", claim_holds=True, values=[]),
+    ]
+    text = records_to_json(records, package="demo", mode="quick")
+    payload = json.loads(text)
+    assert payload["schema"] == 1 and payload["mode"] == "quick"
+    assert payload["records"][0]["status"] == "reproduced"
+    payload["records"][0]["status"] = "bogus"
+    back = records_from_json(json.dumps(payload))
+    assert back[0] == records[0] and back[1] == records[1]
+    assert back[0].status == "reproduced"
+    (tmp_path / "r.json").write_text(text)
+    assert read_results(tmp_path / "r.json") == records
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(values=[]), "at least one"),
+        (dict(values=[math.nan]), "NaN"),
+        (dict(package=""), "package"),
+        (dict(tolerance=-1.0), "tolerance"),
+    ],
+)
+def test_bad_records(kw, match):
+    with pytest.raises(ValueError, match=match):
+        rec(**kw)
+
+
+def test_bad_json():
+    with pytest.raises(ValueError, match="records"):
+        records_from_json("{}")
+    with pytest.raises(ValueError, match="schema"):
+        records_from_json('{"schema": 99, "records": []}')
+    with pytest.raises(ValueError, match="missing"):
+        records_from_json('{"schema": 1, "records": [{"package": "x"}]}')
+
+
+def test_nan_refused_in_json():
+    r = rec()
+    r.paper_value = math.inf
+    with pytest.raises(ValueError):
+        records_to_json([r])
+
+
+def test_table_puts_ours_beside_paper():
+    table = results_table(
+        [
+            rec(paper_value=0.85, paper_note="Table 2", note="a|b"),
+            rec(claim="C", claim_holds=False),
+        ],
+        include_package=True,
+        include_runtime=True,
+    )
+    lines = table.strip().splitlines()
+    assert (
+        lines[0] == "| Package | Experiment | Metric | Ours | Paper | Status | Runtime (s) | Note |"
+    )
+    assert (
+        "| demo | exp | acc | 0.85 ± 0.071 | 0.85 (Table 2) | reproduced | – | a\\|b |" == lines[2]
+    )
+    assert "does not hold" in lines[3] and "not reproduced" in lines[3]
+    assert len(lines) == 4
+
+
+def test_format_value():
+    assert format_value(None) == "–"
+    assert format_value(0.123456) == "0.1235"
+    assert format_value(2.0, 0.5) == "2 ± 0.5"
