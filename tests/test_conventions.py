@@ -1,0 +1,175 @@
+"""Conventions every member of the shelf meets, applied to each member automatically."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from papershelf.core.readme import RESULTS_END, RESULTS_START, render_results_block, section
+from papershelf.core.registry import Reproduction, discover
+from papershelf.core.testing import run_readme_quickstart
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = sorted(p for p in (ROOT / "packages").glob("*") if (p / "pyproject.toml").is_file())
+MEMBERS = [ROOT / "shared" / "core", *PACKAGES]
+README_SECTIONS = ["Install", "Usage", "Reproduce", "Results", "Citation"]
+
+# import name -> distribution name, where they differ
+IMPORT_TO_DIST = {
+    "ot": "pot",
+    "sklearn": "scikit-learn",
+    "torch_geometric": "torch-geometric",
+    "PIL": "pillow",
+    "imageio_ffmpeg": "imageio-ffmpeg",
+    "yaml": "pyyaml",
+    "cv2": "opencv-python",
+}
+
+
+def pyproject(member: Path) -> dict:
+    return tomllib.loads((member / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def module_name(member: Path) -> str:
+    return "papershelf." + ("core" if member.name == "core" else member.name.replace("-", "_"))
+
+
+def ids(members: list[Path]) -> list[str]:
+    return [m.name for m in members]
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids(MEMBERS))
+def test_layout_and_metadata(member: Path) -> None:
+    meta = pyproject(member)
+    project = meta["project"]
+    mod = module_name(member)
+    expected = "papershelf-core" if member.name == "core" else f"papershelf-{member.name}"
+    assert project["name"] == expected
+    assert project["requires-python"] == ">=3.11"
+    assert meta["build-system"]["build-backend"] == "uv_build"
+    assert meta["tool"]["uv"]["build-backend"]["module-name"] == mod
+    src = member / "src" / "papershelf"
+    assert not (src / "__init__.py").exists(), "papershelf is a PEP 420 namespace: no __init__.py"
+    pkg = src / mod.split(".")[1]
+    assert (pkg / "py.typed").is_file()
+    for name in ("README.md", "LICENSE", "CHANGELOG.md"):
+        assert (member / name).is_file(), f"{member.name} has no {name}"
+    assert project["version"] in (member / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert (member / "tests").is_dir() and any((member / "tests").glob("test_*.py"))
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids(MEMBERS))
+def test_public_api(member: Path) -> None:
+    module = importlib.import_module(module_name(member))
+    assert isinstance(module.__all__, list | tuple) and module.__all__
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert not missing, f"{module.__name__}.__all__ names missing attributes: {missing}"
+    assert module.__version__ == pyproject(member)["project"]["version"]
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
+def test_core_requirement_is_bounded(member: Path) -> None:
+    reqs = [Requirement(r) for r in pyproject(member)["project"]["dependencies"]]
+    core = [r for r in reqs if r.name == "papershelf-core"]
+    assert len(core) == 1, "every paper package depends on papershelf-core"
+    ops = {s.operator for s in core[0].specifier}
+    assert ">=" in ops and "<" in ops, f"papershelf-core needs a bounded range, got {core[0]}"
+
+
+def _imported_distributions(member: Path) -> set[str]:
+    own = module_name(member)
+    found: set[str] = set()
+    for path in (member / "src").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if top == "papershelf":
+                    sub = ".".join(name.split(".")[:2])
+                    if sub != own:
+                        found.add("papershelf-" + name.split(".")[1].replace("_", "-"))
+                    continue
+                found.add(IMPORT_TO_DIST.get(top, top).lower().replace("_", "-"))
+    return found
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids(MEMBERS))
+def test_dependencies_match_imports(member: Path) -> None:
+    project = pyproject(member)["project"]
+    hard = {Requirement(r).name.lower() for r in project["dependencies"]}
+    extras = {
+        Requirement(r).name.lower()
+        for reqs in project.get("optional-dependencies", {}).values()
+        for r in reqs
+    }
+    imported = _imported_distributions(member)
+    undeclared = imported - hard - extras
+    assert not undeclared, f"{member.name} imports undeclared distributions: {sorted(undeclared)}"
+    unused = hard - imported
+    assert not unused, f"{member.name} requires distributions it never imports: {sorted(unused)}"
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
+def test_reproduce_entry_point(member: Path) -> None:
+    eps = pyproject(member)["project"]["entry-points"]["papershelf.reproduce"]
+    mod = module_name(member)
+    assert eps == {member.name: f"{mod}._registry:REPRODUCTION"}
+    registry = discover(strict=True)
+    rep = registry[member.name]
+    assert isinstance(rep, Reproduction)
+    assert rep.distribution == f"papershelf-{member.name}"
+    assert rep.bibtex.strip().startswith("@") and rep.title and rep.url.startswith("http")
+    assert callable(rep.load_runner())
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=ids(PACKAGES))
+def test_readme_sections_and_generated_results(member: Path) -> None:
+    readme = (member / "README.md").read_text(encoding="utf-8")
+    heads = re.findall(r"^## (\w+)", readme, re.M)
+    order = [h for h in heads if h in README_SECTIONS]
+    assert order == README_SECTIONS, f"README sections {heads} lack or misorder {README_SECTIONS}"
+    assert RESULTS_START in section(readme, "Results") and RESULTS_END in readme
+    results = member / "results" / "results.json"
+    assert results.is_file(), f"run tools/render_results.py {member.name} --from <reproduce out>"
+    block = render_results_block(results)
+    assert block in readme, (
+        f"{member.name}: README results are out of date: python tools/render_results.py {member.name}"
+    )
+    assert "bibtex" in section(readme, "Citation").lower() or "@" in section(readme, "Citation")
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=ids(MEMBERS))
+def test_readme_quickstart_runs(member: Path) -> None:
+    run_readme_quickstart(member / "README.md")
+
+
+def test_list_and_help_are_fast_and_torch_free() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from papershelf.core import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert cli.main(['list']) == 0\n"
+        "bad = [m for m in ('torch', 'torch_geometric', 'transformers', 'diffusers') if m in sys.modules]\n"
+        "assert not bad, f'papershelf list imported {bad}'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "papershelf.core.cli", "--help"], check=True,
+                   capture_output=True)
+    assert time.perf_counter() - start < 2.0  # < 1 s unloaded; slack for a busy 2-core machine
