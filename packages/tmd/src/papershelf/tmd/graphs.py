@@ -1,0 +1,180 @@
+"""Graph inputs: PyTorch Geometric ``Data``, ``(x, edge_index)`` pairs and networkx graphs.
+
+Every public function of :mod:`papershelf.tmd` accepts any of these; they are turned into a
+small internal record (node features and, per node, its children in the computation tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+__all__ = ["from_networkx", "one_hot"]
+
+Neighbors = Literal["out", "in"]
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """Node features and computation-tree children of one graph (internal)."""
+
+    x: np.ndarray  # (n, d), the caller's floating dtype (float32 or float64)
+    children: tuple[np.ndarray, ...]  # children[v]: node ids in edge order, repeats kept
+
+
+def one_hot(labels: Sequence[int] | np.ndarray | torch.Tensor, num_classes: int) -> torch.Tensor:
+    """One-hot node features from integer node labels (the TU-dataset convention).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        Node labels in ``[0, num_classes)``.
+    num_classes : int
+        Feature dimension.
+
+    Returns
+    -------
+    Tensor, shape (n, num_classes), float32
+        Row ``v`` is the indicator of ``labels[v]``; float32 like the features of PyG's
+        ``TUDataset``.
+
+    Examples
+    --------
+    >>> one_hot([0, 2], num_classes=3)
+    tensor([[1., 0., 0.],
+            [0., 0., 1.]])
+    """
+    lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if lab.ndim != 1 or (lab.size and not np.issubdtype(lab.dtype, np.integer)):
+        raise TypeError("labels must be a 1-d sequence of integers")
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
+    out = torch.zeros((lab.size, int(num_classes)), dtype=torch.float32)
+    out[torch.arange(lab.size), torch.as_tensor(lab, dtype=torch.long)] = 1.0
+    return out
+
+
+def from_networkx(
+    graph: Any, node_attr: str | None = "x", *, num_classes: int | None = None
+) -> Any:
+    """Convert a networkx graph to a PyTorch Geometric ``Data`` (``x``, ``edge_index``).
+
+    Parameters
+    ----------
+    graph : networkx.Graph or networkx.DiGraph
+        Undirected edges are stored in both directions (PyG's convention); directed edges once,
+        from source to target.
+    node_attr : str or None
+        Node attribute holding the features: a vector per node, or an integer label per node
+        when ``num_classes`` is given (one-hot encoded). ``None`` gives every node the
+        constant feature ``[1.0]`` (unattributed graphs).
+    num_classes : int, optional
+        One-hot encode integer labels into this many classes.
+
+    Returns
+    -------
+    torch_geometric.data.Data
+        ``x`` of shape (n, d), float32 (the dtype of PyG's datasets), nodes in
+        ``graph.nodes`` order; ``edge_index`` of shape (2, E), int64.
+    """
+    from torch_geometric.data import Data
+
+    if not hasattr(graph, "nodes") or not hasattr(graph, "edges"):
+        raise TypeError(f"graph must be a networkx graph, got {type(graph).__name__}")
+    nodes: list[Hashable] = list(graph.nodes)
+    if not nodes:
+        raise ValueError("graph has no nodes")
+    index = {v: i for i, v in enumerate(nodes)}
+    if node_attr is None:
+        x = torch.ones((len(nodes), 1), dtype=torch.float32)
+    else:
+        missing = [v for v in nodes if node_attr not in graph.nodes[v]]
+        if missing:
+            raise ValueError(
+                f"node_attr={node_attr!r}: attribute missing on node {missing[0]!r} "
+                "(use node_attr=None for constant features)"
+            )
+        values = [graph.nodes[v][node_attr] for v in nodes]
+        if num_classes is not None:
+            x = one_hot([int(v) for v in values], num_classes)
+        else:
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            x = torch.as_tensor(arr, dtype=torch.float32)
+    pairs = [(index[u], index[v]) for u, v in graph.edges()]
+    if not graph.is_directed():
+        pairs = pairs + [(v, u) for u, v in pairs if u != v]
+    edge_index = (
+        torch.tensor(pairs, dtype=torch.long).t().contiguous()
+        if pairs
+        else torch.zeros((2, 0), dtype=torch.long)
+    )
+    return Data(x=x, edge_index=edge_index)
+
+
+def _as_numpy(a: Any, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) -> _Graph:
+    """Validate one input graph and build its internal record."""
+    if hasattr(g, "nodes") and hasattr(g, "edges") and hasattr(g, "is_directed"):
+        g = from_networkx(g, node_attr)
+    if isinstance(g, tuple) and len(g) == 2:
+        x_raw, ei_raw = g
+    elif hasattr(g, "edge_index") and hasattr(g, "x"):
+        x_raw, ei_raw = g.x, g.edge_index
+    else:
+        raise TypeError(
+            f"{what} must be a torch_geometric Data, an (x, edge_index) pair or a networkx "
+            f"graph, got {type(g).__name__}"
+        )
+    if x_raw is None:
+        raise ValueError(f"{what} has no node features x (use e.g. x = torch.ones(n, 1))")
+    x = _as_numpy(x_raw, f"{what}.x")
+    if x.ndim != 2:
+        raise ValueError(f"{what}.x must have shape (n, d), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} has no nodes")
+    if x.dtype not in (np.float32, np.float64):
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
+            raise TypeError(f"{what}.x must be real-valued, got dtype {x.dtype}")
+        x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what}.x contains NaN or inf")
+    n = x.shape[0]
+    ei = np.zeros((2, 0), dtype=np.int64) if ei_raw is None else _as_numpy(ei_raw, "")
+    if ei.size == 0:
+        ei = np.zeros((2, 0), dtype=np.int64)
+    if ei.ndim != 2 or ei.shape[0] != 2:
+        raise ValueError(f"{what}.edge_index must have shape (2, E), got shape {ei.shape}")
+    if not np.issubdtype(ei.dtype, np.integer):
+        raise TypeError(f"{what}.edge_index must hold integers, got dtype {ei.dtype}")
+    if ei.size and (ei.min() < 0 or ei.max() >= n):
+        raise ValueError(f"{what}.edge_index refers to nodes outside [0, {n})")
+    src, dst = (ei[0], ei[1]) if neighbors == "out" else (ei[1], ei[0])
+    order = np.argsort(src, kind="stable")  # keep edge order within a node, like the paper code
+    starts = np.searchsorted(src[order], np.arange(n + 1))
+    dst_sorted = dst[order].astype(np.int64)
+    children = tuple(dst_sorted[starts[v] : starts[v + 1]] for v in range(n))
+    return _Graph(x=np.ascontiguousarray(x), children=children)
+
+
+def _to_graphs(
+    graphs: Sequence[Any], neighbors: Neighbors, node_attr: str | None, name: str
+) -> list[_Graph]:
+    if neighbors not in ("out", "in"):
+        raise ValueError(f"neighbors must be 'out' or 'in', got {neighbors!r}")
+    if isinstance(graphs, (str, bytes)) or not hasattr(graphs, "__len__"):
+        raise TypeError(f"{name} must be a sequence of graphs")
+    out = [_to_graph(g, neighbors, node_attr, f"{name}[{i}]") for i, g in enumerate(graphs)]
+    return out
