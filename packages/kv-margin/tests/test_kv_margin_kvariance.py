@@ -1,0 +1,110 @@
+"""Wasserstein-1 and k-variance: closed forms, exact-solver agreement, invariances, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from papershelf.kv_margin import class_k_variance, k_variance, wasserstein1
+
+
+def test_w1_one_dimensional_closed_form():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=50), rng.normal(1.0, 2.0, size=50)
+    closed = np.mean(np.abs(np.sort(x) - np.sort(y)))
+    assert wasserstein1(x, y) == pytest.approx(closed, rel=1e-12)
+    assert wasserstein1(x, y, method="assignment") == pytest.approx(closed, rel=1e-12)
+
+
+def test_w1_emd_equals_independent_assignment_solver():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(64, 9)), rng.normal(size=(64, 9)) + 0.3
+    cost = cdist(x, y)
+    r, c = linear_sum_assignment(cost)
+    exact = cost[r, c].mean()
+    assert abs(wasserstein1(x, y) - exact) < 1e-12
+    assert abs(wasserstein1(x, y, method="assignment") - exact) < 1e-12
+    # torch input, trailing dims flattened
+    xt = torch.from_numpy(x).reshape(64, 3, 3)
+    assert abs(wasserstein1(xt, y) - exact) < 1e-12
+
+
+def test_w1_unequal_sizes_emd_only():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(10, 2)), rng.normal(size=(15, 2))
+    assert wasserstein1(x, y) > 0
+    with pytest.raises(ValueError, match="equal size"):
+        wasserstein1(x, y, method="assignment")
+
+
+def test_sinkhorn_close_to_exact():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(60, 5)), rng.normal(size=(60, 5)) + 0.5
+    exact = wasserstein1(x, y)
+    approx = wasserstein1(x, y, method="sinkhorn")
+    assert abs(approx / exact - 1) < 0.05
+    approx_t = wasserstein1(torch.from_numpy(x), torch.from_numpy(y), method="sinkhorn")
+    assert approx_t == pytest.approx(approx, rel=1e-6)
+
+
+def test_k_variance_zero_for_point_mass():
+    assert k_variance(np.tile([1.0, -2.0, 3.0], (20, 1)), rng=0) == 0.0
+
+
+def test_k_variance_translation_invariant_and_linear_in_scale():
+    x = np.random.default_rng(4).normal(size=(80, 4))
+    base = k_variance(x, rng=7)
+    assert k_variance(x + 5.0, rng=7) == pytest.approx(base, rel=1e-10)
+    assert k_variance(3.0 * x, rng=7) == pytest.approx(3.0 * base, rel=1e-10)
+
+
+def test_k_variance_decreases_with_m_and_splits_reduce_spread():
+    pts = np.random.default_rng(5).uniform(size=(1024, 2))
+    means = [k_variance(pts, m=m, n_splits=8, rng=0) for m in (16, 64, 256)]
+    assert means[0] > means[1] > means[2]
+    single = [k_variance(pts, m=32, rng=s) for s in range(30)]
+    averaged = [k_variance(pts, m=32, n_splits=8, rng=s) for s in range(30)]
+    assert np.std(averaged) < np.std(single)
+
+
+def test_k_variance_threads_give_same_value():
+    x = np.random.default_rng(6).normal(size=(200, 3))
+    assert k_variance(x, n_splits=4, rng=1, n_jobs=2) == k_variance(x, n_splits=4, rng=1)
+
+
+def test_class_k_variance_follows_official_permutation_order():
+    rng = np.random.default_rng(8)
+    feats, labels = rng.normal(size=(30, 3)), np.repeat([0, 1, 2], 10)
+    got = class_k_variance(feats, labels, rng=np.random.RandomState(0))
+    rs = np.random.RandomState(0)
+    for c in range(3):
+        idx = rs.permutation(np.where(labels == c)[0])
+        assert got[c] == pytest.approx(wasserstein1(feats[idx[:5]], feats[idx[5:10]]), abs=1e-14)
+
+
+def test_bad_inputs():
+    x = np.random.default_rng(9).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="m must be >= 1"):
+        k_variance(x, m=0)
+    with pytest.raises(ValueError, match="fewer than 2m"):
+        k_variance(x, m=6)
+    with pytest.raises(ValueError, match="method"):
+        k_variance(x, method="exact")
+    with pytest.raises(ValueError, match="n_splits"):
+        k_variance(x, n_splits=0)
+    with pytest.raises(ValueError, match="NaN"):
+        k_variance(np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="feature dimension"):
+        wasserstein1(x, x[:, :1])
+    labels = np.array([0] * 9 + [1])
+    with pytest.raises(ValueError, match="class 1 has 1 point"):
+        class_k_variance(x, labels)
+    with pytest.raises(ValueError, match="class 0 has 9 points, fewer than 2m"):
+        class_k_variance(x, labels, m=5)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        class_k_variance(x, np.arange(10) % 3, n_classes=2)
+    with pytest.raises(TypeError, match="labels must be integers"):
+        class_k_variance(x, np.zeros(10))
+    with pytest.raises(TypeError, match="rng"):
+        k_variance(x, rng="zero")
