@@ -266,7 +266,7 @@ def hcl_loss(
     temperature: float = 0.5,
     estimator: Estimator = "hard",
     normalize: bool = True,
-    clamp: bool | None = None,
+    clamp: bool = True,
     detach_weights: bool = False,
     gather_distributed: bool = False,
     reduction: Reduction = "mean",
@@ -292,9 +292,9 @@ def hcl_loss(
         ``"easy"`` is NT-Xent (``beta`` and ``tau_plus`` ignored), as in the official code.
     normalize : bool, default True
         L2-normalise the rows first (the official model outputs unit vectors).
-    clamp : bool, optional
-        Apply the floor :math:`M e^{-1/t}`; default ``normalize`` (the floor is only meaningful
-        for unit vectors).
+    clamp : bool, default True
+        Apply the floor :math:`M e^{-1/t}` as the official code always does. It is the exact
+        lower bound for unit vectors; without it a negative debiased estimate gives NaN.
     detach_weights : bool, default False
         Stop gradients through the importance weights.
     gather_distributed : bool, default False
@@ -330,7 +330,6 @@ def hcl_loss(
     _check_temperature(temperature)
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
-    clamp = normalize if clamp is None else bool(clamp)
     out_dtype = a.dtype
     n = a.shape[0]
     with torch.autocast(a.device.type, enabled=False):
@@ -374,7 +373,7 @@ def debiased_loss(
     tau_plus: float = 0.1,
     temperature: float = 0.5,
     normalize: bool = True,
-    clamp: bool | None = None,
+    clamp: bool = True,
     gather_distributed: bool = False,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -487,7 +486,7 @@ class HardNegativeLoss(nn.Module):
     temperature : float, default 0.5
     estimator : {"hard", "easy"}, default "hard"
     normalize : bool, default True
-    clamp : bool, optional
+    clamp : bool, default True
     detach_weights : bool, default False
     gather_distributed : bool, default False
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -506,7 +505,7 @@ class HardNegativeLoss(nn.Module):
         temperature: float = 0.5,
         estimator: Estimator = "hard",
         normalize: bool = True,
-        clamp: bool | None = None,
+        clamp: bool = True,
         detach_weights: bool = False,
         gather_distributed: bool = False,
         reduction: Reduction = "mean",
@@ -564,7 +563,7 @@ class DebiasedContrastiveLoss(HardNegativeLoss):
         tau_plus: float = 0.1,
         temperature: float = 0.5,
         normalize: bool = True,
-        clamp: bool | None = None,
+        clamp: bool = True,
         gather_distributed: bool = False,
         reduction: Reduction = "mean",
     ) -> None:
