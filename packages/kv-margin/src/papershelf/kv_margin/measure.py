@@ -188,16 +188,19 @@ def kv_measure_from_arrays(
     lip = _per_class_max(gn, y, C)
     if variant == "kv":
         normalizer = float(np.sum(w[used] * lip[used] * kvar[used]))
-        normalized = rho / normalizer
+        unnormalized = rho
     else:
         normalizer = float(np.sum(w[used] * kvar[used]))
-        normalized = rho / (gn + eps) / normalizer
+        unnormalized = rho / (gn + eps)
     if margin_rows is not None:
-        normalized = normalized[np.asarray(margin_rows)]
+        unnormalized = unnormalized[np.asarray(margin_rows)]
     if normalizer == 0.0:
         log.warning("k-variance normalizer is 0 (collapsed features): the measure is infinite")
+    # the quantile commutes with the positive normalizer; dividing last (as the official code
+    # does) keeps a collapsed feature space at +-inf instead of NaN
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = -float(np.quantile(normalized, quantile))
+        normalized = unnormalized / np.float64(normalizer)
+        score = -float(np.quantile(unnormalized, quantile) / np.float64(normalizer))
     return KVMarginResult(
         score=score,
         normalized_margins=normalized,

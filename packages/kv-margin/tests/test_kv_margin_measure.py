@@ -1,0 +1,109 @@
+"""kV-Margin and kV-GN-Margin: definitions, invariances and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from papershelf.kv_margin import (
+    class_k_variance,
+    kv_gn_margin,
+    kv_margin,
+    kv_measure_from_arrays,
+    margins,
+)
+
+
+def setup(seed=0, n=120, C=3):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, C))
+    x = torch.randn(n, 4)
+    y = torch.arange(n) % C
+    return model.double(), x.double(), y
+
+
+def test_kv_margin_matches_its_definition():
+    model, x, y = setup()
+    res = kv_margin(model, x, y, "2", seed=3)
+    out = margins(model, x, y, "2", grad=True)
+    var = class_k_variance(out.features, y.numpy(), rng=np.random.RandomState(3))
+    gn, yy = out.grad_norms.numpy(), y.numpy()
+    lip = np.array([gn[yy == c].max() for c in range(3)])
+    w = np.bincount(yy) / len(yy)
+    expected = -np.median(out.margins.numpy()) / np.sum(w * lip * var)
+    assert res.score == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(res.lipschitz, lip)
+    np.testing.assert_allclose(res.k_variance, var)
+    gn_res = kv_gn_margin(model, x, y, "2", seed=3)
+    rho = out.margins.numpy() / (gn + 1e-6)
+    assert gn_res.score == pytest.approx(-np.median(rho) / np.sum(w * var), rel=1e-12)
+
+
+def test_invariant_to_scaling_the_logits():
+    model, x, y = setup(1)
+    a = kv_margin(model, x, y, "2", seed=0)
+    b = kv_gn_margin(model, x, y, "2", seed=0, eps=0.0)
+    with torch.no_grad():
+        model[4].weight.mul_(7.0)
+        model[4].bias.mul_(7.0)
+    assert kv_margin(model, x, y, "2", seed=0).score == pytest.approx(a.score, rel=1e-10)
+    assert kv_gn_margin(model, x, y, "2", seed=0, eps=0.0).score == pytest.approx(
+        b.score, rel=1e-10
+    )
+
+
+def test_invariant_to_rescaling_features_against_head():
+    # phi -> c * phi with the next layer's weights divided by c: Var x c, Lip x 1/c
+    model, x, y = setup(2)
+    a = kv_margin(model, x, y, "4", seed=0)
+    b = kv_gn_margin(model, x, y, "4", seed=0, eps=0.0)
+    with torch.no_grad():
+        model[2].weight.mul_(5.0)  # ReLU is positively homogeneous
+        model[2].bias.mul_(5.0)
+        model[4].weight.div_(5.0)
+    assert kv_margin(model, x, y, "4", seed=0).score == pytest.approx(a.score, rel=1e-10)
+    assert kv_gn_margin(model, x, y, "4", seed=0, eps=0.0).score == pytest.approx(
+        b.score, rel=1e-10
+    )
+
+
+def test_quantile_and_splits_options():
+    model, x, y = setup(3)
+    r = kv_margin(model, x, y, "2", quantile=0.25, n_splits=3, n_jobs=2)
+    assert r.score == pytest.approx(-np.quantile(r.normalized_margins, 0.25))
+    assert r.normalized_margins.shape == (120,)
+
+
+def test_from_arrays_class_weights_and_collapsed_features():
+    feats = np.zeros((20, 3))
+    labels = np.arange(20) % 2
+    res = kv_measure_from_arrays(feats, labels, np.ones(20), np.ones(20))
+    assert res.normalizer == 0.0 and res.score == -np.inf
+    w = kv_measure_from_arrays(
+        np.random.default_rng(0).normal(size=(20, 3)), labels, np.ones(20), np.ones(20),
+        class_weights=[0.0, 1.0], rng=0,
+    )  # fmt: skip
+    assert w.normalizer == pytest.approx(w.k_variance[1])
+
+
+def test_bad_inputs():
+    model, x, y = setup(4, n=30)
+    y_few = y.clone()
+    y_few[:] = 0
+    y_few[0] = 1  # class 1 has a single sample
+    with pytest.raises(ValueError, match="class 1 has 1 point"):
+        kv_margin(model, x, y_few, "2")
+    with pytest.raises(ValueError, match="fewer than 2m"):
+        kv_margin(model, x, y, "2", m=6)
+    with pytest.raises(ValueError, match="m must be >= 1"):
+        kv_gn_margin(model, x, y, "2", m=0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        kv_margin(model, x, torch.arange(30) % 4, "2")
+    with pytest.raises(ValueError, match="does not exist"):
+        kv_margin(model, x, y, "head")
+    with pytest.raises(ValueError, match="variant"):
+        kv_measure_from_arrays(np.zeros((4, 2)), [0, 0, 1, 1], np.ones(4), np.ones(4), variant="x")
+    with pytest.raises(ValueError, match="quantile"):
+        kv_margin(model, x, y, "2", quantile=2.0)
+    with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
+        kv_margin(model, x.numpy(), y, "2")
