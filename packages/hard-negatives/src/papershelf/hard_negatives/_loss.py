@@ -115,33 +115,83 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 # ----------------------------------------------------------------------------- core
-def _hcl_rows(
-    neg: Tensor,
-    pos: Tensor,
-    n_neg: Tensor | float,
-    *,
-    beta: float,
-    tau_plus: float,
-    estimator: str,
-    temperature: float | None,
-    clamp: bool,
-    detach_weights: bool,
+def _log_mass(
+    neg: Tensor, n_neg: Tensor | float, beta: float, hard: bool, detach_weights: bool
 ) -> Tensor:
-    """Per-row loss. ``neg`` (B, K) holds the negatives' logits with invalid entries at -inf."""
+    """log R_i from the negatives' logits (invalid entries at -inf); ``hard=False``: log sum e^s."""
     # One shift per row by the largest valid negative: every exponential below is <= 1 and the
     # largest is exactly 1, so no sum underflows to 0 or overflows. The shift is gradient-free.
     c = neg.amax(dim=1, keepdim=True).detach()
     d = neg - c
     e1 = torch.exp(d)  # e^{s - c}, 0 at invalid entries
-    if estimator == "easy" or beta == 0.0:
-        log_r = c.squeeze(1) + torch.log(e1.sum(1))  # log sum_j e^{s_ij}
-    else:
-        eb = torch.exp(beta * d)  # e^{beta (s - c)}
-        w = eb.detach() if detach_weights else eb
-        # log R = log M + log sum e^{(1+b)s} - log sum e^{b s}; the c terms cancel down to one c
-        log_m = torch.log(n_neg) if isinstance(n_neg, Tensor) else math.log(n_neg)
-        log_r = log_m + c.squeeze(1) + torch.log((w * e1).sum(1)) - torch.log(w.sum(1))
-    if estimator == "easy" or (tau_plus == 0.0 and not clamp):
+    if not hard or beta == 0.0:
+        return c.squeeze(1) + torch.log(e1.sum(1))
+    eb = torch.exp(beta * d)  # e^{beta (s - c)}
+    w = eb.detach() if detach_weights else eb
+    log_m = torch.log(n_neg) if isinstance(n_neg, Tensor) else math.log(n_neg)
+    # log R = log M + log sum e^{(1+b)s} - log sum e^{b s}; the c terms cancel down to one c
+    return log_m + c.squeeze(1) + torch.log((w * e1).sum(1)) - torch.log(w.sum(1))
+
+
+class _MatmulLogMass(torch.autograd.Function):
+    """``log R`` of the two-view layout straight from anchors and keys, fused.
+
+    Builds the (B, K) logits, drops each row's two excluded columns (itself and its partner),
+    and computes ``log R`` with the softmaxes of ``(1 + beta) s`` and ``beta s`` kept for the
+    backward pass, which is then one elementwise pass and the two matmuls. The temperature is
+    folded into ``anchors`` by the caller. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, anchors, keys, excluded, log_m, beta, hard, detach_weights):  # type: ignore[override]
+        s = anchors @ keys.T
+        rows = torch.arange(s.shape[0], device=s.device)[:, None]
+        s[rows, excluded] = float("-inf")
+        c = s.amax(dim=1, keepdim=True)
+        d = s.sub_(c)  # in place from here on: one (B, K) buffer for d, then for the softmax
+        if not hard or beta == 0.0:
+            p1 = d.exp_()
+            a = p1.sum(1, keepdim=True)
+            p1.div_(a)
+            ctx.save_for_backward(anchors, keys, p1)
+            ctx.mode = "plain"
+            return (c + a.log()).squeeze(1)
+        pb = torch.exp(d * beta)
+        p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
+        a = p1.sum(1, keepdim=True)
+        b = pb.sum(1, keepdim=True)
+        p1.div_(a)
+        if detach_weights:
+            ctx.save_for_backward(anchors, keys, p1)
+            ctx.mode = "plain"
+        else:
+            pb.div_(b)
+            # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
+            ctx.save_for_backward(anchors, keys, p1.mul_(1.0 + beta).sub_(pb.mul_(beta)))
+            ctx.mode = "hard"
+        return log_m + (c + a.log() - b.log()).squeeze(1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        anchors, keys, jac = ctx.saved_tensors
+        g = jac * grad[:, None]
+        grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
+        grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
+        return grad_anchors, grad_keys, None, None, None, None, None
+
+
+def _debiased_rows(
+    log_r: Tensor,
+    pos: Tensor,
+    n_neg: Tensor | float,
+    *,
+    tau_plus: float,
+    temperature: float | None,
+    clamp: bool,
+) -> Tensor:
+    """Per-row loss from log R and the positive logit: debias, clamp, -s+ + log(e^{s+} + Ng)."""
+    if tau_plus == 0.0 and not clamp:
         return torch.logaddexp(pos, log_r) - pos
     log_m = torch.log(n_neg) if isinstance(n_neg, Tensor) else math.log(n_neg)
     m = torch.maximum(pos, log_r).detach()
@@ -243,17 +293,14 @@ def hcl_from_logits(
         n_neg = counts.to(dtype)
     else:
         n_neg = float(x.shape[1])
-    loss = _hcl_rows(
-        x,
-        p,
-        n_neg,
-        beta=float(beta),
-        tau_plus=float(tau_plus),
-        estimator=estimator,
-        temperature=temperature,
-        clamp=clamp,
-        detach_weights=detach_weights,
-    )
+    hard = estimator == "hard"
+    log_r = _log_mass(x, n_neg, float(beta), hard, detach_weights)
+    if not hard:
+        loss = torch.logaddexp(p, log_r) - p
+    else:
+        loss = _debiased_rows(
+            log_r, p, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
+        )
     return _reduce(loss, reduction).to(out_dtype)
 
 
@@ -343,25 +390,24 @@ def hcl_loss(
         else:
             rank, world, g1, g2 = 0, 1, a, b
         z = torch.cat([a, b], 0)
-        logits = z @ torch.cat([g1, g2], 0).T / temperature  # (2N, 2NW)
+        keys = z if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D)
         idx = torch.arange(n, device=a.device) + rank * n
         self_col = torch.cat([idx, idx + n * world])
         partner_col = torch.cat([idx + n * world, idx])
+        excluded = torch.stack([self_col, partner_col], 1)
         pos = (a * b).sum(1) / temperature
         pos = torch.cat([pos, pos])
-        excluded = torch.stack([self_col, partner_col], 1)
-        neg = logits.scatter(1, excluded, float("-inf"))
-        loss = _hcl_rows(
-            neg,
-            pos,
-            float(2 * n * world - 2),
-            beta=float(beta),
-            tau_plus=float(tau_plus),
-            estimator=estimator,
-            temperature=temperature,
-            clamp=clamp,
-            detach_weights=detach_weights,
+        n_neg = float(2 * n * world - 2)
+        hard = estimator == "hard"
+        log_r = _MatmulLogMass.apply(
+            z / temperature, keys, excluded, math.log(n_neg), float(beta), hard, detach_weights
         )
+        if not hard:
+            loss = torch.logaddexp(pos, log_r) - pos
+        else:
+            loss = _debiased_rows(
+                log_r, pos, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
+            )
         loss = _reduce(loss, reduction)
     return loss.to(out_dtype)
 

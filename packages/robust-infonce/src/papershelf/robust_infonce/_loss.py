@@ -103,12 +103,48 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 # ----------------------------------------------------------------------------- core
-def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
-    """Per-row RINCE from logits (excluded columns already at -inf) and the positive logit."""
-    a = torch.logsumexp(logits, dim=1) + math.log(lam)
+def _rince_from_lse(lse: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
+    """Per-row RINCE from LSE over the positive and negatives, and the positive logit."""
+    a = lse + math.log(lam)
     if q == 0.0:
         return a - pos
     return (torch.expm1(q * a) - torch.expm1(q * pos)) / q
+
+
+def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
+    """Per-row RINCE from logits (excluded columns already at -inf) and the positive logit."""
+    return _rince_from_lse(torch.logsumexp(logits, dim=1), pos, q, lam)
+
+
+class _MatmulLogSumExp(torch.autograd.Function):
+    """Row-wise ``logsumexp(anchors @ keys.T)`` with one excluded column per row, fused.
+
+    Autograd through ``mm -> scatter(-inf) -> logsumexp`` materialises three (B, K) tensors and
+    recomputes the softmax in the backward pass; here the softmax is built in place in the
+    forward pass and reused, which makes the backward one multiply and the two matmuls.
+    The temperature is folded into ``anchors`` by the caller. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, anchors: Tensor, keys: Tensor, excluded: Tensor | None) -> Tensor:  # type: ignore[override]
+        logits = anchors @ keys.T
+        if excluded is not None:
+            logits[torch.arange(logits.shape[0], device=logits.device), excluded] = float("-inf")
+        peak = logits.amax(dim=1, keepdim=True)
+        probs = logits.sub_(peak).exp_()  # in place: the (B, K) buffer becomes the softmax
+        total = probs.sum(dim=1, keepdim=True)
+        probs.div_(total)
+        ctx.save_for_backward(anchors, keys, probs)
+        return (peak + total.log()).squeeze(1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        anchors, keys, probs = ctx.saved_tensors
+        g = probs * grad[:, None]
+        grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
+        grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
+        return grad_anchors, grad_keys, None
 
 
 def rince_from_logits(
@@ -185,33 +221,33 @@ def rince_from_logits(
     return _reduce(_rince_rows(x, pos, q, lam), reduction).to(out_dtype)
 
 
-def _pair_logits(
+def _pair_lse(
     z1: Tensor, z2: Tensor, temperature: float, normalize: bool, layout: str, gather: bool
 ) -> tuple[Tensor, Tensor]:
-    """(logits with excluded columns at -inf, positive logits) for the two-view layouts."""
+    """(LSE over each anchor's positive and negatives, positive logits) for the two-view layouts."""
     n = z1.shape[0]
     dtype = _compute_dtype(z1.dtype)
     z1, z2 = z1.to(dtype), z2.to(dtype)
     if normalize:
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     rank, world = rank_and_world_size()
-    if gather:
+    if gather and world > 1:
         g1, g2 = gather_with_grad(z1), gather_with_grad(z2)
     else:
         rank, world, g1, g2 = 0, 1, z1, z2
-    idx = torch.arange(n, device=z1.device)
-    offset = rank * n
     # the positive logit from the local rows, so that its gradient is that of a one-GPU run
     pos = (z1 * z2).sum(1) / temperature
+    pos = torch.cat([pos, pos])
     if layout == "simclr":
         z = torch.cat([z1, z2], 0)
-        logits = z @ torch.cat([g1, g2], 0).T / temperature  # (2N, 2NW)
-        self_col = torch.cat([idx + offset, idx + offset + n * world])
-        logits = logits.scatter(1, self_col[:, None], float("-inf"))
-        return logits, torch.cat([pos, pos])
+        keys = z if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D)
+        idx = torch.arange(n, device=z1.device) + rank * n
+        self_col = torch.cat([idx, idx + n * world])
+        return _MatmulLogSumExp.apply(z / temperature, keys, self_col), pos
     # "cross": z1 anchors against z2 keys and z2 anchors against z1 keys, no same-view negatives
-    logits = torch.cat([z1 @ g2.T, z2 @ g1.T], 0) / temperature  # (2N, NW)
-    return logits, torch.cat([pos, pos])
+    lse1 = _MatmulLogSumExp.apply(z1 / temperature, g2, None)
+    lse2 = _MatmulLogSumExp.apply(z2 / temperature, g1, None)
+    return torch.cat([lse1, lse2]), pos
 
 
 def rince_loss(
@@ -278,8 +314,8 @@ def rince_loss(
     _check_common(temperature, layout, reduction)
     out_dtype = a.dtype
     with torch.autocast(a.device.type, enabled=False):
-        logits, pos = _pair_logits(a, b, temperature, normalize, layout, gather_distributed)
-        loss = _reduce(_rince_rows(logits, pos, q, lam), reduction)
+        lse, pos = _pair_lse(a, b, temperature, normalize, layout, gather_distributed)
+        loss = _reduce(_rince_from_lse(lse, pos, q, lam), reduction)
     return loss.to(out_dtype)
 
 
