@@ -58,7 +58,7 @@ class GIN(nn.Module):
                     nn.ReLU(),
                     nn.Linear(hidden, hidden, bias=bias),
                     nn.ReLU(),
-                )  # fmt: skip
+                )
             )
             for i in range(num_layers)
         )
