@@ -160,6 +160,8 @@ def test_cli_reproduce_finishes_others_and_exits_nonzero(fake, tmp_path, capsys)
     assert code == 1
     assert "FAILED" in text.out and "boom in the middle" in text.out
     assert "1 reproduction(s) failed: bad" in text.err
+    recorded = json.loads((out / "good" / "results.json").read_text())["command"]
+    assert recorded == "papershelf reproduce good --seeds 2"  # no machine paths
     summary = (out / "results.md").read_text()
     assert "| good | e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
     assert not (out / "bad").exists()

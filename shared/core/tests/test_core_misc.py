@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,9 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "results.json"
     io.atomic_write_json(target, {"a": 1})
     assert target.read_text() == '{\n  "a": 1\n}\n'
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

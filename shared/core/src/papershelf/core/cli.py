@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -96,7 +95,7 @@ def _cmd_cite(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _cmd_reproduce(args: argparse.Namespace) -> int:
     from papershelf.core.devices import resolve_device
     from papershelf.core.registry import UnknownReproductionError, discover, get_reproduction
     from papershelf.core.reproduce import run_reproduction, write_summary
@@ -124,7 +123,8 @@ def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     n_seeds = args.seeds if args.seeds is not None else (3 if args.full else 1)
     seeds = tuple(range(n_seeds))
     out = Path(args.out)
-    command = "papershelf " + " ".join(shlex.quote(a) for a in argv)
+    # the command that reproduces a package's numbers (output folder and device aside)
+    options = (" --full" if args.full else "") + (f" --seeds {n_seeds}" if args.seeds else "")
     failures = []
     start = time.perf_counter()
     for i, rep in enumerate(chosen, 1):
@@ -136,7 +136,7 @@ def _cmd_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
             seeds=seeds,
             device=device,
             show_progress=args.progress,
-            command=command,
+            command=f"papershelf reproduce {rep.name}{options}",
         )
         if outcome.ok:
             print(f"      done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}", flush=True)
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cite":
         return _cmd_cite(args)
     if args.command == "reproduce":
-        return _cmd_reproduce(args, argv)
+        return _cmd_reproduce(args)
     parser.print_help()
     return 0
 
