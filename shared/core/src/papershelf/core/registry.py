@@ -137,7 +137,7 @@ class Reproduction:
         runner = getattr(importlib.import_module(module), attr)
         if not callable(runner):
             raise TypeError(f"{self.run} is not callable")
-        return runner  # type: ignore[no-any-return]
+        return runner
 
 
 class UnknownReproductionError(KeyError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,12 +45,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeding the legacy global state is the point here
     os.environ["PYTHONHASHSEED"] = str(seed)
-    torch = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch
-        except ImportError:
-            return seed
+    try:
+        import torch
+    except ImportError:
+        return seed
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
