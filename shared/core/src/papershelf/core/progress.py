@@ -30,7 +30,7 @@ class _Silent:
 
     def __iter__(self) -> Iterator[Any]:
         if self._iterable is None:
-            return iter(())
+            return
         for item in self._iterable:
             yield item
             self.n += 1
