@@ -6,14 +6,22 @@ Chuang et al., "Robust Contrastive Learning against Noisy Views", CVPR 2022
 ``moco_rince_loss``.
 """
 
-from papershelf.robust_infonce._distributed import gather_with_grad
-from papershelf.robust_infonce._loss import (
-    RINCELoss,
-    info_nce_loss,
-    moco_rince_loss,
-    rince_from_logits,
-    rince_loss,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from papershelf.robust_infonce._distributed import (
+        gather_with_grad,
+    )
+    from papershelf.robust_infonce._loss import (
+        RINCELoss,
+        info_nce_loss,
+        moco_rince_loss,
+        rince_from_logits,
+        rince_loss,
+    )
 
 __version__ = "0.1.0"
 
@@ -26,3 +34,26 @@ __all__ = [
     "rince_from_logits",
     "rince_loss",
 ]
+
+# Lazy re-exports: importing the package (and its light _registry, which the
+# `papershelf` command loads) does not import torch.
+_EXPORTS = {
+    "RINCELoss": "_loss",
+    "gather_with_grad": "_distributed",
+    "info_nce_loss": "_loss",
+    "moco_rince_loss": "_loss",
+    "rince_from_logits": "_loss",
+    "rince_loss": "_loss",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,28 @@
+"""Registry entry for ``papershelf reproduce robust-infonce`` (stdlib and papershelf.core only)."""
+
+from papershelf.core.registry import Reproduction
+
+REPRODUCTION = Reproduction(
+    name="robust-infonce",
+    distribution="papershelf-robust-infonce",
+    title="Robust Contrastive Learning against Noisy Views",
+    authors=(
+        "Ching-Yao Chuang, R Devon Hjelm, Xin Wang, Vibhav Vineet, Neel Joshi, Antonio Torralba, "
+        "Stefanie Jegelka, Yale Song"
+    ),
+    venue="CVPR 2022",
+    url="https://arxiv.org/abs/2201.04309",
+    bibtex="""@inproceedings{chuang2022robust,
+  title     = {Robust Contrastive Learning against Noisy Views},
+  author    = {Chuang, Ching-Yao and Hjelm, R Devon and Wang, Xin and Vineet, Vibhav and
+               Joshi, Neel and Torralba, Antonio and Jegelka, Stefanie and Song, Yale},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages     = {16670--16681},
+  year      = {2022}
+}""",
+    run="papershelf.robust_infonce.reproduce:run",
+    headline=(
+        "Digits SimCLR with 0-60% noisy (false-positive) views: InfoNCE vs RINCE q=0.5/1.0, "
+        "5-shot linear probe over 3 seeds"
+    ),
+)
