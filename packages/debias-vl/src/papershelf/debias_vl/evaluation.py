@@ -23,7 +23,14 @@ from papershelf.debias_vl.projection import gather_pairs
 from papershelf.debias_vl.prompts import PromptSet
 from papershelf.debias_vl.zero_shot import group_accuracy, zero_shot_predict
 
-__all__ = ["clip_image_features", "evaluate_clip_zero_shot", "load_group_split"]
+__all__ = [
+    "WATERBIRDS_TRAIN_GROUP_SIZES",
+    "clip_image_features",
+    "evaluate_clip_zero_shot",
+    "load_group_split",
+]
+
+WATERBIRDS_TRAIN_GROUP_SIZES = (3498, 184, 56, 1057)
 
 
 def load_group_split(root: Path, dataset: str) -> tuple[list[Path], np.ndarray, np.ndarray]:
@@ -87,9 +94,9 @@ def clip_image_features(
     from PIL import Image
 
     device = _device(model)
-    starts = range(0, len(paths), batch_size)
+    starts: Iterable[int] = range(0, len(paths), batch_size)
     if progress is not None:
-        starts = progress(starts, total=len(starts), desc="CLIP images")
+        starts = progress(starts, total=len(range(0, len(paths), batch_size)), desc="CLIP images")
     chunks = []
     for start in starts:
         images = [Image.open(p).convert("RGB") for p in paths[start : start + batch_size]]
@@ -131,7 +138,8 @@ def evaluate_clip_zero_shot(
     Returns
     -------
     dict
-        ``{"zero-shot" | "Orth-Proj" | "Orth-Cali": group_accuracy(...)}``.
+        ``{"zero-shot" | "Orth-Proj" | "Orth-Cali": group_accuracy(...)}``; for Waterbirds
+        also ``adj_avg``, the official average re-weighted by the training group sizes.
     """
     if isinstance(model, (str, Path)):
         from transformers import AutoProcessor, CLIPModel
@@ -160,6 +168,14 @@ def evaluate_clip_zero_shot(
         "Orth-Cali": Debiaser(lam=lam).fit(spurious, pairs).transform(queries),
     }
     groups = 2 * y + s
-    return {
-        name: group_accuracy(zero_shot_predict(images, t), y, groups) for name, t in text.items()
-    }
+    out = {}
+    for name, t in text.items():
+        acc = group_accuracy(zero_shot_predict(images, t), y, groups)
+        if dataset == "waterbirds":
+            # The official script's "adjusted average": group accuracies weighted by the
+            # training-set group sizes (landbird/land, landbird/water, waterbird/land, .../water).
+            w = dict(zip((0, 1, 2, 3), WATERBIRDS_TRAIN_GROUP_SIZES))
+            per = acc["per_group"]
+            acc["adj_avg"] = sum(w[g] * per[g] for g in per) / sum(w[g] for g in per)
+        out[name] = acc
+    return out

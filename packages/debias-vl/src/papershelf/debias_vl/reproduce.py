@@ -171,7 +171,7 @@ def _text_records(res: dict[str, dict[str, list[float]]], model_name: str) -> li
         "real pretrained text embeddings, not CLIP; bias = cosine of the debiased query "
         "'A photo of a {job}.' with a held-out female-male direction; 50 held-out professions"
     )
-    common = {"package": PKG, "comparable": False, "note": note}
+    common: dict[str, Any] = {"package": PKG, "comparable": False, "note": note}
     ident, p0, top = res["identity"], res["P0"], res[f"lam={LAMS[-1]:g}"]
     m = {k: float(np.mean(v)) for k, v in ident.items()}
     m0 = {k: float(np.mean(v)) for k, v in p0.items()}
@@ -233,7 +233,7 @@ def _text_records(res: dict[str, dict[str, list[float]]], model_name: str) -> li
 def _synthetic_records(res: dict[str, dict[str, list[float]]]) -> list[ResultRecord]:
     exp = "synthetic zero-shot (class + spurious direction, d=64)"
     zs, p0, top = res["zero-shot"], res["P0"], res[f"lam={LAMS[-1]:g}"]
-    common = {"package": PKG, "comparable": False}
+    common: dict[str, Any] = {"package": PKG, "comparable": False}
     wz, w0, wt = (float(np.mean(r["worst"])) for r in (zs, p0, top))
     return [
         ResultRecord(
@@ -397,7 +397,9 @@ def _full_clip(ctx: ReproduceContext) -> list[ResultRecord]:
             )
         )
         for method, acc in res.items():
-            for metric in ("worst", "avg"):
+            for metric in ("worst", "avg", "adj_avg"):
+                if metric not in acc:
+                    continue
                 records.append(
                     ResultRecord(
                         package=PKG,

@@ -4,6 +4,7 @@ controlled synthetic task used by the quick reproduction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +43,7 @@ def zero_shot_predict(image_embeddings: ArrayLike, text_embeddings: ArrayLike) -
     return (x @ t.T).argmax(dim=1).cpu().numpy()
 
 
-def group_accuracy(
-    predictions: ArrayLike, labels: ArrayLike, groups: ArrayLike
-) -> dict[str, object]:
+def group_accuracy(predictions: ArrayLike, labels: ArrayLike, groups: ArrayLike) -> dict[str, Any]:
     """Average, worst-group and per-group accuracy.
 
     Parameters
