@@ -1,0 +1,261 @@
+"""``papershelf reproduce tmd``: TMD-SVM, TMD vs accuracy drop under shift, GIN stability.
+
+Quick mode (offline, 2 CPU cores, about two minutes) uses synthetic molecule-like graphs
+(:func:`~papershelf.tmd.molecule_like_graphs`) because the TU datasets cannot be downloaded
+here. ``--full`` runs the official TMD-SVM protocol on MUTAG, PTC_MR and PROTEINS through
+PyG's ``TUDataset`` (downloaded on first use) and a larger synthetic run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import pearsonr
+
+from papershelf.core import ReproduceContext, ResultRecord, make_generator
+from papershelf.tmd.datasets import load_tu_dataset, molecule_like_graphs
+from papershelf.tmd.distance import pairwise_tmd, pascal_weights
+from papershelf.tmd.kernel import TMDSVC
+from papershelf.tmd.stability import GIN, train_gin
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+PKG = "tmd"
+_PAPER_NOTE = (
+    "paper: TMD-SVM on TU datasets (MUTAG, PTC, PROTEINS, ...; Table 1) with w=0.5, L=4; "
+    "ours: synthetic molecule-like graphs, different data, not comparable"
+)
+
+
+def _kfold(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return np.array_split(rng.permutation(n), k)
+
+
+def _svm_cv(dist: np.ndarray, y: np.ndarray, folds: int, seed: int) -> list[float]:
+    """Outer k-fold accuracy of TMDSVC (gamma chosen inside each training part, as svc.py)."""
+    accs = []
+    for test in _kfold(len(y), folds, np.random.default_rng(seed)):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        model = TMDSVC(metric="precomputed", random_state=seed)
+        model.fit(dist[np.ix_(train, train)], y[train])
+        accs.append(model.score(dist[np.ix_(test, train)], y[test]))
+    return accs
+
+
+def _svm_experiment(
+    ctx: ReproduceContext, graphs: list[Any], name: str, depths: tuple[int, ...], folds: int
+) -> tuple[list[ResultRecord], dict[int, list[float]]]:
+    y = np.array([int(g.y) for g in graphs])
+    records, accs = [], {}
+    for depth in ctx.progress(depths, desc=f"TMD-SVM {name}"):
+        t0 = time.perf_counter()
+        dist = pairwise_tmd(graphs, w=0.5, depth=depth, show_progress=ctx.show_progress)
+        t_dist = time.perf_counter() - t0
+        accs[depth] = [a for s in ctx.seeds for a in _svm_cv(dist, y, folds, s)]
+        records.append(
+            ResultRecord(
+                package=PKG,
+                experiment=f"TMD-SVM, {name}, depth L={depth}",
+                metric=f"{folds}-fold accuracy",
+                values=accs[depth],
+                comparable=False,
+                paper_note=_PAPER_NOTE,
+                note=f"{len(graphs)} graphs; TMD matrix in {t_dist:.1f} s",
+                config={"w": 0.5, "depth": depth, "gammas": [0.01, 0.05, 0.1], "C": 1.0},
+            )
+        )
+    return records, accs
+
+
+def _wasserstein(dist: np.ndarray) -> float:
+    """Normalised OT between two empirical graph distributions with TMD as ground cost."""
+    import ot
+
+    a = np.full(dist.shape[0], 1.0 / dist.shape[0])
+    b = np.full(dist.shape[1], 1.0 / dist.shape[1])
+    return float(ot.emd2(a, b, dist))
+
+
+def _accuracy(model: GIN, graphs: list[Any]) -> float:
+    from torch_geometric.loader import DataLoader
+
+    correct = 0
+    with torch.no_grad():
+        for batch in DataLoader(graphs, batch_size=256):
+            pred = (model(batch.x, batch.edge_index, batch.batch)[:, 0] > 0).long()
+            correct += int((pred == batch.y).sum())
+    return correct / len(graphs)
+
+
+def _shift_experiment(
+    ctx: ReproduceContext, n_train: int, n_eval: int, epochs: int
+) -> tuple[list[ResultRecord], dict[str, Any]]:
+    """Train a GIN on small graphs, test under growing size/type shifts; relate drop to TMD."""
+    seed = ctx.seeds[0]
+    src = molecule_like_graphs(n_train + n_eval, min_nodes=10, max_nodes=18, random_state=seed)
+    train, held = src[:n_train], src[n_train:]
+    torch.manual_seed(seed)
+    model = GIN(7, hidden=32, num_layers=3)
+    train_gin(model, train, epochs=epochs, generator=make_generator(seed, "cpu"))
+    base = _accuracy(model, held)
+    shifts, drops, dists = [], [], []
+    levels = list(range(6))
+    for k in ctx.progress(levels, desc="shifted targets"):
+        probs = np.array([0.3, 0.15, 0.15, 0.15, 0.1, 0.1, 0.05])
+        probs = (1 - k / 6) * probs + (k / 6) * np.array([0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+        tgt = molecule_like_graphs(
+            n_eval, min_nodes=10 + 3 * k, max_nodes=18 + 5 * k, type_probs=probs / probs.sum(),
+            rings=2 + k, random_state=seed + 100 + k,
+        )  # fmt: skip
+        dist = pairwise_tmd(held, tgt, w=0.5, depth=4, show_progress=False)
+        shifts.append(k)
+        dists.append(_wasserstein(dist))
+        drops.append(base - _accuracy(model, tgt))
+    r = float(np.corrcoef(dists, drops)[0, 1]) if np.std(drops) > 0 else 0.0  # flat: no relation
+    rec = ResultRecord(
+        package=PKG,
+        experiment="GIN accuracy drop under distribution shift vs W_TMD(source, target)",
+        metric="Pearson r over 6 shifts",
+        values=[r],
+        claim="TMD between source and target correlates positively with the GNN's accuracy drop",
+        claim_holds=r > 0.5,
+        paper_note="paper: TMD correlates well with performance drop under shifts (Section 7); "
+        "ours: synthetic size/atom-type shifts, r > 0.5 counts as holding",
+        note=f"source held-out accuracy {base:.3f}; W_TMD {np.round(dists, 2).tolist()}; "
+        f"drops {np.round(drops, 3).tolist()}",
+        config={"w": 0.5, "depth": 4, "epochs": epochs, "n_train": n_train, "n_eval": n_eval},
+    )
+    return [rec], {"model": model, "graphs": src, "dists": dists, "drops": drops}
+
+
+def _stability_experiment(
+    ctx: ReproduceContext, model: GIN, graphs: list[Any], n_pairs: int
+) -> tuple[list[ResultRecord], dict[str, Any]]:
+    """Figure 5 analogue and the Lipschitz bound on every sampled pair."""
+    rng = np.random.default_rng(ctx.seeds[0])
+    layers = len(model.convs)
+    w = pascal_weights(layers + 1)
+    dist = pairwise_tmd(graphs, w=w, depth=layers + 1, show_progress=ctx.show_progress)
+    a, b = rng.integers(0, len(graphs), size=(2, n_pairs))
+    with torch.no_grad():
+        out = torch.cat([model(g.x, g.edge_index) for g in graphs])
+        gaps = torch.linalg.vector_norm(out[a] - out[b], dim=1).numpy()
+    r, p_value = pearsonr(dist[a, b], gaps)
+    torch.manual_seed(ctx.seeds[0])
+    untrained = GIN(graphs[0].x.shape[1], hidden=32, num_layers=layers)
+    with torch.no_grad():
+        emb = torch.cat([untrained.embed(g.x, g.edge_index) for g in graphs])
+    r_untrained = float(pearsonr(dist[a, b], torch.linalg.vector_norm(emb[a] - emb[b], dim=1))[0])
+    # the bound itself: random bias-free GINs (phi(0) = 0), embedding before the head
+    torch.manual_seed(ctx.seeds[0])
+    ratios = []
+    for _ in range(3):
+        free = GIN(graphs[0].x.shape[1], hidden=32, num_layers=layers, bias=False)
+        with torch.no_grad():
+            emb = torch.cat([free.embed(g.x, g.edge_index) for g in graphs]).double()
+        gap = torch.linalg.vector_norm(emb[a] - emb[b], dim=1).numpy()
+        bound = free.lipschitz_bound() * dist[a, b]
+        ok = bound > 0
+        ratios.append(gap[ok] / bound[ok])
+    ratio = np.concatenate(ratios)
+    recs = [
+        ResultRecord(
+            package=PKG,
+            experiment=f"Stability (Fig. 5 analogue): trained {layers}-layer GIN, {n_pairs} pairs",
+            metric="Pearson r(||h(Ga) - h(Gb)||, TMD)",
+            values=[float(r)],
+            claim="GNN output differences correlate positively with TMD (Pascal weights, "
+            "depth L+1; Pearson test p < 0.01)",
+            claim_holds=bool(r > 0 and p_value < 0.01),
+            paper_note="paper Fig. 5 (MUTAG): positive trend; ours: synthetic graphs",
+            note=f"p = {p_value:.2g}; untrained GIN embeddings: r = {r_untrained:.2f}",
+            config={"w": w, "depth": layers + 1, "pairs": n_pairs},
+        ),
+        ResultRecord(
+            package=PKG,
+            experiment=f"Lipschitz bound, random bias-free {layers}-layer GINs x3, {n_pairs} pairs",
+            metric="max ||h(Ga) - h(Gb)|| / (prod K_l * TMD)",
+            values=[float(ratio.max())],
+            claim="||h(Ga) - h(Gb)|| <= prod_l K_l * TMD^{L+1}_w with Pascal weights on every pair",
+            claim_holds=bool(ratio.max() <= 1.0 + 1e-6),
+            paper_note="paper: stability theorem (Pascal weights)",
+            note=f"median ratio {np.median(ratio):.3g}",
+        ),
+    ]
+    return recs, {"tmd": dist[a, b], "gap": gaps, "ratio": ratio}
+
+
+def _figure(ctx: ReproduceContext, accs: dict[int, list[float]], shift: dict[str, Any],
+            stab: dict[str, Any]) -> None:  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4))
+    depths = sorted(accs)
+    ax[0].bar([str(d) for d in depths], [np.mean(accs[d]) for d in depths],
+              yerr=[np.std(accs[d]) for d in depths], color="tab:blue", capsize=3)  # fmt: skip
+    ax[0].set(xlabel="TMD depth L", ylabel="TMD-SVM accuracy", ylim=(0.4, 1.0),
+              title="TMD-SVM, synthetic molecules")  # fmt: skip
+    ax[1].plot(shift["dists"], shift["drops"], "o-", color="tab:red")
+    ax[1].set(xlabel="W_TMD(source, target)", ylabel="GIN accuracy drop", title="Shift")
+    ax[2].scatter(stab["tmd"], stab["gap"], s=5, alpha=0.5)
+    ax[2].set(xlabel="TMD (Pascal weights)", ylabel="||h(Ga) - h(Gb)||", title="Stability")
+    fig.tight_layout()
+    ctx.save_figure(fig, "tmd_reproduction.png", dpi=80)
+    plt.close(fig)
+
+
+_quick_sizes = {"svm_graphs": 120, "folds": 10, "n_train": 150, "n_eval": 40, "epochs": 60,
+                "pairs": 300}  # fmt: skip
+_full_sizes = {"svm_graphs": 200, "folds": 10, "n_train": 300, "n_eval": 100, "epochs": 100,
+               "pairs": 1000}  # fmt: skip
+
+
+def run(ctx: ReproduceContext) -> list[ResultRecord]:
+    """Run the reproduction; returns the result records (the core writes results.json)."""
+    torch.set_num_threads(1)
+    size = _full_sizes if ctx.full else _quick_sizes
+    records: list[ResultRecord] = []
+    graphs = molecule_like_graphs(size["svm_graphs"], random_state=ctx.seeds[0])
+    recs, accs = _svm_experiment(
+        ctx, graphs, "synthetic molecule-like", (1, 2, 3, 4), size["folds"]
+    )
+    records += recs
+    best = max(accs, key=lambda d: np.mean(accs[d]))
+    records.append(
+        ResultRecord(
+            package=PKG,
+            experiment="TMD-SVM: computation trees beat node-feature OT",
+            metric="accuracy(L=2) - accuracy(L=1)",
+            values=[float(np.mean(accs[2]) - np.mean(accs[1]))],
+            claim="depth-2 TMD (trees) classifies a structural label that depth-1 (features) misses",
+            claim_holds=bool(np.mean(accs[2]) > np.mean(accs[1]) + 0.05),
+            paper_note="paper: TMD-SVM competitive with GNNs and graph kernels",
+            note=f"best depth {best}",
+        )
+    )
+    shift_recs, shift = _shift_experiment(ctx, size["n_train"], size["n_eval"], size["epochs"])
+    records += shift_recs
+    stab_recs, stab = _stability_experiment(ctx, shift["model"], shift["graphs"], size["pairs"])
+    records += stab_recs
+    _figure(ctx, accs, shift, stab)
+    if ctx.full:
+        for name in ("MUTAG", "PTC_MR", "PROTEINS"):
+            try:
+                tu = load_tu_dataset(name, root=str(ctx.path("data")))
+            except Exception as err:  # no network: say so and go on with the rest
+                log.warning("could not load %s (%s); skipped", name, err)
+                continue
+            recs, _ = _svm_experiment(ctx, tu, name, (4,), 10)
+            for r in recs:
+                r.paper_note = "paper Table 1 (value not copied: PDF not available offline)"
+            records += recs
+    return records

@@ -1,0 +1,70 @@
+"""Estimators, the README quickstart and a tiny run of the reproduction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from papershelf.core import ReproduceContext
+from papershelf.core.testing import run_readme_quickstart
+from papershelf.tmd import TMDSVC, TreeMoversKernel, molecule_like_graphs, pairwise_tmd
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_quickstart() -> None:
+    ns = run_readme_quickstart(README)
+    assert ns["D"].shape == (40, 40)
+    assert 0.0 <= ns["clf"].score(ns["graphs"][30:], ns["y"][30:]) <= 1.0
+
+
+def test_svc_protocol_and_precomputed() -> None:
+    from sklearn.base import clone
+
+    graphs = molecule_like_graphs(30, max_nodes=14, random_state=1)
+    y = np.array([int(g.y) for g in graphs])
+    est = TMDSVC(depth=2, random_state=0, gammas=(0.05, 0.1))
+    params = est.get_params()
+    assert clone(est).get_params() == params
+    assert est.set_params(C=2.0).C == 2.0
+    est.fit(graphs[:24], y[:24])
+    pred = est.predict(graphs[24:])
+    dist = pairwise_tmd(graphs, w=0.5, depth=2)
+    pre = TMDSVC(depth=2, random_state=0, gammas=(0.05, 0.1), C=2.0, metric="precomputed")
+    pre.fit(dist[:24, :24], y[:24])
+    assert pre.gamma_ == est.gamma_
+    assert np.array_equal(pre.predict(dist[24:, :24]), pred)
+    assert np.allclose(pre.decision_function(dist[24:, :24]), est.decision_function(graphs[24:]))
+    with pytest.raises(ValueError, match="shape"):
+        pre.predict(dist[24:, :20])
+
+
+def test_kernel() -> None:
+    graphs = molecule_like_graphs(6, max_nodes=12, random_state=2)
+    k = TreeMoversKernel(gamma=0.05, depth=2).fit_transform(graphs)
+    d = pairwise_tmd(graphs, w=0.5, depth=2)
+    assert np.allclose(k, np.exp(-0.05 * d))
+    kern = TreeMoversKernel(gamma=0.05, depth=2).fit(graphs[:4])
+    assert np.allclose(kern.transform(graphs[4:]), np.exp(-0.05 * d[4:, :4]))
+
+
+def test_molecule_like_graphs() -> None:
+    graphs = molecule_like_graphs(10, random_state=3)
+    assert sorted(int(g.y) for g in graphs) == [0] * 5 + [1] * 5
+    for g in graphs:
+        deg = np.bincount(g.edge_index[0].numpy(), minlength=g.num_nodes)
+        assert deg.max() <= 4 and 10 <= g.num_nodes <= 27
+        assert g.x.sum(dim=1).eq(1).all()
+
+
+def test_reproduce_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner end to end on a tiny setting (patched sizes)."""
+    from papershelf.tmd import reproduce
+
+    monkeypatch.setattr(reproduce, "_quick_sizes", {"svm_graphs": 24, "folds": 3,
+                        "n_train": 24, "n_eval": 10, "epochs": 2, "pairs": 30})  # fmt: skip
+    records = reproduce.run(ReproduceContext(out_dir=tmp_path, show_progress=False))
+    assert len(records) == 8
+    assert (tmp_path / "tmd_reproduction.png").is_file()
