@@ -75,17 +75,17 @@ def gaussian_sensing(
     -------
     SensingProblem
     """
-    for name, v in (("d_in", d_in), ("d_out", d_out), ("rank", rank), ("n", n)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    for name, value in (("d_in", d_in), ("d_out", d_out), ("rank", rank), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     if rank > min(d_in, d_out):
         raise ValueError(f"rank must be <= min(d_in, d_out) = {min(d_in, d_out)}, got {rank}")
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
     u = torch.randn(d_out, rank, generator=generator, dtype=dtype)
     v = torch.randn(d_in, rank, generator=generator, dtype=dtype)
-    m = u @ v.T
-    m = m * (rank**0.5 / torch.linalg.matrix_norm(m))
+    low_rank = u @ v.T
+    m = low_rank * (rank**0.5 / torch.linalg.matrix_norm(low_rank))
     a = torch.randn(n, d_out, d_in, generator=generator, dtype=dtype)
     b = torch.einsum("nab,ab->n", a, m)
     return SensingProblem(A=a, b=b, M_star=m, rank=rank)

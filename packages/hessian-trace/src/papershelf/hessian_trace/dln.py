@@ -180,7 +180,7 @@ def deep_linear_trace(
             f"precomputed must have shape {(d_out, d_in, d_out, d_in)}, got {tuple(s.shape)}"
         )
     pp, qq = _prefix_suffix(ws)
-    total = sum(torch.einsum("abce,ac,eb->", s, p, q) for p, q in zip(pp, qq))
+    total = torch.stack([torch.einsum("abce,ac,eb->", s, p, q) for p, q in zip(pp, qq)]).sum()
     return _scale(normalization, a.shape[0]) * total
 
 
@@ -223,7 +223,7 @@ def population_trace(weights: Sequence[Tensor]) -> Tensor:
     """
     ws = _check_weights(weights)
     pp, qq = _prefix_suffix(ws)
-    return 2 * sum(torch.trace(p) * torch.trace(q) for p, q in zip(pp, qq))
+    return 2 * torch.stack([torch.trace(p) * torch.trace(q) for p, q in zip(pp, qq)]).sum()
 
 
 def _check_depth(depth: int) -> int:

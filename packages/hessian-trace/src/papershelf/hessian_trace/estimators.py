@@ -185,7 +185,9 @@ def hutchinson_trace(
         quads = []
         for start in range(0, num_probes, step):
             vs = [p[start : start + step] for p in probes]
-            gv = sum((g.unsqueeze(0) * v).reshape(v.shape[0], -1).sum(1) for g, v in zip(grads, vs))
+            gv = torch.stack(
+                [(g.unsqueeze(0) * v).reshape(v.shape[0], -1).sum(1) for g, v in zip(grads, vs)]
+            ).sum(0)
             # d(g.v)/dtheta = H v; one batched backward for the whole chunk of probes
             eye = torch.eye(vs[0].shape[0], dtype=gv.dtype, device=gv.device)
             hvs = torch.autograd.grad(
@@ -196,7 +198,11 @@ def hutchinson_trace(
                 create_graph=create_graph,
                 retain_graph=create_graph or start + step < num_probes,
             )
-            quads.append(sum((hv * v).reshape(v.shape[0], -1).sum(1) for hv, v in zip(hvs, vs)))
+            quads.append(
+                torch.stack(
+                    [(hv * v).reshape(v.shape[0], -1).sum(1) for hv, v in zip(hvs, vs)]
+                ).sum(0)
+            )
     q = torch.cat(quads)
     mean = q.mean()
     stderr = q.std() / math.sqrt(num_probes) if num_probes > 1 else torch.zeros_like(mean)
@@ -243,7 +249,7 @@ def gauss_newton_trace(
         n = out.shape[0]
         eye = torch.eye(n, dtype=out.dtype, device=out.device)
         jac = torch.autograd.grad(out, leaves, grad_outputs=eye, is_grads_batched=True)
-    sq = sum(j.reshape(n, -1).pow(2).sum() for j in jac)
+    sq = torch.stack([j.pow(2).sum() for j in jac]).sum()
     scale = {"mean": 2.0 / n, "half_mean": 1.0 / n, "sum": 2.0}[normalization]
     return (scale * sq).detach()
 

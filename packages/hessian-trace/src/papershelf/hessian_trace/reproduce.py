@@ -9,7 +9,7 @@ The paper reports these experiments only as figures, so every claim here is qual
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -17,7 +17,7 @@ from papershelf.core import ResultRecord
 from papershelf.core.registry import ReproduceContext
 from papershelf.hessian_trace.baselines import nuclear_norm_min
 from papershelf.hessian_trace.data import gaussian_sensing
-from papershelf.hessian_trace.train import fit
+from papershelf.hessian_trace.train import Method, fit
 
 __all__ = ["run"]
 
@@ -67,7 +67,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             h = fit(
                 problem,
                 depth,
-                method,
+                cast(Method, method),
                 lam=cfg["lam"],
                 steps=cfg["steps"],
                 polish_steps=cfg["polish"],
@@ -90,18 +90,18 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             seed=seed,
             show_progress=False,
         )
-        for method, kw in (("label_noise_sgd", {}), ("sam1", {"sam_rho": 0.1})):
+        for method, rho in (("label_noise_sgd", 0.0), ("sam1", 0.1)):
             h = fit(
                 problem,
                 2,
-                method,
+                cast(Method, method),
                 init=start.weights,
                 steps=cfg["implicit_steps"],
                 polish_steps=cfg["polish"],
                 seed=seed,
                 record_every=1000,
                 show_progress=False,
-                **kw,
+                sam_rho=rho,
             )
             implicit[method].append((start.final["trace"], h.final["trace"], h.final["test_error"]))
 

@@ -200,7 +200,7 @@ def _stochastic_step(
         grads = torch.autograd.grad(measurement_loss(ws, ai, noisy), ws)
     else:  # per-example SAM: ascend to the worst point of a small ball around x, for this sample
         g = torch.autograd.grad(measurement_loss(ws, ai, bi), ws)
-        norm = torch.sqrt(sum(x.pow(2).sum() for x in g)).clamp_min(1e-12)
+        norm = torch.stack([x.pow(2).sum() for x in g]).sum().sqrt().clamp_min(1e-12)
         shifted = [(w + rho * x / norm).detach().requires_grad_(True) for w, x in zip(ws, g)]
         grads = torch.autograd.grad(measurement_loss(shifted, ai, bi), shifted)
     with torch.no_grad():
