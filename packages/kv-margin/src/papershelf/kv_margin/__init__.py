@@ -16,6 +16,7 @@ from papershelf.kv_margin.measure import (
     kv_gn_margin,
     kv_margin,
     kv_measure_from_arrays,
+    kv_measures,
 )
 from papershelf.kv_margin.metrics import granulated_kendall_tau, kendall_tau, pgdl_cmi
 
@@ -32,6 +33,7 @@ __all__ = [
     "kv_gn_margin",
     "kv_margin",
     "kv_measure_from_arrays",
+    "kv_measures",
     "lipschitz_estimate",
     "margins",
     "multiclass_margin",

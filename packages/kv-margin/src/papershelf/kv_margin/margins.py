@@ -135,6 +135,9 @@ def _forward(
             raise ValueError("the feature layer runs more than once per forward; name another one")
         f = t.detach().requires_grad_(grad)
         captured.append(f)
+        if grad:
+            # the layers before phi ran without autograd; record only the head from here on
+            torch.set_grad_enabled(True)
         return f
 
     if hook == "input":
@@ -142,7 +145,7 @@ def _forward(
     else:
         handle = layer.register_forward_hook(lambda _m, _args, out: leaf(out))
     try:
-        with torch.set_grad_enabled(grad):
+        with torch.no_grad():  # restores the caller's grad mode on exit
             logits = model(x)
     finally:
         handle.remove()
@@ -150,6 +153,8 @@ def _forward(
         raise ValueError("the feature layer was not called during the forward pass")
     if not isinstance(logits, Tensor) or logits.ndim != 2:
         raise ValueError("model(x) must return logits of shape (n, C)")
+    if grad and not logits.requires_grad:
+        raise ValueError("the logits do not depend on the feature layer; name another one")
     yy = _check_logits_labels(logits.detach(), y)
     true = logits.gather(1, yy[:, None]).squeeze(1)
     other = logits.detach().masked_fill(

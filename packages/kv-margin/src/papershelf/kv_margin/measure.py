@@ -38,6 +38,7 @@ __all__ = [
     "kv_gn_margin",
     "kv_margin",
     "kv_measure_from_arrays",
+    "kv_measures",
 ]
 
 Variant = Literal["kv", "gn"]
@@ -108,6 +109,7 @@ def kv_measure_from_arrays(
     method: Method = "emd",
     n_jobs: int = 1,
     margin_rows: Any = None,
+    k_variances: Any = None,
 ) -> KVMarginResult:
     r"""kV-Margin or kV-GN-Margin from precomputed features, margins and gradient norms.
 
@@ -136,6 +138,8 @@ def kv_measure_from_arrays(
     margin_rows : array-like of int, optional
         Rows whose margins enter the quantile (default: all); the official code drops the
         remainder of its 200-sample chunks.
+    k_variances : array-like, shape (C,), optional
+        Precomputed per-class k-variances (then ``features`` is not used and may be ``None``).
 
     Returns
     -------
@@ -168,17 +172,22 @@ def kv_measure_from_arrays(
     C = int(y.max()) + 1 if n_classes is None else int(n_classes)
     if class_weights is None:
         w = np.bincount(y, minlength=C) / n
-    kvar = class_k_variance(
-        features,
-        y,
-        n_classes=C,
-        m=m,
-        n_splits=n_splits,
-        rng=rng,
-        method=method,
-        n_jobs=n_jobs,
-        skip_empty=True,
-    )
+    if k_variances is not None:
+        kvar = _np(k_variances)
+        if kvar.shape != (C,):
+            raise ValueError(f"k_variances must have shape ({C},), got {kvar.shape}")
+    else:
+        kvar = class_k_variance(
+            features,
+            y,
+            n_classes=C,
+            m=m,
+            n_splits=n_splits,
+            rng=rng,
+            method=method,
+            n_jobs=n_jobs,
+            skip_empty=True,
+        )
     used = w > 0
     missing = used & np.isnan(kvar)
     if missing.any():
@@ -215,7 +224,7 @@ def kv_measure_from_arrays(
 
 
 def _measure(
-    variant: Variant,
+    variants: tuple[Variant, ...],
     model: nn.Module,
     x: Tensor,
     y: Any,
@@ -233,7 +242,7 @@ def _measure(
     method: Method,
     n_jobs: int,
     batch_size: int | None,
-) -> KVMarginResult:
+) -> dict[str, KVMarginResult]:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x)!r}")
     y_np = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
@@ -269,24 +278,35 @@ def _measure(
     w = np.zeros(n_classes)
     cw = _np(class_weights)
     w[: len(cw)] = cw
-    res = kv_measure_from_arrays(
-        out.features if method == "sinkhorn" else out.features.cpu(),
+    feats = out.features if method == "sinkhorn" else out.features.cpu()
+    kvar = class_k_variance(
+        feats,
         y_np,
-        out.margins,
-        out.grad_norms,
-        variant=variant,
-        class_weights=w,
-        quantile=quantile,
-        eps=eps,
+        n_classes=n_classes,
         m=m,
         n_splits=n_splits,
         rng=rng,
         method=method,
         n_jobs=n_jobs,
-        margin_rows=rows,
+        skip_empty=True,
     )
-    res.indices = idx
-    return res
+    results = {}
+    for variant in variants:
+        res = kv_measure_from_arrays(
+            None,
+            y_np,
+            out.margins,
+            out.grad_norms,
+            variant=variant,
+            class_weights=w,
+            quantile=quantile,
+            eps=eps,
+            margin_rows=rows,
+            k_variances=kvar,
+        )
+        res.indices = idx
+        results[variant] = res
+    return results
 
 
 _DOC_COMMON = """
@@ -359,7 +379,7 @@ def kv_margin(
     batch_size: int | None = None,
 ) -> KVMarginResult:
     return _measure(
-        "kv",
+        ("kv",),
         model,
         x,
         y,
@@ -376,7 +396,7 @@ def kv_margin(
         method=method,
         n_jobs=n_jobs,
         batch_size=batch_size,
-    )
+    )["kv"]
 
 
 def kv_gn_margin(
@@ -399,7 +419,47 @@ def kv_gn_margin(
     batch_size: int | None = None,
 ) -> KVMarginResult:
     return _measure(
-        "gn",
+        ("gn",),
+        model,
+        x,
+        y,
+        feature_layer,
+        hook=hook,
+        subsample=subsample,
+        official=official,
+        seed=seed,
+        class_weights=class_weights,
+        quantile=quantile,
+        eps=eps,
+        m=m,
+        n_splits=n_splits,
+        method=method,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+    )["gn"]
+
+
+def kv_measures(
+    model: nn.Module,
+    x: Tensor,
+    y: Any,
+    feature_layer: str | nn.Module,
+    *,
+    hook: Hook = "input",
+    subsample: int | None = None,
+    official: bool = False,
+    seed: int | np.random.Generator | np.random.RandomState = 0,
+    class_weights: Any = None,
+    quantile: float = 0.5,
+    eps: float = 1e-6,
+    m: int | None = None,
+    n_splits: int = 1,
+    method: Method = "emd",
+    n_jobs: int = 1,
+    batch_size: int | None = None,
+) -> dict[str, KVMarginResult]:
+    return _measure(
+        ("kv", "gn"),
         model,
         x,
         y,

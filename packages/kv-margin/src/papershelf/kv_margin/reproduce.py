@@ -55,6 +55,25 @@ class SweepConfig:
     n_splits: tuple[int, ...] = (1,)  # k-variance splits to evaluate (1 = official)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def check(self) -> SweepConfig:
+        """Raise ``ValueError`` for a grid the digits data cannot support."""
+        pool = 1797 - self.n_test
+        if not 0 < self.n_test < 1797:
+            raise ValueError(f"n_test must lie in (0, 1797), got {self.n_test}")
+        if any(not 20 <= n <= pool for n in self.train_size):
+            raise ValueError(f"every train_size must lie in [20, {pool}], got {self.train_size}")
+        if any(not 0.0 <= r < 0.9 for r in self.label_noise):
+            raise ValueError(f"label_noise rates must lie in [0, 0.9), got {self.label_noise}")
+        if not self.grid_axes_nonempty():
+            raise ValueError("every axis of the grid needs at least one value")
+        return self
+
+    def grid_axes_nonempty(self) -> bool:
+        return all(
+            len(v)
+            for v in (self.width, self.lr, self.weight_decay, self.train_size, self.label_noise)
+        )
+
     def grid(self) -> list[dict[str, Any]]:
         axes = {
             "width": self.width,
@@ -123,6 +142,7 @@ def run_sweep(
     cfg: SweepConfig, seed: int = 0, progress: Any = None
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Train the sweep and score every model; returns per-model rows and measure arrays."""
+    cfg.check()
     X, Y = _load_digits()
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(X))
