@@ -22,6 +22,7 @@ one-hot encoded again into two columns (120 inputs).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 from dataclasses import dataclass
@@ -141,9 +142,23 @@ def read_adult(path: str | Path | None = None) -> AdultTable:
     table : AdultTable
         45,222 rows for the canonical files.
     """
-    directory = None if path is None else Path(path)
-    if directory is not None and not directory.is_dir():
+    if path is None:
+        return _read_vendored()
+    directory = Path(path)
+    if not directory.is_dir():
         raise FileNotFoundError(f"path={str(directory)!r} is not a folder")
+    return _read(directory)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_vendored() -> AdultTable:
+    table = _read(None)
+    for arr in (table.features, table.y, table.a):
+        arr.setflags(write=False)  # shared by every caller of the cache
+    return table
+
+
+def _read(directory: Path | None) -> AdultTable:
     rows = _parse(_open_text(directory, "adult.data")) + _parse(_open_text(directory, "adult.test"))
     col = {h: i for i, h in enumerate(_HEADERS)}
     # Official filter: a missing occupation or native country (workclass '?' implies both).
