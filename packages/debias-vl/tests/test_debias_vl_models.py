@@ -171,6 +171,13 @@ def test_debiased_prompt_embeds_drive_the_pipeline(tiny_sd):
     assert not np.allclose(out, plain)  # the debiased embedding reaches the UNet
 
 
+def test_debias_prompt_embeds_bad_input():
+    with pytest.raises(ValueError, match=r"\(B, T, D\)"):
+        debias_prompt_embeds(torch.ones(2, 8), torch.eye(8))
+    with pytest.raises(ValueError, match=r"\(8, 8\)"):
+        debias_prompt_embeds(torch.ones(1, 3, 8), torch.eye(4))
+
+
 def _pairs(pipe):
     from papershelf.debias_vl import gather_pairs, profession_pairs
 
