@@ -83,6 +83,14 @@ def test_class_k_variance_follows_official_permutation_order():
         assert got[c] == pytest.approx(wasserstein1(feats[idx[:5]], feats[idx[5:10]]), abs=1e-14)
 
 
+def test_k_variance_labels_delegates_to_class_k_variance():
+    feats = np.random.default_rng(10).normal(size=(40, 3))
+    labels = np.arange(40) % 4
+    np.testing.assert_array_equal(
+        k_variance(feats, labels=labels, rng=3), class_k_variance(feats, labels, rng=3)
+    )
+
+
 def test_bad_inputs():
     x = np.random.default_rng(9).normal(size=(10, 2))
     with pytest.raises(ValueError, match="m must be >= 1"):

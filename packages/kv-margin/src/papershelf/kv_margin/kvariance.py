@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -88,12 +88,12 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> float:
         val = ot.sinkhorn2(a, b, cost, reg, method="sinkhorn_log", numItermax=num_iter)
         return float(val)
     xa, ya = _as_points(x, "x"), _as_points(y, "y")
-    cost = _euclidean_cost(xa, ya)
+    cost_np = _euclidean_cost(xa, ya)
     if reg is None:
-        reg = 0.01 * float(np.median(cost))
-    a = np.full(len(xa), 1.0 / len(xa))
-    b = np.full(len(ya), 1.0 / len(ya))
-    return float(ot.sinkhorn2(a, b, cost, reg, method="sinkhorn_log", numItermax=num_iter))
+        reg = 0.01 * float(np.median(cost_np))
+    wa = np.full(len(xa), 1.0 / len(xa))
+    wb = np.full(len(ya), 1.0 / len(ya))
+    return float(ot.sinkhorn2(wa, wb, cost_np, reg, method="sinkhorn_log", numItermax=num_iter))
 
 
 def wasserstein1(
@@ -207,16 +207,45 @@ def _run(jobs: Sequence[tuple[Any, Any]], method: Method, n_jobs: int, **kw: Any
         return list(pool.map(lambda ab: wasserstein1(ab[0], ab[1], method=method, **kw), jobs))
 
 
+@overload
 def k_variance(
     features: Any,
     *,
+    labels: None = None,
     m: int | None = None,
     n_splits: int = 1,
     rng: RNGLike = None,
     method: Method = "emd",
     n_jobs: int = 1,
     reg: float | None = None,
-) -> float:
+) -> float: ...
+
+
+@overload
+def k_variance(
+    features: Any,
+    *,
+    labels: Any,
+    m: int | None = None,
+    n_splits: int = 1,
+    rng: RNGLike = None,
+    method: Method = "emd",
+    n_jobs: int = 1,
+    reg: float | None = None,
+) -> np.ndarray: ...
+
+
+def k_variance(
+    features: Any,
+    *,
+    labels: Any = None,
+    m: int | None = None,
+    n_splits: int = 1,
+    rng: RNGLike = None,
+    method: Method = "emd",
+    n_jobs: int = 1,
+    reg: float | None = None,
+) -> float | np.ndarray:
     r"""k-variance of the distribution behind ``features``, from disjoint random halves.
 
     .. math::
@@ -232,6 +261,8 @@ def k_variance(
     ----------
     features : array-like or Tensor, shape (n, ...)
         Samples of the distribution; trailing dimensions are flattened.
+    labels : array-like of int, shape (n,), optional
+        When given, the k-variance of every class (see :func:`class_k_variance`).
     m : int, optional
         Size of each of the two samples; default ``n // 2``. Needs ``2 * m <= n``.
     n_splits : int
@@ -248,8 +279,9 @@ def k_variance(
 
     Returns
     -------
-    float
-        The estimated k-variance (0 for a point mass; translation invariant; scales linearly).
+    float or ndarray, shape (C,)
+        The estimated k-variance (0 for a point mass; translation invariant; scales linearly);
+        per class when ``labels`` is given.
 
     References
     ----------
@@ -261,6 +293,10 @@ def k_variance(
     >>> k_variance(np.ones((10, 3)), rng=0)
     0.0
     """
+    if labels is not None:
+        return class_k_variance(
+            features, labels, m=m, n_splits=n_splits, rng=rng, method=method, n_jobs=n_jobs, reg=reg
+        )
     _check_method(method)
     _check_splits(n_splits)
     x = (

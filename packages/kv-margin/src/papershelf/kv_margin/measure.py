@@ -290,7 +290,7 @@ def _measure(
         n_jobs=n_jobs,
         skip_empty=True,
     )
-    results = {}
+    results: dict[str, KVMarginResult] = {}
     for variant in variants:
         res = kv_measure_from_arrays(
             None,

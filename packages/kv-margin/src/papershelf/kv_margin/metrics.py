@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -135,9 +135,25 @@ def _mi_bits(table: np.ndarray) -> float:
     return float(mi)
 
 
+@overload
+def pgdl_cmi(
+    measure: Any,
+    gap: Any,
+    hparams: Mapping[str, Sequence[Any]],
+    *,
+    return_all: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def pgdl_cmi(
+    measure: Any, gap: Any, hparams: Mapping[str, Sequence[Any]], *, return_all: Literal[True]
+) -> tuple[float, dict[tuple[str, ...], float]]: ...
+
+
 def pgdl_cmi(
     measure: Any, gap: Any, hparams: Mapping[str, Sequence[Any]], *, return_all: bool = False
-) -> float | tuple[float, dict[tuple[str, str], float]]:
+) -> float | tuple[float, dict[tuple[str, ...], float]]:
     r"""The PGDL competition score: conditional mutual information of ranking signs.
 
     For every ordered pair of models :math:`(a, b)` (including :math:`a = b`, as the scoring
@@ -186,10 +202,10 @@ def pgdl_cmi(
         for c in codes:
             k = int(c.max()) + 1
             key = key * k * k + (c[:, None] * k + c[None, :])
-        key = key.ravel()
+        flat = key.ravel()
         mis, hs = [], []
-        for cell in np.unique(key):
-            sel = key == cell
+        for cell in np.unique(flat):
+            sel = flat == cell
             t = np.zeros((2, 2))
             np.add.at(t, (vg[sel].astype(int), vm[sel].astype(int)), 1)
             mis.append(_mi_bits(t))
@@ -198,5 +214,5 @@ def pgdl_cmi(
         scores[cond] = float(np.mean(mis)) / h_mean if h_mean > 0 else float("nan")
     best = float(np.nanmin(list(scores.values())))
     if return_all:
-        return best, scores  # type: ignore[return-value]
+        return best, scores
     return best
