@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from papershelf.core.testing import assert_close
 from papershelf.debias_vl import (
@@ -105,18 +107,19 @@ def test_calibrated_projection_is_the_minimiser_found_by_gradient_descent():
     rng = np.random.default_rng(3)
     V, Z, lam = _unit(rng.normal(size=(2, 8))), _unit(rng.normal(size=(5, 2, 8))), 3.0
     P0, M = projection_matrix(V), calibration_matrix(Z)
-    P = torch.zeros(8, 8, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([P], max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16)
-    P0t, Mt = torch.from_numpy(P0), torch.from_numpy(M)
 
-    def closure():
-        opt.zero_grad()
-        loss = ((P - P0t) ** 2).sum() + lam * torch.trace(P @ Mt @ P.T)
-        loss.backward()
-        return loss
+    def loss(P):
+        D = Z[:, 0] - Z[:, 1]
+        return ((P - P0) ** 2).sum() + lam / len(D) * ((D @ P.T) ** 2).sum()
 
-    opt.step(closure)
-    assert_close(P.detach(), calibrated_projection(V, Z, lam=lam), atol=1e-8)
+    # plain gradient descent on the paper's objective, step 1/L for the quadratic's curvature L
+    L = 2.0 * (1.0 + lam * np.linalg.eigvalsh(M).max())
+    P = np.zeros((8, 8))
+    for _ in range(3000):
+        P -= (2.0 * (P - P0) + 2.0 * lam * P @ M) / L
+    P_star = calibrated_projection(V, Z, lam=lam)
+    assert_close(P, P_star, atol=1e-10)
+    assert loss(P_star) <= loss(P_star + 1e-3 * rng.normal(size=(8, 8)))
 
 
 def test_pair_gap_shrinks_with_lambda(problem):
@@ -201,3 +204,25 @@ def test_bad_inputs(problem):
         gather_pairs(V, [(0, 8)])
     with pytest.raises(ValueError, match=r"\(i, i\)"):
         gather_pairs(V, [(1, 1)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    k=st.integers(1, 6),
+    d=st.integers(8, 24),
+    n_pairs=st.integers(1, 8),
+    lam=st.floats(0.0, 1e4),
+    seed=st.integers(0, 2**16),
+)
+def test_properties_hold_for_random_problems(k, d, n_pairs, lam, seed):
+    rng = np.random.default_rng(seed)
+    V, Z = _unit(rng.normal(size=(k, d))), _unit(rng.normal(size=(n_pairs, 2, d)))
+    P0 = projection_matrix(V)
+    assert np.abs(P0 @ P0 - P0).max() <= 1e-12
+    assert np.trace(P0) == pytest.approx(d - k, abs=1e-9)
+    P = calibrated_projection(V, Z, lam=lam)
+    M = calibration_matrix(Z)
+    scale = 1.0 + lam
+    assert np.abs((P - P0) + lam * P @ M).max() <= 1e-11 * scale
+    assert np.abs(V @ P).max() <= 1e-11  # P0 is a left factor: outputs x @ P.T are orthogonal to V
+    assert np.linalg.norm(P, 2) <= 1.0 + 1e-9  # a contraction: it shrinks norms
