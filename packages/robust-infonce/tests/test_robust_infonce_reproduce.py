@@ -42,13 +42,15 @@ def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
         reproduce, "QUICK", replace(reproduce.QUICK, epochs=2, batch_size=128, draws=1)
     )
     monkeypatch.setattr(reproduce, "NOISE_RATES", (0.0, 0.6))
+    monkeypatch.setattr(reproduce, "RESAMPLED_RATES", (0.6,))
     monkeypatch.setattr(reproduce, "LOSSES", {"InfoNCE": {}, "RINCE q=1.0": {"q": 1.0}})
     ctx = ReproduceContext(out_dir=tmp_path, seeds=(0, 1))
     records = reproduce.run(ctx)
     names = [r.experiment for r in records]
-    assert "digits, noisy views p=0.6: RINCE q=1.0" in names
+    assert "digits, 60% noisy views (fixed): RINCE q=1.0" in names
+    assert "digits, 60% noisy views (resampled): InfoNCE" in names
     claim = [r for r in records if r.claim is not None]
-    assert len(claim) == 1 and claim[0].claim_holds in (True, False)
+    assert len(claim) == 2 and all(c.claim_holds in (True, False) for c in claim)
     assert all(0 <= r.mean <= 100 for r in records if r.claim is None)
     assert (tmp_path / "rince_noisy_views.png").is_file()
 

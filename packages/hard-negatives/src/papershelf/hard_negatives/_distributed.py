@@ -59,4 +59,4 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     _, world = rank_and_world_size()
     if world == 1:
         return tensor
-    return _GatherWithGrad.apply(tensor)  # type: ignore[no-any-return]
+    return _GatherWithGrad.apply(tensor)

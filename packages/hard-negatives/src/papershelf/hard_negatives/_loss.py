@@ -143,7 +143,7 @@ class _MatmulLogMass(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, anchors, keys, excluded, log_m, beta, hard, detach_weights):  # type: ignore[override]
+    def forward(ctx, anchors, keys, excluded, log_m, beta, hard, detach_weights):
         s = anchors @ keys.T
         rows = torch.arange(s.shape[0], device=s.device)[:, None]
         s[rows, excluded] = float("-inf")
@@ -173,7 +173,7 @@ class _MatmulLogMass(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         anchors, keys, jac = ctx.saved_tensors
         g = jac * grad[:, None]
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None

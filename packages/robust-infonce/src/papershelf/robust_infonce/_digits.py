@@ -28,7 +28,11 @@ class DigitsConfig:
     weight_decay: float = 1e-6
     hidden: int = 256  # encoder 64 -> hidden -> hidden (BN, ReLU); the probe reads this layer
     proj: tuple[int, int] = (128, 64)  # projector hidden -> proj[0] -> proj[1]
-    noisy_view_rate: float = 0.0  # probability that view 2 comes from another random image
+    noisy_view_rate: float = 0.0  # share of pairs whose view 2 comes from another image
+    # "fixed": a fixed share of images keeps one fixed wrong partner for the whole run (persistent
+    # false-positive pairs, as mismatched pairs in a data set); "resampled": every step, each pair
+    # is noisy with probability noisy_view_rate, with a fresh random partner
+    noisy_mode: str = "fixed"
     shots: int = 5  # labels per class of the few-label probe
     draws: int = 5  # few-label probe draws averaged
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,20 +112,27 @@ def train_contrastive(
     *,
     epoch_aware: bool = False,
 ) -> Encoder:
-    """SimCLR-style training; with ``noisy_view_rate`` p, view 2 of a pair is, with probability p,
-    an augmentation of another random training image (a false positive pair)."""
+    """SimCLR-style training; with ``noisy_view_rate`` p, view 2 of a share p of the pairs is an
+    augmentation of another training image (a false positive pair), see ``noisy_mode``."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = Encoder(cfg.hidden, cfg.proj)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = x.shape[0]
+    if cfg.noisy_mode not in ("fixed", "resampled"):
+        raise ValueError(f"noisy_mode must be 'fixed' or 'resampled', got {cfg.noisy_mode!r}")
+    partner = torch.arange(n)
+    if cfg.noisy_mode == "fixed" and cfg.noisy_view_rate > 0:
+        noisy_idx = torch.randperm(n, generator=g)[: round(cfg.noisy_view_rate * n)]
+        # a fixed partner that is never the image itself
+        partner[noisy_idx] = (noisy_idx + torch.randint(1, n, (len(noisy_idx),), generator=g)) % n
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(n, generator=g)
         for start in range(0, n - cfg.batch_size + 1, cfg.batch_size):  # drop_last, as official
             idx = order[start : start + cfg.batch_size]
-            other = idx.clone()
-            if cfg.noisy_view_rate > 0:
+            other = partner[idx]
+            if cfg.noisy_mode == "resampled" and cfg.noisy_view_rate > 0:
                 noisy = torch.rand(len(idx), generator=g) < cfg.noisy_view_rate
                 other[noisy] = torch.randint(0, n, (int(noisy.sum()),), generator=g)
             _, z1 = model(augment(x[idx], g))

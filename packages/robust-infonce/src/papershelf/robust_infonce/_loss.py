@@ -126,7 +126,7 @@ class _MatmulLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, anchors: Tensor, keys: Tensor, excluded: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx, anchors: Tensor, keys: Tensor, excluded: Tensor | None) -> Tensor:
         logits = anchors @ keys.T
         if excluded is not None:
             logits[torch.arange(logits.shape[0], device=logits.device), excluded] = float("-inf")
@@ -139,7 +139,7 @@ class _MatmulLogSumExp(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         anchors, keys, probs = ctx.saved_tensors
         g = probs * grad[:, None]
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
