@@ -73,9 +73,11 @@ def test_rotation_matrix_is_orthogonal_in_pixel_units():
     h, w = 20, 40
     th = affine_theta(AffineParams(angle=30.0), h, w).double()
     # back to pixel units: the linear part must be a rotation by -30 degrees
-    lin = torch.diag(torch.tensor([w / 2, h / 2])).double() @ th[:, :2] @ torch.diag(
-        torch.tensor([2 / w, 2 / h])
-    ).double()
+    lin = (
+        torch.diag(torch.tensor([w / 2, h / 2])).double()
+        @ th[:, :2]
+        @ torch.diag(torch.tensor([2 / w, 2 / h])).double()
+    )
     a = math.radians(30)
     ref = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]]).double()
     assert_close(lin, ref, atol=1e-6)
@@ -83,8 +85,9 @@ def test_rotation_matrix_is_orthogonal_in_pixel_units():
 
 def test_paired_resized_crop_same_window():
     x = _img(1, 36, 48)
-    s, t = paired_resized_crop(x, x.clone(), resize=32, crop=24,
-                               generator=torch.Generator().manual_seed(0))
+    s, t = paired_resized_crop(
+        x, x.clone(), resize=32, crop=24, generator=torch.Generator().manual_seed(0)
+    )
     assert s.shape == (1, 3, 24, 24) and torch.equal(s, t)
 
 
@@ -112,8 +115,12 @@ def parts():
     ids = tok(["make it snowy"] * 2, padding="max_length", max_length=16, return_tensors="pt")
     null = tok([""], padding="max_length", max_length=16, return_tensors="pt")
     src = _img(2, 16, 16, seed=3)
-    batch = {"source": src, "edited": 1 - src, "input_ids": ids.input_ids,
-             "null_input_ids": null.input_ids}
+    batch = {
+        "source": src,
+        "edited": 1 - src,
+        "input_ids": ids.input_ids,
+        "null_input_ids": null.input_ids,
+    }
     return pipe, DDPMScheduler(num_train_timesteps=1000), batch
 
 
@@ -123,14 +130,30 @@ def test_finetune_lowers_the_loss(parts):
 
     def held_out():
         with torch.no_grad():
-            return float(equivariant_finetune_step(
-                pipe.unet, pipe.vae, pipe.text_encoder, batch, sched, config=cfg,
-                generator=torch.Generator().manual_seed(99)))
+            return float(
+                equivariant_finetune_step(
+                    pipe.unet,
+                    pipe.vae,
+                    pipe.text_encoder,
+                    batch,
+                    sched,
+                    config=cfg,
+                    generator=torch.Generator().manual_seed(99),
+                )
+            )
 
     state = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     before = held_out()
-    losses = equivariant_finetune(pipe.unet, pipe.vae, pipe.text_encoder, [batch], sched,
-                                  config=cfg, steps=8, generator=torch.Generator().manual_seed(0))
+    losses = equivariant_finetune(
+        pipe.unet,
+        pipe.vae,
+        pipe.text_encoder,
+        [batch],
+        sched,
+        config=cfg,
+        steps=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     after = held_out()
     pipe.unet.load_state_dict(state)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
@@ -155,9 +178,16 @@ def test_finetune_goes_through_an_accelerator(parts):
             return torch.nn.utils.clip_grad_norm_(params, norm)
 
     state = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
-    equivariant_finetune(pipe.unet, pipe.vae, pipe.text_encoder, [batch], sched,
-                         config=EquivariantFinetuneConfig(resize=None), steps=2,
-                         accelerator=Recorder())
+    equivariant_finetune(
+        pipe.unet,
+        pipe.vae,
+        pipe.text_encoder,
+        [batch],
+        sched,
+        config=EquivariantFinetuneConfig(resize=None),
+        steps=2,
+        accelerator=Recorder(),
+    )
     pipe.unet.load_state_dict(state)
     assert calls == ["prepare", "backward", "clip", "backward", "clip"]
 
@@ -165,7 +195,12 @@ def test_finetune_goes_through_an_accelerator(parts):
 def test_finetune_bad_inputs(parts):
     pipe, sched, batch = parts
     with pytest.raises(ValueError, match="null_input_ids"):
-        equivariant_finetune_step(pipe.unet, pipe.vae, pipe.text_encoder,
-                                  {k: v for k, v in batch.items() if k != "null_input_ids"}, sched)
+        equivariant_finetune_step(
+            pipe.unet,
+            pipe.vae,
+            pipe.text_encoder,
+            {k: v for k, v in batch.items() if k != "null_input_ids"},
+            sched,
+        )
     with pytest.raises(ValueError, match="steps"):
         equivariant_finetune(pipe.unet, pipe.vae, pipe.text_encoder, [batch], sched, steps=0)

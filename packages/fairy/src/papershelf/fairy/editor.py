@@ -30,6 +30,8 @@ __all__ = ["FairyOutput", "FairyVideoEditor"]
 log = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
+BASELINES = ("frame-wise", "full")
+ANCHOR_MODES = ("cache", "recompute", *BASELINES)
 
 
 @dataclass
@@ -154,7 +156,10 @@ class FairyVideoEditor:
         anchor_mode : {"cache", "recompute"}
             ``"cache"`` records the anchors once and keeps their keys/values for all steps;
             ``"recompute"`` re-runs the anchors with every chunk in lock-step (no cache, K extra
-            frames of compute per chunk; equal results up to round-off).
+            frames of compute per chunk; equal results up to round-off). Two baselines for
+            comparisons: ``"frame-wise"`` edits every frame on its own (plain InstructPix2Pix,
+            same noise and chunking) and ``"full"`` runs all frames in one batch with full
+            cross-frame attention (every frame attends to every frame; quadratic cost).
         output_type : {"pt", "np", "pil", "latent"}
             Tensor (N, 3, H, W) in [0, 1], uint8 array (N, H, W, 3), PIL images, or latents.
         distributed : bool, default False
@@ -189,8 +194,10 @@ class FairyVideoEditor:
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-        if anchor_mode not in ("cache", "recompute"):
-            raise ValueError(f"anchor_mode must be 'cache' or 'recompute', got {anchor_mode!r}")
+        if anchor_mode not in ANCHOR_MODES:
+            raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, got {anchor_mode!r}")
+        if anchor_mode == "full" and distributed:
+            raise ValueError("anchor_mode='full' (all frames in one batch) cannot be distributed")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         seed = _seed_from(generator)
@@ -222,7 +229,8 @@ class FairyVideoEditor:
         old_cfg = dict(getattr(self.pipe, "_progress_bar_config", {}))
         self.pipe.set_progress_bar_config(**{**old_cfg, "disable": True})
         bar = progress(
-            total=len(mine) + (len(anchors) if rank == 0 else 0),
+            total=(n // world if anchor_mode in BASELINES else len(mine))
+            + (len(anchors) if rank == 0 and anchor_mode not in BASELINES else 0),
             desc="fairy: editing frames",
             unit="frame",
             disable=None if show_progress is None else not show_progress,
@@ -245,6 +253,19 @@ class FairyVideoEditor:
                         state.begin("replay", len(chunk))
                         latents.update(zip(chunk, self._run(video[chunk], **call)))
                         bar.update(len(chunk))
+                    timings["frames"] = time.perf_counter() - t0
+                elif anchor_mode in BASELINES:
+                    # baselines: frame-wise IP2P ("off") or full cross-frame attention over
+                    # all frames in one batch ("full"); no anchors involved
+                    cache_nbytes = 0
+                    t0 = time.perf_counter()
+                    everyone = list(range(n))[rank * n // world : (rank + 1) * n // world]
+                    step = len(everyone) if anchor_mode == "full" else size
+                    for i in range(0, len(everyone), max(1, step)):
+                        group = everyone[i : i + step]
+                        state.begin("off" if anchor_mode == "frame-wise" else "full", len(group))
+                        latents.update(zip(group, self._run(video[group], **call)))
+                        bar.update(len(group))
                     timings["frames"] = time.perf_counter() - t0
                 else:
                     cache_nbytes = 0

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["synthetic_video", "tiny_clip_tokenizer", "tiny_instruct_pix2pix"]
+__all__ = [
+    "distributed_edit_worker",
+    "synthetic_video",
+    "tiny_clip_tokenizer",
+    "tiny_instruct_pix2pix",
+]
 
 
 def _byte_symbols() -> list[str]:
@@ -190,3 +195,42 @@ def synthetic_video(
             frame[:, y0 : y0 + side, x0 : x0 + side] = c[:, None, None]
         video[t] = frame
     return torch.from_numpy(video), vel
+
+
+def distributed_edit_worker(
+    rank: int,
+    world_size: int,
+    port: int,
+    out_dir: str,
+    num_frames: int = 7,
+    steps: int = 2,
+    chunk_size: int = 2,
+) -> None:
+    """One rank of a ``torch.distributed`` (gloo, CPU) edit of a synthetic video.
+
+    For ``torch.multiprocessing.spawn``; saves the frames every rank returns to
+    ``out_dir/rank{rank}.pt``. Used by the tests to check that distributed editing equals
+    single-process editing.
+    """
+    import os
+
+    import torch.distributed as dist
+
+    from papershelf.fairy.editor import FairyVideoEditor
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        video = synthetic_video(num_frames, 32, 32, seed=0)[0]
+        res = FairyVideoEditor(tiny_instruct_pix2pix(0)).edit_video(
+            video,
+            "make it snowy",
+            num_inference_steps=steps,
+            generator=0,
+            chunk_size=chunk_size,
+            distributed=True,
+        )
+        torch.save(res.frames, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,146 @@
+"""Cost model and attention timings: Fairy vs frame-wise, Text2Video-Zero and full cross-frame.
+
+Per self-attention layer with S tokens per frame, K anchors and N frames, one frame attends to
+
+=====================  ===============  =========================================
+method                 keys per query   frames in one UNet batch
+=====================  ===============  =========================================
+frame-wise IP2P        S                chunk (any)
+Fairy (anchors)        S + K S          chunk (any); anchors cached, size fixed
+Text2Video-Zero        S (frame 0's)    all N (the first frame must be in batch)
+full cross-frame       N S              all N
+=====================  ===============  =========================================
+
+so Fairy's time per frame and memory are constant in N, full cross-frame attention's time per
+frame grows linearly (total quadratically), and Text2Video-Zero's memory grows with N.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "METHODS",
+    "anchor_cache_nbytes",
+    "attn1_shapes",
+    "keys_per_query",
+    "sd15_attn1_shapes",
+    "time_attention_per_frame",
+]
+
+METHODS = ("frame-wise", "fairy", "t2v-zero", "full")
+
+
+def sd15_attn1_shapes(height: int = 384, width: int = 512) -> list[tuple[int, int]]:
+    """``(tokens, channels)`` of the 16 self-attention layers of the Stable Diffusion 1.5 UNet.
+
+    Five layers at 1/8 resolution (320 channels), five at 1/16 (640), five at 1/32 (1280) and
+    the mid block at 1/64 (1280); 8 heads everywhere. InstructPix2Pix shares this UNet.
+    """
+    if height % 64 or width % 64:
+        raise ValueError(f"height and width must be multiples of 64, got {height}x{width}")
+    out = []
+    for div, ch, count in ((8, 320, 5), (16, 640, 5), (32, 1280, 5), (64, 1280, 1)):
+        out += [((height // div) * (width // div), ch)] * count
+    return out
+
+
+def attn1_shapes(
+    unet: Any, height: int, width: int, cross_dim: int | None = None
+) -> list[tuple[int, int]]:
+    """``(tokens, channels)`` of every ``attn1`` layer of ``unet`` for latents of size (height, width).
+
+    Found by one forward pass with hooks (batch 1, zeros).
+    """
+    shapes: list[tuple[int, int]] = []
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda mod, args, kw: shapes.append(tuple(args[0].shape[1:])), with_kwargs=True
+        )
+        for name, m in unet.named_modules()
+        if name.endswith("attn1")
+    ]
+    cfg = unet.config
+    ctx = torch.zeros(1, 4, cross_dim or cfg.cross_attention_dim)
+    try:
+        with torch.no_grad():
+            unet(torch.zeros(1, cfg.in_channels, height, width), 1, encoder_hidden_states=ctx)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes  # type: ignore[return-value]
+
+
+def anchor_cache_nbytes(
+    shapes: list[tuple[int, int]],
+    num_anchors: int,
+    steps: int,
+    branches: int = 3,
+    bytes_per_element: int = 4,
+) -> int:
+    r"""Closed form of the anchor cache: :math:`\sum_l 2 K S_l C_l \cdot T \cdot B \cdot b`.
+
+    Parameters
+    ----------
+    shapes : list of (tokens, channels)
+        The ``attn1`` layers.
+    num_anchors, steps, branches : int
+        K, UNet calls T and guidance branches B (3 for InstructPix2Pix with CFG).
+    bytes_per_element : int
+        4 for float32, 2 for float16.
+    """
+    return sum(2 * num_anchors * s * c for s, c in shapes) * steps * branches * bytes_per_element
+
+
+def keys_per_query(method: str, tokens: int, num_frames: int, num_anchors: int = 3) -> int:
+    """Key/value tokens each query attends to (see the module table)."""
+    if method in ("frame-wise", "t2v-zero"):
+        return tokens
+    if method == "fairy":
+        return tokens * (1 + num_anchors)
+    if method == "full":
+        return tokens * num_frames
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def time_attention_per_frame(
+    method: str,
+    num_frames: int,
+    tokens: int,
+    channels: int,
+    *,
+    heads: int = 8,
+    num_anchors: int = 3,
+    chunk: int = 2,
+    repeats: int = 3,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> float:
+    """Seconds per frame of one self-attention call for a video of ``num_frames`` frames.
+
+    Times ``scaled_dot_product_attention`` for ``chunk`` frames, each attending to
+    :func:`keys_per_query` keys, and divides by ``chunk`` (the per-frame cost of each method
+    depends on N only through the key count, so a chunk measures it exactly). Best of
+    ``repeats``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    d = channels // heads
+    n_keys = keys_per_query(method, tokens, num_frames, num_anchors)
+    q = torch.randn(chunk, heads, tokens, d, generator=g).to(device, dtype)
+    k = torch.randn(chunk, heads, n_keys, d, generator=g).to(device, dtype)
+    v = torch.randn(chunk, heads, n_keys, d, generator=g).to(device, dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        F.scaled_dot_product_attention(q, k, v)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best / chunk

@@ -1,0 +1,80 @@
+"""README quickstart, registry entry, reproduction helpers, costs, and torch.distributed editing."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+import papershelf.fairy as fairy
+from papershelf.core.testing import run_readme_quickstart, slow
+from papershelf.fairy.costs import anchor_cache_nbytes, keys_per_query, sd15_attn1_shapes
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_quickstart_runs():
+    ns = run_readme_quickstart(README)
+    assert ns["out"].frames.shape == (12, 3, 32, 32)
+    assert ns["out"].max_unet_batch == 3 * 4
+
+
+def test_public_api():
+    assert fairy.__version__ == "0.1.0"
+    for name in fairy.__all__:
+        assert hasattr(fairy, name)
+
+
+def test_registry_is_light():
+    from papershelf.fairy._registry import REPRODUCTION
+
+    assert REPRODUCTION.name == "fairy"
+    assert REPRODUCTION.run == "papershelf.fairy.reproduce:run"
+    assert "wu2024fairy" in REPRODUCTION.bibtex
+
+
+def test_sd15_cache_estimate_matches_spec():
+    shapes = sd15_attn1_shapes(384, 512)
+    assert len(shapes) == 16 and shapes[0] == (3072, 320) and shapes[-1] == (48, 1280)
+    per = anchor_cache_nbytes(shapes, 1, 1, 1, 2)
+    assert per == pytest.approx(34.65e6, rel=1e-3)  # ~35 MB per anchor, step and branch (fp16)
+    assert anchor_cache_nbytes(shapes, 3, 10, 3, 2) == 90 * per  # ~3.1 GB at the paper setting
+    assert keys_per_query("full", 10, 120) == 1200
+    assert keys_per_query("fairy", 10, 120, 3) == 40
+    with pytest.raises(ValueError, match="method"):
+        keys_per_query("tokenflow", 10, 5)
+
+
+def test_module_level_variance_decreases_with_anchors():
+    from papershelf.fairy.reproduce import module_level_variance
+
+    v0 = module_level_variance(0)
+    assert all(module_level_variance(k) < v0 for k in (1, 3))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@slow
+def test_distributed_equals_single_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    from papershelf.fairy import FairyVideoEditor
+    from papershelf.fairy.testing import (
+        distributed_edit_worker,
+        synthetic_video,
+        tiny_instruct_pix2pix,
+    )
+
+    mp.spawn(distributed_edit_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    video = synthetic_video(7, 32, 32, seed=0)[0]
+    ref = FairyVideoEditor(tiny_instruct_pix2pix(0)).edit_video(
+        video, "make it snowy", num_inference_steps=2, generator=0
+    )
+    for r in range(2):
+        assert torch.allclose(torch.load(tmp_path / f"rank{r}.pt"), ref.frames, atol=1e-5)
