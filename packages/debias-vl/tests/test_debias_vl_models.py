@@ -79,7 +79,15 @@ def test_clip_text_features_both_model_types_and_return_styles(tiny_clip):
     assert feats.shape == (2, 16)
     assert_close(feats.norm(dim=1), torch.ones(2), atol=1e-6)
     # 4.x returned a bare tensor from get_text_features; the adapter takes both styles
-    assert _projected(feats) is feats
+
+    class Legacy4x:
+        def parameters(self):
+            return tiny_clip.parameters()
+
+        def get_text_features(self, **kw):
+            return _projected(tiny_clip.get_text_features(**kw))
+
+    assert_close(clip_text_features(Legacy4x(), tok, texts), feats, atol=0)
     text_cfg = transformers.CLIPTextConfig(**_text_config(), projection_dim=16)
     with_proj = transformers.CLIPTextModelWithProjection(text_cfg)
     with_proj.text_model.load_state_dict(tiny_clip.text_model.state_dict())
