@@ -165,3 +165,27 @@ def test_tiny_reproduction(tmp_path):
     names = {r.experiment for r in records}
     assert "Adult DP: Fair mixup lam=0.5" in names
     assert any(r.claim is not None for r in records)
+
+
+def test_sweep_runs_erm_once_per_seed():
+    from types import SimpleNamespace
+
+    from papershelf.fair_mixup import sweep
+
+    x, y, a = _toy(300)
+
+    def data(seed):
+        return SimpleNamespace(X_train=x, y_train=y, a_train=a, X_val=x, y_val=y, a_val=a,
+                               X_test=x, y_test=y, a_test=a)  # fmt: skip
+
+    runs = sweep(
+        data, methods=("erm", "mixup"), lams=(0.5, 1.0), seeds=(0, 1), epochs=2,
+        iters_per_epoch=2, batch_size=20, show_progress=False,
+        model_fn=lambda d, g: AdultMLP(d, hidden=8, generator=g),
+    )  # fmt: skip
+    assert [(r.method, r.lam, r.seed) for r in runs] == [
+        ("erm", 0.0, 0), ("mixup", 0.5, 0), ("mixup", 1.0, 0),
+        ("erm", 0.0, 1), ("mixup", 0.5, 1), ("mixup", 1.0, 1),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="lams"):
+        sweep(data, lams=(-1.0,))
