@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 Weights = float | Sequence[float]
 _DP_MAX = 6  # up to 6 children a vectorised subset DP beats one scipy call per pair
 _PAIRS_PER_BLOCK = 200_000  # class pairs per vectorised block (bounds memory to tens of MB)
-_AUTO_MAX_CLASSES = 6_000  # memoize="auto": largest class table (6000^2 float64 = 288 MB)
+_AUTO_MAX_CLASSES = (
+    5_000  # memoize="auto": largest class table (5000^2 float64 = 200 MB, x3 at peak)
+)
 
 
 def pascal_weights(depth: int, eps: float = 1.0) -> list[float]:
@@ -484,7 +486,8 @@ def pairwise_tmd(
         ``True``: one table of tree distances over the distinct computation trees of all
         graphs, each computed once, then one assignment per graph pair. ``False``: each pair
         on its own (memory stays small for graphs with continuous features, where almost every
-        tree is distinct). ``"auto"``: memoize unless there are more than 6,000 distinct trees.
+        tree is distinct). ``"auto"``: memoize unless there are more than 5,000 distinct trees
+        (the tables then take up to ~0.6 GB).
     n_jobs : int or None
         Worker processes for the per-pair work (``-1``: all CPUs). ``1`` or ``None``: no pool.
     show_progress : bool, optional
