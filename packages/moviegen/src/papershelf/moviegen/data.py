@@ -1,0 +1,176 @@
+"""Synthetic text-to-video data and aspect-ratio x duration bucketing.
+
+:class:`MovingShapes` is the offline stand-in for video data: one square or disc of
+one of four colours moving 2 px / frame in one of four directions, with the prompt
+naming shape, colour and direction. :class:`BucketSampler` groups clips of one
+(aspect ratio, duration) bucket per batch, as Movie Gen's training does (5 x 5 buckets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "BucketSampler", "MovingShapes"]
+
+#: Palette in [-1, 1] RGB.
+COLOURS: dict[str, tuple[float, float, float]] = {
+    "red": (1.0, -1.0, -1.0),
+    "green": (-1.0, 1.0, -1.0),
+    "blue": (-1.0, -1.0, 1.0),
+    "yellow": (1.0, 1.0, -1.0),
+}
+#: Unit displacement (dx, dy) per direction; y grows downwards.
+DIRECTIONS: dict[str, tuple[int, int]] = {
+    "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
+}
+SHAPES = ("square", "disc")
+
+
+class MovingShapes:
+    """On-the-fly synthetic clips with 3-word prompts "<colour> <shape> <direction>".
+
+    Parameters
+    ----------
+    num_frames : int
+        Frames per clip (8).
+    size : int
+        Frame height = width in pixels (32).
+    speed : int
+        Pixels per frame (2).
+    object_size : int
+        Side of the square / diameter of the disc (8, area ~ 64 px; disc ~ 50 px).
+
+    Examples
+    --------
+    >>> data = MovingShapes()
+    >>> video, prompts, labels = data.batch(4, generator=torch.Generator().manual_seed(0))
+    >>> tuple(video.shape), len(prompts)
+    ((4, 3, 8, 32, 32), 4)
+    """
+
+    def __init__(self, num_frames: int = 8, size: int = 32, speed: int = 2,
+                 object_size: int = 8) -> None:
+        travel = speed * (num_frames - 1)
+        if num_frames < 1 or size < 1 or speed < 0 or object_size < 1:
+            raise ValueError("num_frames, size and object_size must be >= 1 and speed >= 0")
+        if object_size + travel > size:
+            raise ValueError(f"object_size + speed * (num_frames - 1) = {object_size + travel} "
+                             f"must fit in size = {size}")
+        self.num_frames, self.size, self.speed, self.object_size = (
+            num_frames, size, speed, object_size)
+
+    @property
+    def vocab(self) -> list[str]:
+        """All prompt words."""
+        return [*COLOURS, *SHAPES, *DIRECTIONS]
+
+    def render(self, colour: str, shape: str, direction: str, x0: float, y0: float) -> Tensor:
+        """One clip (3, T, H, W) in [-1, 1] with the object's top-left corner at (x0, y0) at t = 0."""
+        T, S, k = self.num_frames, self.size, self.object_size
+        dx, dy = DIRECTIONS[direction]
+        yy, xx = torch.meshgrid(torch.arange(S, dtype=torch.float32),
+                                torch.arange(S, dtype=torch.float32), indexing="ij")
+        rgb = torch.tensor(COLOURS[colour]).view(3, 1, 1)
+        frames = []
+        for f in range(T):
+            cx = x0 + dx * self.speed * f + (k - 1) / 2
+            cy = y0 + dy * self.speed * f + (k - 1) / 2
+            if shape == "square":
+                inside = ((xx - cx).abs() <= (k - 1) / 2) & ((yy - cy).abs() <= (k - 1) / 2)
+            else:
+                inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= (k / 2) ** 2
+            frames.append(torch.where(inside, rgb, torch.full_like(rgb, -1.0)))
+        return torch.stack(frames, 1)
+
+    def batch(self, n: int, generator: torch.Generator | None = None
+              ) -> tuple[Tensor, list[str], list[tuple[str, str, str]]]:
+        """Draw ``n`` clips.
+
+        Returns
+        -------
+        video : Tensor, shape (n, 3, T, H, W), values in [-1, 1]
+        prompts : list of str
+        labels : list of (colour, shape, direction)
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        cols, dirs = list(COLOURS), list(DIRECTIONS)
+        travel = self.speed * (self.num_frames - 1)
+        videos, prompts, labels = [], [], []
+        for _ in range(n):
+            r = torch.randint(0, 1 << 30, (5,), generator=generator).tolist()
+            colour, shape, direction = cols[r[0] % 4], SHAPES[r[1] % 2], dirs[r[2] % 4]
+            dx, dy = DIRECTIONS[direction]
+            span = self.size - self.object_size - travel * (dx != 0)
+            x0 = r[3] % (span + 1) + (travel if dx < 0 else 0)
+            span_y = self.size - self.object_size - travel * (dy != 0)
+            y0 = r[4] % (span_y + 1) + (travel if dy < 0 else 0)
+            videos.append(self.render(colour, shape, direction, x0, y0))
+            prompts.append(f"{colour} {shape} {direction}")
+            labels.append((colour, shape, direction))
+        return torch.stack(videos), prompts, labels
+
+
+class BucketSampler:
+    """Batches of indices that share one (aspect ratio, duration) bucket.
+
+    Parameters
+    ----------
+    sizes : sequence of (num_frames, height, width)
+        Size of every clip in the data set.
+    batch_size : int
+    aspect_ratios : sequence of float
+        Bucket centres of width / height (Movie Gen uses 5).
+    durations : sequence of int
+        Bucket centres in frames (5 durations between 4 s and 16 s).
+    drop_last : bool
+    generator : torch.Generator, optional
+        Shuffles within and across buckets each epoch.
+    """
+
+    def __init__(self, sizes: Sequence[tuple[int, int, int]], batch_size: int,
+                 aspect_ratios: Sequence[float] = (9 / 16, 3 / 4, 1.0, 4 / 3, 16 / 9),
+                 durations: Sequence[int] = (64, 112, 160, 208, 256),
+                 drop_last: bool = False, generator: torch.Generator | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.drop_last, self.generator = batch_size, drop_last, generator
+        self.aspect_ratios, self.durations = list(aspect_ratios), list(durations)
+        self.buckets: dict[tuple[int, int], list[int]] = {}
+        for i, (t, h, w) in enumerate(sizes):
+            a = min(range(len(aspect_ratios)),
+                    key=lambda j: abs(math.log(w / h) - math.log(aspect_ratios[j])))
+            d = min(range(len(durations)), key=lambda j: abs(t - durations[j]))
+            self.buckets.setdefault((a, d), []).append(i)
+
+    def bucket_of(self, index: int) -> tuple[int, int]:
+        """(aspect-ratio bucket, duration bucket) of clip ``index``."""
+        for key, idx in self.buckets.items():
+            if index in idx:
+                return key
+        raise KeyError(index)
+
+    def _batches(self) -> list[list[int]]:
+        out = []
+        for idx in self.buckets.values():
+            perm = torch.randperm(len(idx), generator=self.generator).tolist()
+            idx = [idx[p] for p in perm]
+            for s in range(0, len(idx), self.batch_size):
+                b = idx[s: s + self.batch_size]
+                if len(b) == self.batch_size or not self.drop_last:
+                    out.append(b)
+        order = torch.randperm(len(out), generator=self.generator).tolist()
+        return [out[o] for o in order]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        n = 0
+        for idx in self.buckets.values():
+            n += len(idx) // self.batch_size if self.drop_last else -(-len(idx) // self.batch_size)
+        return n

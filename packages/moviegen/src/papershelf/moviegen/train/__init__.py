@@ -1,0 +1,6 @@
+"""Training: the flow-matching trainer and multi-GPU sharding helpers."""
+
+from papershelf.moviegen.train.parallel import make_mesh, shard_model, tensor_parallel_plan
+from papershelf.moviegen.train.trainer import EMA, FlowMatchingTrainer
+
+__all__ = ["EMA", "FlowMatchingTrainer", "make_mesh", "shard_model", "tensor_parallel_plan"]
