@@ -33,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help="package folders to check (default: all)")
     args = parser.parse_args(argv)
-    folders = sorted(p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file())
+    folders = sorted(
+        p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file()
+    )
     names = args.names or folders
     failures = []
     with tempfile.TemporaryDirectory(prefix="papershelf-wheels-") as tmp:
         dist = Path(tmp) / "dist"
-        run([*uv(), "build", "--all-packages", "--no-sources", "--wheel", "-o", str(dist)], cwd=ROOT)
+        run(
+            [*uv(), "build", "--all-packages", "--no-sources", "--wheel", "-o", str(dist)], cwd=ROOT
+        )
         wheels = {w.name.split("-")[0]: w for w in dist.glob("*.whl")}
         core = wheels["papershelf_core"]
         for name in ["core", *names]:
@@ -47,12 +51,18 @@ def main(argv: list[str] | None = None) -> int:
             venv = Path(tmp) / f"venv-{name}"
             run([*uv(), "venv", "-q", "--python", sys.executable, str(venv)])
             py = venv / "bin" / "python"
-            to_install = [str(core)] if name == "core" else [str(core), str(wheels[f"papershelf_{mod}"])]
+            to_install = (
+                [str(core)] if name == "core" else [str(core), str(wheels[f"papershelf_{mod}"])]
+            )
             try:
                 run([*uv(), "pip", "install", "-q", "--python", str(py), *to_install])
-                out = run([str(py), "-c", f"import papershelf.{mod} as m; print(m.__version__)"], cwd=tmp)
+                out = run(
+                    [str(py), "-c", f"import papershelf.{mod} as m; print(m.__version__)"], cwd=tmp
+                )
                 listing = run([str(venv / "bin" / "papershelf"), "list", "--out", tmp], cwd=tmp)
-                if name != "core" and not any(line.startswith(name + " ") for line in listing.stdout.splitlines()):
+                if name != "core" and not any(
+                    line.startswith(name + " ") for line in listing.stdout.splitlines()
+                ):
                     raise RuntimeError(f"papershelf list does not show {name}:\n{listing.stdout}")
                 print(f"ok    {name:16s} {out.stdout.strip():8s} {time.perf_counter() - t0:5.1f} s")
             except (subprocess.CalledProcessError, RuntimeError) as exc:

@@ -81,8 +81,10 @@ def render_shelf_table() -> str:
                 ours = "holds" if top.claim_holds else "does not hold"
                 headline = f"{top.experiment}: {top.claim} — {ours}"
             else:
-                headline = (f"{top.experiment}, {top.metric}: {format_value(top.mean, top.std)}"
-                            f" vs {format_value(top.paper_value)}")
+                headline = (
+                    f"{top.experiment}, {top.metric}: {format_value(top.mean, top.std)}"
+                    f" vs {format_value(top.paper_value)}"
+                )
         else:
             status, headline = "in progress", "–"
         link = f"[{pkg.name}](packages/{pkg.name})"
