@@ -247,7 +247,9 @@ def _build_tables(
     dist, blank = d1, b1
     total_pairs = sum(len(lv.feat_class) * (len(lv.feat_class) - 1) // 2 for lv in levels[1:])
     bar = progress(
-        total=total_pairs, desc="TMD tree tables", disable=None if show_progress else True
+        total=total_pairs,
+        desc="TMD tree tables",
+        disable=None if show_progress is None else not show_progress,
     )
     for lv, w in zip(levels[1:], weights):
         k = len(lv.feat_class)
@@ -439,7 +441,7 @@ def _map_pairs(
 ) -> np.ndarray:
     chunk = max(1, min(256, len(pairs) // (4 * n_jobs) or 1))
     chunks = [pairs[s : s + chunk] for s in range(0, len(pairs), chunk)]
-    disable = None if show_progress else True
+    disable = None if show_progress is None else not show_progress
     if n_jobs == 1 or len(chunks) == 1:
         _WORKER.clear()
         _WORKER.update(state)
