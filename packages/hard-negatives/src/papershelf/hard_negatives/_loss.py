@@ -138,13 +138,17 @@ class _MatmulLogMass(torch.autograd.Function):
 
     Builds the (B, K) logits, drops each row's two excluded columns (itself and its partner),
     and computes ``log R`` with the softmaxes of ``(1 + beta) s`` and ``beta s`` kept for the
-    backward pass, which is then one elementwise pass and the two matmuls. The temperature is
-    folded into ``anchors`` by the caller. Not twice differentiable.
+    backward pass, which is then one elementwise pass and the matmuls. With ``keys=None`` the keys
+    are the anchors themselves (one process) and the gradient is
+    ``G @ anchors + G^T @ anchors``. Not twice differentiable.
     """
 
     @staticmethod
-    def forward(ctx, anchors, keys, excluded, log_m, beta, hard, detach_weights):
-        s = anchors @ keys.T
+    def forward(ctx, anchors, keys, excluded, scale, log_m, beta, hard, detach_weights):
+        s = (anchors * scale) @ (anchors if keys is None else keys).T
+        ctx.scale = scale
+        ctx.self_keys = keys is None
+        keys = anchors if keys is None else keys
         rows = torch.arange(s.shape[0], device=s.device)[:, None]
         s[rows, excluded] = float("-inf")
         c = s.amax(dim=1, keepdim=True)
@@ -175,10 +179,12 @@ class _MatmulLogMass(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         anchors, keys, jac = ctx.saved_tensors
-        g = jac * grad[:, None]
+        g = jac * (grad[:, None] * ctx.scale)
+        if ctx.self_keys:
+            return g @ anchors + g.T @ anchors, None, None, None, None, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
         grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
-        return grad_anchors, grad_keys, None, None, None, None, None
+        return grad_anchors, grad_keys, None, None, None, None, None, None
 
 
 def _debiased_rows(
@@ -390,7 +396,7 @@ def hcl_loss(
         else:
             rank, world, g1, g2 = 0, 1, a, b
         z = torch.cat([a, b], 0)
-        keys = z if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D)
+        keys = None if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D); None: keys = z
         idx = torch.arange(n, device=a.device) + rank * n
         self_col = torch.cat([idx, idx + n * world])
         partner_col = torch.cat([idx + n * world, idx])
@@ -400,7 +406,7 @@ def hcl_loss(
         n_neg = float(2 * n * world - 2)
         hard = estimator == "hard"
         log_r = _MatmulLogMass.apply(
-            z / temperature, keys, excluded, math.log(n_neg), float(beta), hard, detach_weights
+            z, keys, excluded, 1.0 / temperature, math.log(n_neg), float(beta), hard, detach_weights
         )
         if not hard:
             loss = torch.logaddexp(pos, log_r) - pos

@@ -117,34 +117,41 @@ def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
 
 
 class _MatmulLogSumExp(torch.autograd.Function):
-    """Row-wise ``logsumexp(anchors @ keys.T)`` with one excluded column per row, fused.
+    """Row-wise ``logsumexp(scale * anchors @ keys.T)`` with one excluded column per row, fused.
 
     Autograd through ``mm -> scatter(-inf) -> logsumexp`` materialises three (B, K) tensors and
     recomputes the softmax in the backward pass; here the softmax is built in place in the
-    forward pass and reused, which makes the backward one multiply and the two matmuls.
-    The temperature is folded into ``anchors`` by the caller. Not twice differentiable.
+    forward pass and reused, which makes the backward one multiply and the matmuls. With
+    ``keys=None`` the keys are the anchors themselves (the one-process SimCLR layout) and the
+    gradient is ``G @ anchors + G^T @ anchors``. Not twice differentiable.
     """
 
     @staticmethod
-    def forward(ctx, anchors: Tensor, keys: Tensor, excluded: Tensor | None) -> Tensor:
-        logits = anchors @ keys.T
+    def forward(
+        ctx, anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float
+    ) -> Tensor:
+        logits = (anchors * scale) @ (anchors if keys is None else keys).T
         if excluded is not None:
             logits[torch.arange(logits.shape[0], device=logits.device), excluded] = float("-inf")
         peak = logits.amax(dim=1, keepdim=True)
         probs = logits.sub_(peak).exp_()  # in place: the (B, K) buffer becomes the softmax
         total = probs.sum(dim=1, keepdim=True)
         probs.div_(total)
-        ctx.save_for_backward(anchors, keys, probs)
+        ctx.scale = scale
+        ctx.self_keys = keys is None
+        ctx.save_for_backward(anchors, anchors if keys is None else keys, probs)
         return (peak + total.log()).squeeze(1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         anchors, keys, probs = ctx.saved_tensors
-        g = probs * grad[:, None]
+        g = probs * (grad[:, None] * ctx.scale)
+        if ctx.self_keys:
+            return g @ anchors + g.T @ anchors, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
         grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
-        return grad_anchors, grad_keys, None
+        return grad_anchors, grad_keys, None, None
 
 
 def rince_from_logits(
@@ -240,13 +247,13 @@ def _pair_lse(
     pos = torch.cat([pos, pos])
     if layout == "simclr":
         z = torch.cat([z1, z2], 0)
-        keys = z if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D)
+        keys = None if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D); None: keys = z
         idx = torch.arange(n, device=z1.device) + rank * n
         self_col = torch.cat([idx, idx + n * world])
-        return _MatmulLogSumExp.apply(z / temperature, keys, self_col), pos
+        return _MatmulLogSumExp.apply(z, keys, self_col, 1.0 / temperature), pos
     # "cross": z1 anchors against z2 keys and z2 anchors against z1 keys, no same-view negatives
-    lse1 = _MatmulLogSumExp.apply(z1 / temperature, g2, None)
-    lse2 = _MatmulLogSumExp.apply(z2 / temperature, g1, None)
+    lse1 = _MatmulLogSumExp.apply(z1, g2, None, 1.0 / temperature)
+    lse2 = _MatmulLogSumExp.apply(z2, g1, None, 1.0 / temperature)
     return torch.cat([lse1, lse2]), pos
 
 
