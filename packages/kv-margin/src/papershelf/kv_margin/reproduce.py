@@ -235,16 +235,17 @@ def _figure(
     gap = np.array([r["gap"] for r in rows])
     noise = np.array([r["label_noise"] for r in rows])
     names = ["kV-Margin", "kV-GN-Margin", "-median margin", "sum ||W||_F^2"]
-    fig, axs = plt.subplots(1, 4, figsize=(13, 3.2))
+    fig, axs = plt.subplots(1, 4, figsize=(13, 3.4))
+    fig.subplots_adjust(top=0.74, bottom=0.15, left=0.05, right=0.9, wspace=0.3)
     for ax, name in zip(axs, names, strict=True):
         sc = ax.scatter(measures[name], gap, c=noise, cmap="viridis", s=14)
         ax.set_title(f"{name}\ntau = {kendall_tau(measures[name], gap):+.3f}", fontsize=9)
         ax.set_xlabel("measure", fontsize=8)
         ax.tick_params(labelsize=7)
     axs[0].set_ylabel("generalization gap")
-    fig.colorbar(sc, ax=axs, label="label noise", fraction=0.02)
+    fig.colorbar(sc, cax=fig.add_axes((0.92, 0.15, 0.012, 0.59)), label="label noise")
     fig.suptitle(
-        "Digits MLP sweep: measure vs gap (larger measure should mean larger gap)", fontsize=10
+        "Digits MLP sweep: measure vs gap (a larger measure should mean a larger gap)", fontsize=10
     )
     ctx.save_figure(fig, "kv_margin_digits_scatter.png", dpi=80)
     plt.close(fig)
