@@ -5,11 +5,13 @@ import pytest
 import torch
 from torch import nn
 
+from papershelf.core.testing import with_devices
 from papershelf.kv_margin import (
     class_k_variance,
     kv_gn_margin,
     kv_margin,
     kv_measure_from_arrays,
+    kv_measures,
     margins,
 )
 
@@ -107,3 +109,21 @@ def test_bad_inputs():
         kv_margin(model, x, y, "2", quantile=2.0)
     with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         kv_margin(model, x.numpy(), y, "2")
+
+
+def test_input_hook_equals_output_hook_of_previous_layer():
+    model, x, y = setup(5)
+    a = kv_margin(model, x, y, "2", hook="input", seed=1)
+    b = kv_margin(model, x, y, "1", hook="output", seed=1)
+    assert a.score == b.score
+
+
+@with_devices
+def test_measures_on_device(device):
+    model, x, y = setup(6)
+    ref = kv_measures(model, x, y, "2", seed=2)
+    res = kv_measures(model.to(device), x.to(device), y.to(device), "2", seed=2)
+    for k in ("kv", "gn"):
+        assert res[k].score == pytest.approx(ref[k].score, rel=1e-9)
+    sk = kv_measures(model, x.to(device), y.to(device), "2", seed=2, method="sinkhorn")
+    assert sk["kv"].score == pytest.approx(ref["kv"].score, rel=0.1)  # entropic bias: a few %
