@@ -24,6 +24,7 @@ row of the distance table, across all graphs of a :func:`pairwise_tmd` call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -238,8 +239,40 @@ def _extend(dist: np.ndarray, blank: np.ndarray) -> np.ndarray:
     return ext
 
 
+def _table_block(bounds: tuple[int, int]) -> tuple[int, int, np.ndarray]:
+    """Tree distances of the class pairs (a, b), r0 <= a < r1, a < b, of one level.
+
+    Reads the level's inputs from the worker state (set by the parent, or inherited by fork).
+    """
+    st = _LEVEL
+    lv: _Level = st["level"]
+    ext, d1, w = st["ext"], st["d1"], st["w"]
+    a, b = _upper_pairs(len(lv.feat_class), *bounds)
+    value = d1[lv.feat_class[a], lv.feat_class[b]]
+    dmax = np.maximum(lv.degree[a], lv.degree[b])
+    for d in np.unique(dmax):
+        sel = np.nonzero(dmax == d)[0]
+        ca = lv.children[a[sel], :d]
+        cb = lv.children[b[sel], :d]
+        cost = ext[ca[:, :, None], cb[:, None, :]]
+        value[sel] = value[sel] + w * _batched_assignment(cost)
+    return bounds[0], bounds[1], value
+
+
+_LEVEL: dict[str, Any] = {}
+
+
+def _init_level(state: dict[str, Any]) -> None:
+    _LEVEL.clear()
+    _LEVEL.update(state)
+
+
 def _build_tables(
-    graphs: Sequence[_Graph], weights: np.ndarray, float32: bool, show_progress: bool | None
+    graphs: Sequence[_Graph],
+    weights: np.ndarray,
+    float32: bool,
+    show_progress: bool | None,
+    n_jobs: int = 1,
 ) -> _Tables:
     depth = len(weights) + 1
     feats, levels = _tree_classes(graphs, depth)
@@ -266,29 +299,42 @@ def _build_tables(
             )
         else:
             new_blank = root + w * child_sum
+        # row blocks of about equal pair counts (row a holds k - 1 - a pairs)
+        blocks, start, acc = [], 0, 0
+        for row in range(k):
+            acc += k - 1 - row
+            if acc >= _PAIRS_PER_BLOCK or row == k - 1:
+                blocks.append((start, row + 1))
+                start, acc = row + 1, 0
+        state = {"level": lv, "ext": ext, "d1": d1, "w": float(w)}
         new = np.zeros((k, k))
-        rows_per_block = max(1, _PAIRS_PER_BLOCK // max(1, k))
-        for r0 in range(0, k, rows_per_block):
-            a, b = _upper_pairs(k, r0, min(k, r0 + rows_per_block))
-            if a.size == 0:
-                continue
-            dmax = np.maximum(lv.degree[a], lv.degree[b])
-            value = d1[lv.feat_class[a], lv.feat_class[b]]
-            for d in np.unique(dmax):
-                sel = np.nonzero(dmax == d)[0]
-                ca = lv.children[a[sel], :d]
-                cb = lv.children[b[sel], :d]
-                cost = ext[ca[:, :, None], cb[:, None, :]]
-                value[sel] = value[sel] + w * _batched_assignment(cost)
-            new[a, b] = value
-            new[b, a] = value
-            bar.update(a.size)
+        with contextlib.ExitStack() as stack:
+            if n_jobs > 1 and len(blocks) > 1:
+                pool = stack.enter_context(_pool(n_jobs, _init_level, state))
+                results = pool.map(_table_block, blocks)
+            else:
+                _init_level(state)
+                results = map(_table_block, blocks)
+            for r0, r1, value in results:
+                a, b = _upper_pairs(k, r0, r1)
+                new[a, b] = value
+                new[b, a] = value
+                bar.update(a.size)
+        _LEVEL.clear()
         dist, blank = new, new_blank
     bar.close()
     counts = [len(lv.feat_class) for lv in levels]
     log.debug("tree classes per depth: %s", counts)
     offsets = np.cumsum([0] + [g.x.shape[0] for g in graphs])
     return _Tables(_extend(dist, blank), levels[-1].node_class, offsets, counts)
+
+
+def _pool(n_jobs: int, initializer: Any, state: dict[str, Any]) -> ProcessPoolExecutor:
+    """Worker processes that inherit ``state`` by fork on Linux (pickled elsewhere)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=initializer, initargs=(state,))
 
 
 def _graph_ot(ext: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> float:
@@ -447,12 +493,7 @@ def _map_pairs(
         _WORKER.update(state)
         parts = [fn(c) for c in progress(chunks, total=len(chunks), desc=desc, disable=disable)]
     else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ProcessPoolExecutor(
-            n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(state,)
-        ) as pool:
+        with _pool(n_jobs, _init_worker, state) as pool:
             parts = list(
                 progress(pool.map(fn, chunks), total=len(chunks), desc=desc, disable=disable)
             )
@@ -491,7 +532,8 @@ def pairwise_tmd(
         tree is distinct). ``"auto"``: memoize unless there are more than 5,000 distinct trees
         (the tables then take up to ~0.6 GB).
     n_jobs : int or None
-        Worker processes for the per-pair work (``-1``: all CPUs). ``1`` or ``None``: no pool.
+        Worker processes for the blocks of the tree tables and the per-pair assignments
+        (``-1``: all CPUs; fork on Linux). ``1`` or ``None``: no pool.
     show_progress : bool, optional
         Progress bars (``None``: only on a terminal).
 
@@ -532,7 +574,7 @@ def pairwise_tmd(
         _, levels = _tree_classes(union, depth)
         memoize = len(levels[-1].feat_class) <= _AUTO_MAX_CLASSES
     if memoize:
-        tables = _build_tables(union, weights, float32, show_progress)
+        tables = _build_tables(union, weights, float32, show_progress, workers)
         state = {"tables": tables, "off_a": 0, "off_b": 0 if symmetric else len(ga)}
         values = _map_pairs(_pairs_from_tables, state, pairs, workers, show_progress, "TMD pairs")
     else:
