@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
@@ -116,3 +118,19 @@ def test_bad_inputs():
         class_k_variance(x, np.zeros(10))
     with pytest.raises(TypeError, match="rng"):
         k_variance(x, rng="zero")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 4),
+    st.integers(0, 2**31 - 1),
+)
+def test_w1_is_a_metric_on_equal_size_clouds(n, d, seed):
+    rng = np.random.default_rng(seed)
+    x, y, z = (rng.normal(size=(n, d)) for _ in range(3))
+    assert wasserstein1(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert wasserstein1(x, y) == pytest.approx(wasserstein1(y, x), abs=1e-12)
+    assert wasserstein1(x, z) <= wasserstein1(x, y) + wasserstein1(y, z) + 1e-12
+    # a permutation of the points is the same empirical measure
+    assert wasserstein1(x[rng.permutation(n)], y) == pytest.approx(wasserstein1(x, y), abs=1e-12)
