@@ -24,6 +24,6 @@ REPRODUCTION = Reproduction(
     run="papershelf.hard_negatives.reproduce:run",
     headline=(
         "Digits SimCLR vs DCL vs HCL across beta, on all 10 digits and on 4 confusable digits "
-        "(more false and harder negatives), 5-shot linear probe over 3 seeds"
+        "(more false and harder negatives), 5-shot linear probe, paired over seeds"
     ),
 )
