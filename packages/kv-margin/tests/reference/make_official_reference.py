@@ -12,7 +12,8 @@ anywhere in papershelf)::
 
 The official code targets TensorFlow 1.15; two shims make it run unchanged on 2.15:
 ``tf.enable_eager_execution`` becomes a no-op (eager is the default) and every Keras layer
-records ``_last_seen_input`` (the attribute the official ``get_features`` reads) in ``call``.
+records ``_last_seen_input`` (the attribute the official ``get_features`` reads) when called, as
+the PGDL starter kit's model loader does by wrapping every layer class.
 The model, weights and data are fixed by ``numpy.random.RandomState`` seeds, so
 ``test_kv_margin_parity.py`` rebuilds exactly the same model in torch.
 """

@@ -328,7 +328,7 @@ _DOC_COMMON = """
     official : bool
         Official parity mode: ``subsample = 200 * (max(y) + 1)`` unless given, and the median
         over the first ``200 * floor(n / 200)`` subsample rows only (the official chunk loop drops
-        the remainder).
+        the remainder; with fewer than 200 rows, where the official code fails, all are used).
     seed : int, numpy Generator or RandomState
         Randomness for the subsample and the k-variance splits. An int seeds a legacy
         ``RandomState``, so ``seed=0`` replays the official ``np.random.seed(0)`` draws.
