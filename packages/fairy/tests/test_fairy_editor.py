@@ -10,7 +10,7 @@ from papershelf.core.testing import assert_close
 from papershelf.fairy import FairyVideoEditor, anchor_attention
 from papershelf.fairy.testing import synthetic_video, tiny_instruct_pix2pix
 
-STEPS = 3
+STEPS = 2
 PROMPT = "make it snowy"
 
 
@@ -59,7 +59,7 @@ def test_copy_of_the_anchor_gets_the_anchor_output(editor, video):
     assert_close(out[2], out[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 3])
+@pytest.mark.parametrize("chunk_size", [1, 3])
 def test_chunked_equals_all_at_once(editor, video, reference, chunk_size):
     out = _edit(editor, video, chunk_size=chunk_size)
     assert out.anchor_indices == reference.anchor_indices == [0, 4, 7]

@@ -86,9 +86,17 @@ def module_level_variance(
         return inter_frame_variance(attn(x))
 
 
+def _clock(device: str) -> Any:
+    # CPU process time: on a shared machine wall time mostly measures the neighbours
+    return time.perf_counter if device.startswith("cuda") else time.process_time
+
+
 def time_t2v_zero(pipe: Any, video: torch.Tensor, steps: int, seed: int = 0) -> float:
     """Seconds to edit ``video`` the Text2Video-Zero way: all frames in one batch, every frame
-    attending to the first frame's keys/values (diffusers' ``CrossFrameAttnProcessor2_0``)."""
+    attending to the first frame's keys/values (diffusers' ``CrossFrameAttnProcessor2_0``).
+
+    CPU process time on the CPU, wall time on CUDA.
+    """
     from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
         CrossFrameAttnProcessor2_0,
     )
@@ -115,26 +123,31 @@ def _scaling_tiny(
     ctx: ReproduceContext, pipe: Any, sizes: list[int], hw: int, steps: int, chunk: int
 ) -> dict[str, Any]:
     editor = FairyVideoEditor(pipe)
-    out: dict[str, Any] = {m: {"time_per_frame": [], "max_batch": []} for m in METHODS}
+    out: dict[str, Any] = {m: {"time": [], "max_batch": []} for m in METHODS}
+    clock = _clock(ctx.device)
     out["cache_mb"] = []
     modes = {"fairy": "cache", "frame-wise": "frame-wise", "full": "full"}
     for n in ctx.progress(sizes, desc="scaling (tiny IP2P)"):
         video, _ = synthetic_video(n, hw, hw, seed=0)
         for method, mode in modes.items():
-            res = editor.edit_video(
-                video,
-                PROMPT,
-                num_inference_steps=steps,
-                generator=0,
-                chunk_size=chunk,
-                anchor_mode=mode,
-                output_type="latent",
-            )
-            out[method]["time_per_frame"].append(res.timings["total"] / n)
+            best = float("inf")
+            for _ in range(2):  # best of two: the machine is shared
+                t0 = clock()
+                res = editor.edit_video(
+                    video,
+                    PROMPT,
+                    num_inference_steps=steps,
+                    generator=0,
+                    chunk_size=chunk,
+                    anchor_mode=mode,
+                    output_type="latent",
+                )
+                best = min(best, clock() - t0)
+            out[method]["time"].append(best)
             out[method]["max_batch"].append(res.max_unet_batch)
             if method == "fairy":
                 out["cache_mb"].append(res.cache_nbytes / 1e6)
-        out["t2v-zero"]["time_per_frame"].append(time_t2v_zero(pipe, video, steps) / n)
+        out["t2v-zero"]["time"].append(min(time_t2v_zero(pipe, video, steps) for _ in range(2)))
         out["t2v-zero"]["max_batch"].append(3 * n)
     return out
 
@@ -189,8 +202,8 @@ def _figure(
     fig, ax = plt.subplots(2, 2, figsize=(10, 7.2))
     a = ax[0, 0]
     for m in METHODS:
-        a.plot(sizes, np.array(tiny[m]["time_per_frame"]) * 1e3, "o-", c=colours[m], label=m)
-    a.set(xlabel="frames N", ylabel="ms per frame", title="tiny IP2P: edit time per frame")
+        a.plot(sizes, tiny[m]["time"], "o-", c=colours[m], label=m)
+    a.set(xlabel="frames N", ylabel="CPU seconds", title="tiny IP2P: time to edit N frames")
     a.legend(fontsize=8)
     a = ax[0, 1]
     for m in METHODS:
@@ -277,10 +290,21 @@ def _real_edit(ctx: ReproduceContext) -> list[ResultRecord]:
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction (see the module docstring)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    # one thread: timings of a 2-core machine shared with others are otherwise meaningless
+    torch.set_num_threads(1)
+    try:
+        return _run(ctx)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(ctx: ReproduceContext) -> list[ResultRecord]:
     full = ctx.full
-    sizes = [8, 16, 32, 64, 120] if full else [4, 8, 16, 24]
+    # K = 3 anchors + whole chunks of non-anchor frames, so every size runs full chunks
+    sizes = [11, 19, 35, 67, 123] if full else [7, 15, 31]
     hw, steps, chunk = (64, 4, 8) if full else (32, 2, 4)
-    pipe = tiny_instruct_pix2pix(0)
+    pipe = tiny_instruct_pix2pix(0).to(ctx.device)
     editor = FairyVideoEditor(pipe)
     records: list[ResultRecord] = []
     cfg = {
@@ -294,23 +318,25 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
 
     # 1. scaling on the tiny pipeline
     tiny = _scaling_tiny(ctx, pipe, sizes, hw, steps, chunk)
-    fairy_t = tiny["fairy"]["time_per_frame"]
-    flat = fairy_t[-1] / fairy_t[0]
+    # marginal cost of one more frame: the slope of time over N, first and last interval
+    t = {m: np.array(tiny[m]["time"]) for m in METHODS}
+    nn = np.array(sizes, dtype=float)
+    slope = {m: np.diff(t[m]) / np.diff(nn) for m in METHODS}
+    flat = float(slope["fairy"][-1] / slope["fairy"][0])
     records.append(
         ResultRecord(
             PKG,
             f"tiny IP2P {hw}x{hw}, {steps} steps, N={sizes[0]}..{sizes[-1]}",
-            f"Fairy time per frame, N={sizes[-1]} / N={sizes[0]}",
+            f"Fairy time per added frame, N {sizes[-2]}->{sizes[-1]} / N {sizes[0]}->{sizes[1]}",
             [flat],
-            claim="time per frame is constant in the number of frames (ratio in [0.6, 1.5])",
+            claim="time grows linearly in the number of frames (ratio in [0.6, 1.5])",
             claim_holds=0.6 <= flat <= 1.5,
             config=cfg,
-            note="ms per frame: "
-            + ", ".join(f"{m} {1e3 * tiny[m]['time_per_frame'][-1]:.0f}" for m in METHODS)
-            + f" at N={sizes[-1]}",
+            note="CPU ms per added frame (last interval): "
+            + ", ".join(f"{m} {1e3 * slope[m][-1]:.0f}" for m in METHODS),
         )
     )
-    ratio_fw = float(np.mean(np.array(fairy_t) / np.array(tiny["frame-wise"]["time_per_frame"])))
+    ratio_fw = float(np.polyfit(nn, t["fairy"], 1)[0] / np.polyfit(nn, t["frame-wise"], 1)[0])
     records.append(
         ResultRecord(
             PKG,
@@ -320,7 +346,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             claim="anchor attention costs a small constant factor over frame-wise editing (<= 2)",
             claim_holds=ratio_fw <= 2.0,
             config=cfg,
-            note="mean over N; frame-wise InstructPix2Pix is the lower bound",
+            note="ratio of the least-squares slopes of CPU time over N; frame-wise InstructPix2Pix "
+            "is the lower bound",
         )
     )
     shapes = attn1_shapes(pipe.unet, hw // pipe.vae_scale_factor, hw // pipe.vae_scale_factor)
@@ -368,7 +395,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     )
 
     # 2. chunked = all-at-once; locality
-    eq = _equivalence(editor, hw if not full else 32, 3)
+    eq = _equivalence(editor, 32, 2)
     worst = max(eq[k] for k in ("chunk 1", "chunk 2", "chunk 3"))
     records.append(
         ResultRecord(
@@ -410,12 +437,12 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             note=", ".join(f"K={k}: {v:.3g}" for k, v in variances.items()) + " (K=0: self-attn)",
         )
     )
-    n_tc = 16
+    n_tc, tc_steps = (16, 4) if full else (12, 3)
     video, _ = synthetic_video(n_tc, hw, hw, seed=2)
     fw = editor.edit_video(
-        video, PROMPT, num_inference_steps=4, generator=0, anchor_mode="frame-wise"
+        video, PROMPT, num_inference_steps=tc_steps, generator=0, anchor_mode="frame-wise"
     ).frames
-    fa = editor.edit_video(video, PROMPT, num_inference_steps=4, generator=0).frames
+    fa = editor.edit_video(video, PROMPT, num_inference_steps=tc_steps, generator=0).frames
     tc_src, tc_fw, tc_fa = tem_con(video), tem_con(fw), tem_con(fa)
     tc_note = f"random weights: no semantic edit; pixel-space Tem-Con (source video {tc_src:.4f})"
     records.append(
@@ -460,7 +487,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         ResultRecord(
             PKG,
             f"120 frames {hw120}x{hw120}, tiny IP2P, {10 if full else 2} steps, {ctx.device}",
-            "seconds to edit the video",
+            "seconds to edit the video (wall)",
             [t120],
             paper_value=13.8,
             higher_is_better=False,
