@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import diffusers
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from papershelf.core.testing import assert_close
 from papershelf.debias_vl import (
@@ -22,8 +24,6 @@ from papershelf.debias_vl import (
     zero_shot_predict,
 )
 from papershelf.debias_vl.encoders import _projected
-
-transformers = pytest.importorskip("transformers")
 
 VOCAB = 64
 MAXLEN = 16
@@ -121,7 +121,6 @@ def test_debiased_zero_shot_with_tiny_clip(tiny_clip):
 
 @pytest.fixture(scope="module")
 def tiny_sd():
-    diffusers = pytest.importorskip("diffusers")
     torch.manual_seed(0)
     text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(**_text_config())).eval()
     unet = diffusers.UNet2DConditionModel(
