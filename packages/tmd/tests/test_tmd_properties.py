@@ -198,3 +198,33 @@ def test_gin_stability_bound_with_pascal_weights() -> None:
         ratio = gap / np.maximum(model.lipschitz_bound() * d, 1e-12)
         worst = max(worst, float(ratio.max()))
     assert 0.0 < worst <= 1.0 + 1e-5
+
+
+def test_auto_memoize_falls_back_to_per_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    from papershelf.tmd import distance
+
+    rng = np.random.default_rng(7)
+    graphs = [(torch.as_tensor(rng.normal(size=(5, 2))), und(5, cycle(5))) for _ in range(4)]
+    memo = pairwise_tmd(graphs, depth=3, memoize=True)
+    monkeypatch.setattr(distance, "_AUTO_MAX_CLASSES", 3)
+    calls = []
+    one_by_one = distance._pairs_one_by_one
+
+    def spy(pairs: np.ndarray) -> np.ndarray:
+        calls.append(len(pairs))
+        return one_by_one(pairs)
+
+    monkeypatch.setattr(distance, "_pairs_one_by_one", spy)
+    assert np.array_equal(pairwise_tmd(graphs, depth=3, memoize="auto"), memo)
+    assert sum(calls) == 6  # all pairs went the per-pair way
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from papershelf.tmd import distance, graphs, kernel
+
+    for mod in (distance, graphs, kernel):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, mod.__name__
+        assert result.attempted > 0
