@@ -22,7 +22,7 @@ REPRODUCTION = Reproduction(
 }""",
     run="papershelf.robust_infonce.reproduce:run",
     headline=(
-        "Digits SimCLR with 0-60% noisy (false-positive) views: InfoNCE vs RINCE q=0.5/1.0, "
-        "5-shot linear probe over 3 seeds"
+        "Digits SimCLR with 0-60% noisy (false-positive) views, fixed and resampled: InfoNCE vs "
+        "RINCE q=0.5/1.0, 5-shot linear probe, paired over seeds"
     ),
 )
