@@ -16,7 +16,7 @@ from papershelf.infoot.kernels import (
 )
 from papershelf.infoot.mi import density_ratio, kde_mutual_information, mi_gradient
 from papershelf.infoot.projection import barycentric_projection, conditional_projection
-from papershelf.infoot.sinkhorn import sinkhorn_log, sinkhorn_scaling
+from papershelf.infoot.sinkhorn import round_to_polytope, sinkhorn_log, sinkhorn_scaling
 from papershelf.infoot.solvers import fused_info_ot, fused_infoot_plan, info_ot, infoot_plan
 
 __version__ = "0.1.0"
@@ -39,6 +39,7 @@ __all__ = [
     "label_block_distances",
     "mi_gradient",
     "pairwise_euclidean",
+    "round_to_polytope",
     "sinkhorn_log",
     "sinkhorn_scaling",
 ]

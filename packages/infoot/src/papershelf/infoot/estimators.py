@@ -229,9 +229,11 @@ class InfoOT(_InfoOTBase):
     sinkhorn : {"pot", "log"}
         ``"pot"`` (parity): POT's scaling Sinkhorn capped at ``inner_max_iter=1000`` as in the
         official code, whose plans do not meet the column marginals exactly. ``"log"``
-        (converged): log-domain, warm-started, run to ``inner_tol``; stable for small ``reg``.
+        (converged): log-domain, warm-started, run to ``inner_tol`` (or ``inner_max_iter``),
+        then rounded onto the transport polytope: both marginals hold to rounding error;
+        stable for small ``reg`` and float32.
     inner_max_iter : int, optional
-        Inner cap (default 1000 for ``"pot"``, 100000 for ``"log"``).
+        Inner cap (default 1000 for ``"pot"``, 10000 for ``"log"``).
     inner_tol : float
         Inner stopping threshold (POT's 1e-9).
     oos_bandwidth : {"query", "train"}

@@ -17,7 +17,9 @@ Two inner solvers:
   so the plans violate the column marginals (rows are exact); this is what the paper's
   numbers come from.
 * ``sinkhorn="log"`` (converged): log-domain Sinkhorn, warm-started from the previous outer
-  step, run until the column marginals hold to ``inner_tol`` (L1). Different numbers.
+  step, run until the column marginals hold to ``inner_tol`` (L1) or ``inner_max_iter``,
+  then rounded onto :math:`U(p, q)` (Altschuler et al. 2017), so every plan meets both
+  marginals to rounding error. Different numbers from the official code.
 
 The outer loop stops early when :math:`\max|\Gamma^{t+1}-\Gamma^t| \le \mathrm{tol}\cdot\max\Gamma^{t+1}`
 (the official code always runs ``max_iter`` steps; at ``tol=1e-13`` the plan is the same to
@@ -64,7 +66,7 @@ def _check_solver_options(
         raise ValueError(f"sinkhorn must be one of {_SINKHORN}, got {sinkhorn!r}")
     _check_int(max_iter, "max_iter")
     if inner_max_iter is None:
-        inner_max_iter = 1000 if sinkhorn == "pot" else 100_000
+        inner_max_iter = 1000 if sinkhorn == "pot" else 10_000
     _check_int(inner_max_iter, "inner_max_iter")
     if not (isinstance(inner_tol, int | float) and inner_tol > 0):
         raise ValueError(f"inner_tol must be a number > 0, got {inner_tol}")
@@ -195,7 +197,7 @@ def infoot_plan(
         Inner solver: ``"pot"`` reproduces the official (truncated) Sinkhorn, ``"log"``
         converges (see the module docstring).
     inner_max_iter : int, optional
-        Inner iteration cap (default 1000 for ``"pot"``, 100000 for ``"log"``).
+        Inner iteration cap (default 1000 for ``"pot"``, 10000 for ``"log"``).
     inner_tol : float
         Inner stopping threshold (POT's 1e-9).
     P0 : array, shape (n, m), optional

@@ -1,0 +1,172 @@
+"""Estimator protocol, input checks, out-of-sample bandwidths, backends, README quickstart."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from papershelf.core.testing import assert_close, run_readme_quickstart, with_devices
+from papershelf.infoot import FusedInfoOT, InfoOT, fused_info_ot, info_ot
+
+HERE = Path(__file__).parent
+REF = json.loads((HERE / "data" / "infoot_official_reference.json").read_text())
+Xs = np.asarray(REF["inputs"]["Xs"])
+Xt = np.asarray(REF["inputs"]["Xt"])
+ys = np.asarray(REF["inputs"]["ys"]).astype(int)
+Xq = np.asarray(REF["inputs"]["Xq"])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return FusedInfoOT(max_iter=10).fit(Xs, Xt)
+
+
+# -- scikit-learn protocol ---------------------------------------------------------------------
+def test_fit_returns_self_and_params_round_trip():
+    est = InfoOT(h=0.3, reg=0.1, max_iter=3)
+    assert est.fit(Xs, Xt) is est
+    params = est.get_params()
+    assert params["h"] == 0.3 and params["reg"] == 0.1 and params["tol"] == 1e-13
+    clone = InfoOT(**params)
+    assert clone.get_params() == params
+    assert est.set_params(h=0.7) is est and est.h == 0.7
+    with pytest.raises(ValueError, match="unknown parameter"):
+        est.set_params(bandwidth=1.0)
+    assert "InfoOT(h=0.7" in repr(est)
+
+
+def test_fitted_attributes(fitted):
+    assert fitted.coupling_.shape == (40, 30)
+    assert fitted.cost_.shape == (40, 30)
+    assert fitted.Ks_.shape == (40, 40) and fitted.Kt_.shape == (30, 30)
+    assert fitted.n_iter_ == 10 and fitted.mutual_information_ > 0
+    assert len(fitted.log_["mutual_information"]) == 11
+
+
+def test_functional_forms_equal_estimators():
+    assert_close(info_ot(Xs, Xt, max_iter=5), InfoOT(max_iter=5).fit(Xs, Xt).coupling_, rtol=0)
+    assert_close(
+        fused_info_ot(Xs, Xt, ys=ys, max_iter=5),
+        FusedInfoOT(max_iter=5).fit(Xs, Xt, ys=ys).coupling_,
+        rtol=0,
+    )
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"h": 0.0}, "h must be"),
+        ({"h": -1.0}, "h must be"),
+        ({"reg": 0.0}, "reg must be"),
+        ({"reg": -0.5}, "reg must be"),
+        ({"sinkhorn": "exact"}, "sinkhorn must be"),
+        ({"oos_bandwidth": "batch"}, "oos_bandwidth must be"),
+        ({"max_iter": 0}, "max_iter must be"),
+        ({"lam": -1.0}, "lam must be"),
+        ({"metric": "cosine"}, "metric must be"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FusedInfoOT(**kwargs).fit(Xs, Xt)
+
+
+def test_bad_data():
+    with pytest.raises(ValueError, match="Xs is empty"):
+        InfoOT().fit(np.zeros((0, 2)), Xt)
+    bad = Xt.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Xt contains NaN"):
+        FusedInfoOT().fit(Xs, bad)
+    with pytest.raises(ValueError, match="Xt must have the same number of features"):
+        FusedInfoOT().fit(Xs, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="must be 2-D"):
+        InfoOT().fit(Xs[:, 0], Xt)
+    with pytest.raises(TypeError, match="Xs must be a numpy array"):
+        InfoOT().fit("abc", Xt)
+    with pytest.raises(ValueError, match="ys must have shape"):
+        FusedInfoOT().fit(Xs, Xt, ys=ys[:-1])
+
+
+def test_transform_before_fit_and_bad_methods(fitted):
+    with pytest.raises(RuntimeError, match="not fitted"):
+        InfoOT().transform(Xs)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        FusedInfoOT().conditional_score(Xs)
+    with pytest.raises(ValueError, match="method must be"):
+        fitted.transform(Xs, method="nearest")
+    with pytest.raises(ValueError, match="barycentric projection is defined only"):
+        fitted.transform(Xq, method="barycentric")
+    with pytest.raises(ValueError, match="X must have 2 features"):
+        fitted.conditional_score(np.ones((3, 5)))
+
+
+# -- out-of-sample projection ------------------------------------------------------------------
+def test_out_of_sample_query_bandwidth_depends_on_batch_train_bandwidth_does_not():
+    far = np.array([[40.0, -30.0]])
+    query = FusedInfoOT(max_iter=10).fit(Xs, Xt)
+    alone = query.transform(Xq, method="conditional")
+    with_far = query.transform(np.vstack([Xq, far]), method="conditional")[:-1]
+    assert np.abs(alone - with_far).max() > 1e-3  # official behaviour: the batch matters
+
+    train = FusedInfoOT(max_iter=10, oos_bandwidth="train").fit(Xs, Xt)
+    alone = train.transform(Xq, method="conditional")
+    with_far = train.transform(np.vstack([Xq, far]), method="conditional")[:-1]
+    assert_close(alone, with_far, rtol=1e-12, atol=1e-12)
+    one_by_one = np.vstack([train.transform(Xq[i : i + 1], method="conditional") for i in range(5)])
+    assert_close(alone, one_by_one, rtol=1e-12, atol=1e-12)
+
+
+def test_unseen_points_project_near_their_cluster():
+    """Conditional projection of unseen source points lands by the matching target cluster."""
+    est = FusedInfoOT(oos_bandwidth="train").fit(Xs, Xt, ys=ys)
+    proj = est.transform(Xq, method="conditional")
+    yt = np.arange(30) % 3  # the fixture's target labels (cyclic, like the source)
+    yq = np.arange(5) % 3
+    dist = np.linalg.norm(proj[:, None, :] - Xt[None], axis=-1)
+    assert (yt[dist.argmin(1)] == yq).mean() == 1.0
+
+
+# -- backends ----------------------------------------------------------------------------------
+@with_devices
+@pytest.mark.parametrize("cls", [InfoOT, FusedInfoOT])
+def test_torch_matches_numpy_and_keeps_type(device, cls):
+    torch = pytest.importorskip("torch")
+    a = cls(max_iter=5).fit(Xs, Xt)
+    T = lambda x: torch.tensor(x, dtype=torch.float64, device=device)  # noqa: E731
+    b = cls(max_iter=5).fit(T(Xs), T(Xt))
+    assert isinstance(b.coupling_, torch.Tensor) and b.coupling_.device.type == device
+    assert_close(b.coupling_, a.coupling_, rtol=1e-10, atol=1e-15)
+    score = b.conditional_score(T(Xq))
+    assert isinstance(score, torch.Tensor)
+    assert_close(score, a.conditional_score(Xq), rtol=1e-9, atol=1e-12)
+    proj = b.transform(T(Xs), method="barycentric")
+    assert_close(proj, a.transform(Xs, method="barycentric"), rtol=1e-10)
+    with pytest.raises(TypeError, match="same kind of array"):
+        b.conditional_score(Xq)
+
+
+def test_float32_log_mode_is_close_to_float64():
+    P64 = FusedInfoOT(max_iter=10, sinkhorn="log").fit(Xs, Xt).coupling_
+    est = FusedInfoOT(max_iter=10, sinkhorn="log").fit(Xs.astype(np.float32), Xt.astype(np.float32))
+    assert est.coupling_.dtype == np.float32
+    assert np.abs(est.coupling_ - P64).max() < 1e-3 * P64.max()
+
+
+def test_float32_scaling_form_overflow_is_reported():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FusedInfoOT(max_iter=10).fit(Xs.astype(np.float32), Xt.astype(np.float32))
+    assert any("sinkhorn='log'" in str(w.message) for w in caught)
+
+
+# -- docs --------------------------------------------------------------------------------------
+def test_readme_quickstart():
+    ns = run_readme_quickstart(HERE.parent / "README.md")
+    assert ns["P"].shape == (60, 50)
+    assert ns["accuracy"] >= 0.9

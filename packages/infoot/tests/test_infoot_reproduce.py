@@ -1,0 +1,61 @@
+"""The reproduction: metric helpers, one fast experiment, and (slow) a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from papershelf.core.registry import ReproduceContext
+from papershelf.core.testing import slow
+from papershelf.infoot import reproduce
+
+
+def test_metrics():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    assert reproduce.foscttm(X, X, np.arange(3)) == 0.0
+    assert reproduce.foscttm(X, X, np.array([2, 2, 0])) > 0.3
+    scores = np.array([[3.0, 2.0, 1.0]])
+    assert reproduce.precision_at(scores, np.array([1]), np.array([1, 0, 1]), 2) == 0.5
+    assert reproduce.one_nn_accuracy(X, np.array([0, 0, 1]), X + 0.1, np.array([0, 0, 1])) == 1.0
+
+
+def test_outlier_experiment_tiny():
+    res, _ = reproduce.outliers(0, 30, 3)
+    key = "source projected onto the inlier target support"
+    assert res["Fused InfoOT, conditional"][key] >= res["Fused InfoOT, barycentric"][key]
+    assert res["Fused InfoOT, conditional"]["label transfer accuracy"] > 0.9
+
+
+@slow
+def test_run_tiny(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        reproduce,
+        "QUICK_SIZES",
+        {
+            "da": (40, 40, 40),
+            "converged_iter": 50,
+            "toy": (30, 3),
+            "retrieval": (40, 40, 10),
+            "cross": 30,
+        },
+    )
+    records = reproduce.run(ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False))
+    assert (tmp_path / "infoot_toy.png").is_file()
+    names = {r.metric for r in records}
+    assert "FOSCTTM: InfoOT" in names and "nearest neighbour P@15" in names
+    assert all(r.claim_holds is not None for r in records if r.claim is not None)
+    assert sum(r.claim is not None for r in records) == 5
+    for r in records:
+        assert all(0.0 <= v <= 1.0 for v in r.values), r.metric
+
+
+def test_registry_is_light():
+    from papershelf.infoot._registry import REPRODUCTION
+
+    assert REPRODUCTION.name == "infoot"
+    assert REPRODUCTION.run == "papershelf.infoot.reproduce:run"
+
+
+@pytest.mark.parametrize("sizes", [reproduce.QUICK_SIZES, reproduce.FULL_SIZES])
+def test_size_tables_complete(sizes):
+    assert set(sizes) == {"da", "converged_iter", "toy", "retrieval", "cross"}
