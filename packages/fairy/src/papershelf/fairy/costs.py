@@ -59,7 +59,8 @@ def attn1_shapes(
     shapes: list[tuple[int, int]] = []
     hooks = [
         m.register_forward_pre_hook(
-            lambda mod, args, kw: shapes.append(tuple(args[0].shape[1:])), with_kwargs=True
+            lambda mod, args, kw: shapes.append((args[0].shape[1], args[0].shape[2])),
+            with_kwargs=True,
         )
         for name, m in unet.named_modules()
         if name.endswith("attn1")
@@ -72,7 +73,7 @@ def attn1_shapes(
     finally:
         for h in hooks:
             h.remove()
-    return shapes  # type: ignore[return-value]
+    return shapes
 
 
 def anchor_cache_nbytes(

@@ -215,7 +215,7 @@ class FairyVideoEditor:
         size = chunk_size or max(1, len(mine))
         chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
 
-        call = dict(
+        call: dict[str, Any] = dict(
             prompt=instruction,
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,

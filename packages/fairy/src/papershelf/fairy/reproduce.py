@@ -69,7 +69,7 @@ def module_level_variance(
     from papershelf.fairy.anchors import select_anchors
 
     torch.manual_seed(seed)
-    attn = Attention(query_dim=channels, heads=4, dim_head=channels // 4).eval()
+    attn: Any = Attention(query_dim=channels, heads=4, dim_head=channels // 4).eval()
     g = torch.Generator().manual_seed(seed + 1)
     content = torch.randn(1, tokens, channels, generator=g)
     x = content + noise * torch.randn(num_frames, tokens, channels, generator=g)
@@ -264,7 +264,9 @@ def _real_edit(ctx: ReproduceContext) -> list[ResultRecord]:
     h, w = frames[0].shape[:2]
     f = 512 / max(h, w)  # longer side 512, aspect kept, multiples of 8
     size = (int(w * f) // 8 * 8, int(h * f) // 8 * 8)
-    frames = [np.asarray(Image.fromarray(fr).resize(size, Image.BICUBIC)) for fr in frames]
+    frames = [
+        np.asarray(Image.fromarray(fr).resize(size, Image.Resampling.BICUBIC)) for fr in frames
+    ]
     instr = os.environ.get("FAIRY_INSTRUCTION", "turn it into a watercolor painting")
     res = FairyVideoEditor(pipe).edit_video(
         frames, instr, num_inference_steps=10, generator=0, chunk_size=8, show_progress=True

@@ -87,7 +87,7 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
 
     n = len(block_out_channels)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
+    unet: Any = UNet2DConditionModel(
         block_out_channels=block_out_channels,
         layers_per_block=2,
         sample_size=32,
@@ -100,7 +100,7 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
         norm_num_groups=min(32, block_out_channels[0]),
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
+    vae: Any = AutoencoderKL(
         block_out_channels=list(block_out_channels),
         in_channels=3,
         out_channels=3,
@@ -127,7 +127,7 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
     )
-    pipe = StableDiffusionInstructPix2PixPipeline(
+    pipe: Any = StableDiffusionInstructPix2PixPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
         tokenizer=tiny_clip_tokenizer(16),
