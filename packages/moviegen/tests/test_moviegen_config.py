@@ -43,8 +43,15 @@ def test_smaller_presets(name, expected, rel):
     assert n == pytest.approx(expected, rel=rel)
 
 
-@pytest.mark.parametrize("overrides", [dict(qk_norm=True), dict(cross_attn_norm=False),
-                                       dict(extra_in_channels=8), dict(patch=(2, 2, 2))])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(qk_norm=True),
+        dict(cross_attn_norm=False),
+        dict(extra_in_channels=8),
+        dict(patch=(2, 2, 2)),
+    ],
+)
 def test_closed_form_count_matches_variants(overrides):
     cfg = preset("tiny", **overrides)
     assert param_count(cfg) == sum(p.numel() for p in MovieGenTransformer(cfg).parameters())
@@ -57,13 +64,16 @@ def test_paper_tae_compression():
     assert cfg.spatial_factor**2 * cfg.temporal_factor * 3 / cfg.latent_channels == 96
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(adaln="both"), "adaln"),
-    (dict(dim=130), "divisible"),
-    (dict(num_layers=0), "num_layers"),
-    (dict(patch=(1, 2)), "patch"),
-    (dict(text_dims={}), "text_dims"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(adaln="both"), "adaln"),
+        (dict(dim=130), "divisible"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(patch=(1, 2)), "patch"),
+        (dict(text_dims={}), "text_dims"),
+    ],
+)
 def test_bad_transformer_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TransformerConfig(**kwargs)
@@ -73,5 +83,4 @@ def test_bad_preset_and_tae_config():
     with pytest.raises(ValueError, match="name"):
         preset("100b")
     with pytest.raises(ValueError, match="one entry per level"):
-        TAEConfig(channels=(8, 8), spatial_down=(True,), temporal_down=(True, False),
-                  norm_groups=4)
+        TAEConfig(channels=(8, 8), spatial_down=(True,), temporal_down=(True, False), norm_groups=4)

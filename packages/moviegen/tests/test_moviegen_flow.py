@@ -24,8 +24,9 @@ from papershelf.moviegen import (
 
 def _text(b: int, seed: int = 0) -> TextContext:
     g = torch.Generator().manual_seed(seed)
-    return TextContext({"a": torch.randn(b, 3, 4, generator=g)},
-                       {"a": torch.ones(b, 3, dtype=torch.bool)})
+    return TextContext(
+        {"a": torch.randn(b, 3, 4, generator=g)}, {"a": torch.ones(b, 3, dtype=torch.bool)}
+    )
 
 
 # ---- linear-quadratic grid -------------------------------------------------------------
@@ -59,8 +60,9 @@ REF = json.loads((Path(__file__).parent / "data" / "diffusers_reference.json").r
 def test_lq_grid_equals_diffusers_linear_quadratic_schedule(ref):
     # reference values: diffusers' Mochi linear_quadratic_schedule, run by data/make_*.py
     t = linear_quadratic_t(ref["steps"], ref["n_emulated"], ref["n_linear"])
-    assert_close(to_diffusers_sigmas(t), torch.tensor(ref["sigmas"], dtype=torch.float64),
-                 atol=1e-12)
+    assert_close(
+        to_diffusers_sigmas(t), torch.tensor(ref["sigmas"], dtype=torch.float64), atol=1e-12
+    )
 
 
 @slow
@@ -86,8 +88,10 @@ def test_linear_grid_and_bad_steps():
 
 def test_path_endpoints_and_velocity_is_time_derivative():
     g = torch.Generator().manual_seed(0)
-    x1, x0 = torch.randn(2, 3, generator=g, dtype=torch.float64), torch.randn(
-        2, 3, generator=g, dtype=torch.float64)
+    x1, x0 = (
+        torch.randn(2, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, 3, generator=g, dtype=torch.float64),
+    )
     assert_close(interpolate(x1, x0, torch.zeros(2)), x0)
     assert_close(interpolate(x1, x0, torch.ones(2)), x1 + SIGMA_MIN * x0)
     h = 1e-6
@@ -119,8 +123,9 @@ def test_analytic_field_for_point_mass_data_and_euler_lands_on_it():
     x1 = mu.expand(8, 3, 1, 1, 1).clone()
     loss = flow_matching_loss(field, x1, _text(8), generator=g, cfg_dropout=0.0)
     assert float(loss) < 1e-8
-    x = euler_sample(field, (8, 3, 1, 1, 1), _text(8), guidance=1.0, generator=g,
-                     dtype=torch.float64)
+    x = euler_sample(
+        field, (8, 3, 1, 1, 1), _text(8), guidance=1.0, generator=g, dtype=torch.float64
+    )
     assert float((x - mu).abs().max()) < 1e-3
 
 
@@ -164,12 +169,12 @@ def test_guidance_one_equals_conditional_and_cfg_formula():
     x0 = torch.randn(2, 1, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     grid = linear_t(2)
     w1 = euler_sample(_toy_model, (2, 1, 1, 2, 2), text, guidance=1.0, x0=x0, t_grid=grid)
-    w1b = euler_sample(_toy_model, (2, 1, 1, 2, 2), text, guidance=1.0 + 1e-12, x0=x0,
-                       t_grid=grid)
+    w1b = euler_sample(_toy_model, (2, 1, 1, 2, 2), text, guidance=1.0 + 1e-12, x0=x0, t_grid=grid)
     assert_close(w1, w1b, atol=1e-6)
     # one step by hand with w = 3
-    w3 = euler_sample(_toy_model, (2, 1, 1, 2, 2), text, guidance=3.0, x0=x0, t_grid=linear_t(2)[
-        [0, 2]])
+    w3 = euler_sample(
+        _toy_model, (2, 1, 1, 2, 2), text, guidance=3.0, x0=x0, t_grid=linear_t(2)[[0, 2]]
+    )
     t0 = torch.zeros(2)
     vc, vu = _toy_model(x0, t0, text), _toy_model(x0, t0, text.null())
     assert_close(w3, x0 + (vu + 3 * (vc - vu)), atol=1e-6)
@@ -187,8 +192,9 @@ def test_euler_equals_diffusers_flow_match_euler_scheduler():
     x0 = torch.tensor(ref["x0"], dtype=torch.float64).view(6, 1, 1, 1, 1)
     grid = linear_quadratic_t(ref["steps"], ref["n_emulated"])
     assert_close(1000 * to_diffusers_sigmas(grid), torch.tensor(ref["timesteps"]), atol=1e-3)
-    ours = euler_sample(field, (6, 1, 1, 1, 1), _text(6), guidance=1.0, x0=x0, t_grid=grid,
-                        dtype=torch.float64)
+    ours = euler_sample(
+        field, (6, 1, 1, 1, 1), _text(6), guidance=1.0, x0=x0, t_grid=grid, dtype=torch.float64
+    )
     # diffusers keeps its sigmas in float32, hence the tolerance
     assert_close(ours.flatten(), torch.tensor(ref["x1"], dtype=torch.float64), atol=1e-5)
 

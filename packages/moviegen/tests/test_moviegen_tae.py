@@ -105,15 +105,20 @@ class _WindowIdDecoder:
     """Fake TAE: each decode call returns constant frames equal to the call index."""
 
     def __init__(self, ft: int) -> None:
-        self.cfg = TAEConfig(latent_channels=1, channels=(4,) * 3, spatial_down=(False,) * 3,
-                             temporal_down=(True,) * int(math.log2(ft)) + (False,) * (
-                                 3 - int(math.log2(ft))), norm_groups=4)
+        self.cfg = TAEConfig(
+            latent_channels=1,
+            channels=(4,) * 3,
+            spatial_down=(False,) * 3,
+            temporal_down=(True,) * int(math.log2(ft)) + (False,) * (3 - int(math.log2(ft))),
+            norm_groups=4,
+        )
         self.calls = 0
 
     def decode(self, z, num_frames=None):
         self.calls += 1
-        return torch.full((1, 1, z.shape[2] * self.cfg.temporal_factor, 1, 1),
-                          float(self.calls - 1))
+        return torch.full(
+            (1, 1, z.shape[2] * self.cfg.temporal_factor, 1, 1), float(self.calls - 1)
+        )
 
 
 def test_blend_extent_is_overlap_in_latent_units_times_temporal_factor():
@@ -137,8 +142,9 @@ def test_tiled_encode_of_64_frames_equals_two_32_frame_encodes(tae8):
 def test_tae_loss_parts_and_backward():
     torch.manual_seed(0)
     tae = TemporalAutoencoder(tae_preset("tiny"))
-    loss, parts = tae_loss(tae, torch.rand(2, 3, 4, 16, 16) * 2 - 1,
-                           generator=torch.Generator().manual_seed(0))
+    loss, parts = tae_loss(
+        tae, torch.rand(2, 3, 4, 16, 16) * 2 - 1, generator=torch.Generator().manual_seed(0)
+    )
     loss.backward()
     assert set(parts) == {"recon", "kl", "opl"}
     assert all(p.grad is not None for p in tae.parameters() if p.requires_grad)

@@ -22,9 +22,15 @@ def _model(seed=0, **kw):
 
 def _batches(n, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(4, 4, 2, 4, 4, generator=g),
-             TextContext({"a": torch.randn(4, 3, 6, generator=g)},
-                         {"a": torch.ones(4, 3, dtype=torch.bool)})) for _ in range(n)]
+    return [
+        (
+            torch.randn(4, 4, 2, 4, 4, generator=g),
+            TextContext(
+                {"a": torch.randn(4, 3, 6, generator=g)}, {"a": torch.ones(4, 3, dtype=torch.bool)}
+            ),
+        )
+        for _ in range(n)
+    ]
 
 
 def test_checkpoint_resume_is_exact(tmp_path):
@@ -35,8 +41,9 @@ def test_checkpoint_resume_is_exact(tmp_path):
     a = FlowMatchingTrainer(_model(), lr=1e-3, ema_decay=0.9, total_steps=4, warmup_steps=1)
     a.fit(data[:2], 2, show_progress=False)
     a.save(tmp_path / "ckpt.pt")
-    b = FlowMatchingTrainer(_model(seed=5), lr=1e-3, ema_decay=0.9, total_steps=4,
-                            warmup_steps=1).load(tmp_path / "ckpt.pt")
+    b = FlowMatchingTrainer(
+        _model(seed=5), lr=1e-3, ema_decay=0.9, total_steps=4, warmup_steps=1
+    ).load(tmp_path / "ckpt.pt")
     b.fit(data[2:], 2, show_progress=False)
     assert b.step_count == 4 and b.losses == ref.losses
     for p, q in zip(b.model.parameters(), ref.model.parameters()):
@@ -57,13 +64,20 @@ def test_loss_falls_and_bf16_and_accumulation_run():
     from papershelf.moviegen import flow_matching_loss
 
     data = _batches(1) * 20
-    tr = FlowMatchingTrainer(_model(), lr=3e-3, grad_accum=2, mixed_precision="bf16",
-                             cfg_dropout=0.0)
+    tr = FlowMatchingTrainer(
+        _model(), lr=3e-3, grad_accum=2, mixed_precision="bf16", cfg_dropout=0.0
+    )
 
     def fixed_loss():
         with torch.no_grad():
-            return float(flow_matching_loss(tr.model, *data[0], cfg_dropout=0.0,
-                                            generator=torch.Generator().manual_seed(123)))
+            return float(
+                flow_matching_loss(
+                    tr.model,
+                    *data[0],
+                    cfg_dropout=0.0,
+                    generator=torch.Generator().manual_seed(123),
+                )
+            )
 
     before = fixed_loss()
     tr.fit(data, 20, show_progress=False)
@@ -84,7 +98,7 @@ def test_ema_tracks_weights():
 
 def test_moving_shapes_are_scored_perfectly_by_the_metrics():
     data = MovingShapes()
-    video, prompts, labels = data.batch(32, generator=torch.Generator().manual_seed(0))
+    video, _, labels = data.batch(32, generator=torch.Generator().manual_seed(0))
     assert video.shape == (32, 3, 8, 32, 32) and video.min() == -1 and video.max() == 1
     assert colour_accuracy(video, [lb[0] for lb in labels]) == 1.0
     m = motion_consistency(video, [lb[2] for lb in labels])
@@ -116,3 +130,21 @@ def test_bucket_sampler_keeps_buckets_pure():
 def test_readme_quickstart_runs():
     ns = run_readme_quickstart(README)
     assert ns["video"].shape == (2, 3, 8, 32, 32)
+
+
+def test_video_folder_reads_saved_clips(tmp_path):
+    from papershelf.moviegen import save_video
+    from papershelf.moviegen.data import VideoFolder
+
+    video, prompts, _ = MovingShapes().batch(1, generator=torch.Generator().manual_seed(0))
+    save_video(video[0], tmp_path / "clip.gif")
+    (tmp_path / "clip.txt").write_text(prompts[0])
+    clip, caption = VideoFolder(tmp_path, num_frames=8, height=32, width=32)[0]
+    assert caption == prompts[0] and clip.shape == (3, 8, 32, 32)
+    assert float((clip - video[0]).abs().max()) < 0.02  # GIF palette quantisation only
+    with pytest.raises(ValueError, match="fewer than"):
+        VideoFolder(tmp_path, num_frames=9, height=32, width=32)[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no video files"):
+        VideoFolder(empty, num_frames=8, height=32, width=32)

@@ -23,10 +23,10 @@ def _cfg(**kw):
 
 def _text(b, la=3, lb=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return TextContext({"a": torch.randn(b, la, 6, generator=g),
-                        "b": torch.randn(b, lb, 5, generator=g)},
-                       {"a": torch.ones(b, la, dtype=torch.bool),
-                        "b": torch.ones(b, lb, dtype=torch.bool)})
+    return TextContext(
+        {"a": torch.randn(b, la, 6, generator=g), "b": torch.randn(b, lb, 5, generator=g)},
+        {"a": torch.ones(b, la, dtype=torch.bool), "b": torch.ones(b, lb, dtype=torch.bool)},
+    )
 
 
 def _randomise_output(model):
@@ -62,8 +62,9 @@ def test_positions_are_added_at_every_block():
     for p in seen:
         assert torch.equal(p, expected)
     # factorized: E_T[f] + E_H[i] + E_W[j]
-    assert_close(expected[0, 1 * 4 + 0 * 2 + 1],
-                 model.pos_t[1] + model.pos_h[0] + model.pos_w[1], atol=1e-7)
+    assert_close(
+        expected[0, 1 * 4 + 0 * 2 + 1], model.pos_t[1] + model.pos_h[0] + model.pos_w[1], atol=1e-7
+    )
 
 
 def test_padded_text_tokens_do_not_change_the_output():
@@ -108,14 +109,16 @@ def test_extra_input_channels_start_as_the_base_model():
     ext = MovieGenTransformer(_cfg(extra_in_channels=3))
     with torch.no_grad():
         ext.patchify.weight[:, :4].copy_(base.patchify.weight)
-        ext.load_state_dict({k: v for k, v in base.state_dict().items() if k != "patchify.weight"},
-                            strict=False)
+        ext.load_state_dict(
+            {k: v for k, v in base.state_dict().items() if k != "patchify.weight"}, strict=False
+        )
     _randomise_output(base)
     ext.proj_out.load_state_dict(base.proj_out.state_dict())
     ext.adaln_shared.load_state_dict(base.adaln_shared.state_dict())
     x, t, text = torch.randn(1, 4, 2, 4, 4), torch.rand(1), _text(1)
-    assert_close(ext(x, t, text, cond_latent=torch.randn(1, 3, 2, 4, 4)), base(x, t, text),
-                 atol=1e-6)
+    assert_close(
+        ext(x, t, text, cond_latent=torch.randn(1, 3, 2, 4, 4)), base(x, t, text), atol=1e-6
+    )
 
 
 def test_transformer_bad_inputs():
@@ -130,8 +133,11 @@ def test_transformer_bad_inputs():
     with pytest.raises(ValueError, match="exceeds the position tables"):
         model(torch.randn(1, 4, 9, 4, 4), torch.rand(1), text)
     with pytest.raises(ValueError, match="encoders"):
-        model(torch.randn(1, 4, 2, 4, 4), torch.rand(1),
-              TextContext({"a": text.states["a"]}, {"a": text.masks["a"]}))
+        model(
+            torch.randn(1, 4, 2, 4, 4),
+            torch.rand(1),
+            TextContext({"a": text.states["a"]}, {"a": text.masks["a"]}),
+        )
 
 
 def test_tiny_hf_encoders_and_conditioner():

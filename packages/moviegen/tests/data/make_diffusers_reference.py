@@ -26,8 +26,9 @@ def main() -> None:
     out: dict = {"diffusers_version": diffusers.__version__, "schedules": []}
     for steps, n, lin in SETTINGS:
         sig = linear_quadratic_schedule(steps, lin / n, lin)
-        out["schedules"].append({"steps": steps, "n_emulated": n, "n_linear": lin,
-                                 "sigmas": [float(s) for s in sig]})
+        out["schedules"].append(
+            {"steps": steps, "n_emulated": n, "n_linear": lin, "sigmas": [float(s) for s in sig]}
+        )
     x0 = torch.linspace(-2, 2, 6, dtype=torch.float64)
     sched = FlowMatchEulerDiscreteScheduler(shift=1.0)
     sig = linear_quadratic_schedule(50, 25 / 250, 25)
@@ -36,8 +37,13 @@ def main() -> None:
     for ts in sched.timesteps:
         t = 1 - ts.double() / 1000
         x = sched.step(-toy_field(x, t), ts, x, return_dict=False)[0]
-    out["euler"] = {"x0": x0.tolist(), "steps": 50, "n_emulated": 250, "x1": x.tolist(),
-                    "timesteps": [float(t) for t in sched.timesteps]}
+    out["euler"] = {
+        "x0": x0.tolist(),
+        "steps": 50,
+        "n_emulated": 250,
+        "x1": x.tolist(),
+        "timesteps": [float(t) for t in sched.timesteps],
+    }
     path = Path(__file__).with_name("diffusers_reference.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")

@@ -152,12 +152,22 @@ def param_count(cfg: TransformerConfig) -> int:
 
 PRESETS: dict[str, TransformerConfig] = {
     "tiny": TransformerConfig(
-        num_layers=2, dim=64, ffn_dim=172, num_heads=4, in_channels=8,
-        max_pos=(8, 16, 16), text_dims={"words": 32},
+        num_layers=2,
+        dim=64,
+        ffn_dim=172,
+        num_heads=4,
+        in_channels=8,
+        max_pos=(8, 16, 16),
+        text_dims={"words": 32},
     ),
     "small": TransformerConfig(
-        num_layers=4, dim=128, ffn_dim=344, num_heads=4, in_channels=8,
-        max_pos=(8, 16, 16), text_dims={"words": 32},
+        num_layers=4,
+        dim=128,
+        ffn_dim=344,
+        num_heads=4,
+        in_channels=8,
+        max_pos=(8, 16, 16),
+        text_dims={"words": 32},
     ),
     "1b": TransformerConfig(num_layers=24, dim=1536, ffn_dim=4096, num_heads=16),
     "5b": TransformerConfig(num_layers=32, dim=3072, ffn_dim=8192, num_heads=24),
@@ -228,8 +238,10 @@ class TAEConfig:
             )
         for c in self.channels:
             if c % self.norm_groups:
-                raise ValueError(f"every channel count must be divisible by norm_groups "
-                                 f"({self.norm_groups}), got {c}")
+                raise ValueError(
+                    f"every channel count must be divisible by norm_groups "
+                    f"({self.norm_groups}), got {c}"
+                )
         if self.latent_channels < 1 or self.in_channels < 1 or self.num_res_blocks < 0:
             raise ValueError("latent_channels and in_channels must be >= 1, num_res_blocks >= 0")
 
@@ -247,8 +259,14 @@ class TAEConfig:
 _TAE_PRESETS: dict[str, TAEConfig] = {
     "paper": TAEConfig(),
     # Toy scale: t/2, s/4 so an 8-frame 32x32 clip keeps 4 latent frames (8x4x8x8 latent).
-    "tiny": TAEConfig(latent_channels=8, channels=(16, 32), spatial_down=(True, True),
-                      temporal_down=(True, False), num_res_blocks=1, norm_groups=8),
+    "tiny": TAEConfig(
+        latent_channels=8,
+        channels=(16, 32),
+        spatial_down=(True, True),
+        temporal_down=(True, False),
+        num_res_blocks=1,
+        norm_groups=8,
+    ),
 }
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "BucketSampler", "MovingShapes"]
+__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "BucketSampler", "MovingShapes", "VideoFolder"]
 
 #: Palette in [-1, 1] RGB.
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -25,7 +26,10 @@ COLOURS: dict[str, tuple[float, float, float]] = {
 }
 #: Unit displacement (dx, dy) per direction; y grows downwards.
 DIRECTIONS: dict[str, tuple[int, int]] = {
-    "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
 }
 SHAPES = ("square", "disc")
 
@@ -52,16 +56,23 @@ class MovingShapes:
     ((4, 3, 8, 32, 32), 4)
     """
 
-    def __init__(self, num_frames: int = 8, size: int = 32, speed: int = 2,
-                 object_size: int = 8) -> None:
+    def __init__(
+        self, num_frames: int = 8, size: int = 32, speed: int = 2, object_size: int = 8
+    ) -> None:
         travel = speed * (num_frames - 1)
         if num_frames < 1 or size < 1 or speed < 0 or object_size < 1:
             raise ValueError("num_frames, size and object_size must be >= 1 and speed >= 0")
         if object_size + travel > size:
-            raise ValueError(f"object_size + speed * (num_frames - 1) = {object_size + travel} "
-                             f"must fit in size = {size}")
+            raise ValueError(
+                f"object_size + speed * (num_frames - 1) = {object_size + travel} "
+                f"must fit in size = {size}"
+            )
         self.num_frames, self.size, self.speed, self.object_size = (
-            num_frames, size, speed, object_size)
+            num_frames,
+            size,
+            speed,
+            object_size,
+        )
 
     @property
     def vocab(self) -> list[str]:
@@ -72,8 +83,11 @@ class MovingShapes:
         """One clip (3, T, H, W) in [-1, 1] with the object's top-left corner at (x0, y0) at t = 0."""
         T, S, k = self.num_frames, self.size, self.object_size
         dx, dy = DIRECTIONS[direction]
-        yy, xx = torch.meshgrid(torch.arange(S, dtype=torch.float32),
-                                torch.arange(S, dtype=torch.float32), indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.arange(S, dtype=torch.float32),
+            torch.arange(S, dtype=torch.float32),
+            indexing="ij",
+        )
         rgb = torch.tensor(COLOURS[colour]).view(3, 1, 1)
         frames = []
         for f in range(T):
@@ -86,8 +100,9 @@ class MovingShapes:
             frames.append(torch.where(inside, rgb, torch.full_like(rgb, -1.0)))
         return torch.stack(frames, 1)
 
-    def batch(self, n: int, generator: torch.Generator | None = None
-              ) -> tuple[Tensor, list[str], list[tuple[str, str, str]]]:
+    def batch(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, list[str], list[tuple[str, str, str]]]:
         """Draw ``n`` clips.
 
         Returns
@@ -132,18 +147,25 @@ class BucketSampler:
         Shuffles within and across buckets each epoch.
     """
 
-    def __init__(self, sizes: Sequence[tuple[int, int, int]], batch_size: int,
-                 aspect_ratios: Sequence[float] = (9 / 16, 3 / 4, 1.0, 4 / 3, 16 / 9),
-                 durations: Sequence[int] = (64, 112, 160, 208, 256),
-                 drop_last: bool = False, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[tuple[int, int, int]],
+        batch_size: int,
+        aspect_ratios: Sequence[float] = (9 / 16, 3 / 4, 1.0, 4 / 3, 16 / 9),
+        durations: Sequence[int] = (64, 112, 160, 208, 256),
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.drop_last, self.generator = batch_size, drop_last, generator
         self.aspect_ratios, self.durations = list(aspect_ratios), list(durations)
         self.buckets: dict[tuple[int, int], list[int]] = {}
         for i, (t, h, w) in enumerate(sizes):
-            a = min(range(len(aspect_ratios)),
-                    key=lambda j: abs(math.log(w / h) - math.log(aspect_ratios[j])))
+            a = min(
+                range(len(aspect_ratios)),
+                key=lambda j: abs(math.log(w / h) - math.log(aspect_ratios[j])),
+            )
             d = min(range(len(durations)), key=lambda j: abs(t - durations[j]))
             self.buckets.setdefault((a, d), []).append(i)
 
@@ -160,7 +182,7 @@ class BucketSampler:
             perm = torch.randperm(len(idx), generator=self.generator).tolist()
             idx = [idx[p] for p in perm]
             for s in range(0, len(idx), self.batch_size):
-                b = idx[s: s + self.batch_size]
+                b = idx[s : s + self.batch_size]
                 if len(b) == self.batch_size or not self.drop_last:
                     out.append(b)
         order = torch.randperm(len(out), generator=self.generator).tolist()
@@ -174,3 +196,54 @@ class BucketSampler:
         for idx in self.buckets.values():
             n += len(idx) // self.batch_size if self.drop_last else -(-len(idx) // self.batch_size)
         return n
+
+
+class VideoFolder:
+    """Clips and captions from a folder: ``name.mp4`` / ``name.gif`` with ``name.txt`` beside it.
+
+    Frames are resized (bilinear) to ``height x width`` and scaled to [-1, 1]; the first
+    ``num_frames`` frames are kept (clips must be at least that long). Needs the
+    ``video`` extra (imageio; MP4 also needs imageio-ffmpeg).
+
+    Parameters
+    ----------
+    root : str or Path
+    num_frames, height, width : int
+        Output clip size; height and width must suit the TAE (divisible by 8 at paper scale).
+    """
+
+    SUFFIXES = (".mp4", ".gif", ".webm", ".mov")
+
+    def __init__(self, root: str | Path, num_frames: int, height: int, width: int) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"root must be an existing folder, got {str(root)!r}")
+        self.files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in self.SUFFIXES)
+        if not self.files:
+            raise ValueError(f"no video files ({', '.join(self.SUFFIXES)}) in {str(root)!r}")
+        self.num_frames, self.height, self.width = num_frames, height, width
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, str]:
+        """Clip ``i`` as ((3, num_frames, height, width) in [-1, 1], caption)."""
+        import imageio.v3 as iio
+        import numpy as np
+        import torch.nn.functional as F
+
+        path = self.files[i]
+        frames = np.asarray(iio.imread(path, index=None))  # (T, H, W, C)
+        if frames.ndim == 3:
+            frames = frames[..., None].repeat(3, -1)
+        if frames.shape[0] < self.num_frames:
+            raise ValueError(
+                f"{path.name} has {frames.shape[0]} frames, fewer than "
+                f"num_frames = {self.num_frames}"
+            )
+        x = torch.from_numpy(frames[: self.num_frames, ..., :3].copy()).float()
+        x = x.permute(0, 3, 1, 2) / 127.5 - 1.0  # (T, 3, H, W)
+        x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
+        caption_file = path.with_suffix(".txt")
+        caption = caption_file.read_text().strip() if caption_file.exists() else ""
+        return x.permute(1, 0, 2, 3).contiguous(), caption

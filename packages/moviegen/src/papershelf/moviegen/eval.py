@@ -15,8 +15,9 @@ __all__ = ["colour_accuracy", "motion_consistency", "net_win_rate", "psnr", "tra
 def psnr(x: Tensor, y: Tensor, peak_to_peak: float = 2.0) -> Tensor:
     """Peak signal-to-noise ratio in dB per sample; x, y shape (B, ...), range [-1, 1] by default."""
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)}, "
-                         f"{tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must have the same shape, got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
     mse = (x.float() - y.float()).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(peak_to_peak**2 / mse.clamp_min(1e-12))
 
@@ -36,9 +37,10 @@ def track_object(video: Tensor) -> tuple[Tensor, Tensor]:
         Mean colour over all foreground pixels (zeros if none).
     """
     fg = video.amax(1) > 0  # (B, T, H, W)
-    B, T, H, W = fg.shape
-    yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32),
-                            torch.arange(W, dtype=torch.float32), indexing="ij")
+    H, W = fg.shape[-2:]
+    yy, xx = torch.meshgrid(
+        torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij"
+    )
     n = fg.float().sum((2, 3))
     cx = (fg * xx).sum((2, 3)) / n
     cy = (fg * yy).sum((2, 3)) / n
@@ -58,8 +60,9 @@ def colour_accuracy(video: Tensor, colours: Sequence[str]) -> float:
     return float(sum(names[p] == c for p, c in zip(pred.tolist(), colours)) / len(colours))
 
 
-def motion_consistency(video: Tensor, directions: Sequence[str], fps_step: float = 1.0
-                       ) -> dict[str, float]:
+def motion_consistency(
+    video: Tensor, directions: Sequence[str], fps_step: float = 1.0
+) -> dict[str, float]:
     """Direction accuracy and constant-velocity fraction of the tracked object.
 
     A least-squares line is fitted to the per-frame centroids. The direction is correct

@@ -51,8 +51,9 @@ def interpolate(x1: Tensor, x0: Tensor, t: Tensor, sigma_min: float = SIGMA_MIN)
         Noise left at t = 1.
     """
     if x1.shape != x0.shape:
-        raise ValueError(f"x1 and x0 must have the same shape, got {tuple(x1.shape)} and "
-                         f"{tuple(x0.shape)}")
+        raise ValueError(
+            f"x1 and x0 must have the same shape, got {tuple(x1.shape)} and {tuple(x0.shape)}"
+        )
     tb = _bcast(t, x1)
     return tb * x1 + (1 - (1 - sigma_min) * tb) * x0
 
@@ -62,9 +63,13 @@ def target_velocity(x1: Tensor, x0: Tensor, sigma_min: float = SIGMA_MIN) -> Ten
     return x1 - (1 - sigma_min) * x0
 
 
-def sample_t_logit_normal(n: int, generator: torch.Generator | None = None,
-                          device: torch.device | str = "cpu", mean: float = 0.0,
-                          std: float = 1.0) -> Tensor:
+def sample_t_logit_normal(
+    n: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    mean: float = 0.0,
+    std: float = 1.0,
+) -> Tensor:
     """Logit-normal flow times t = sigmoid(m), m ~ N(mean, std^2); shape (n,), values in (0, 1)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

@@ -32,12 +32,20 @@ class MovieGenPipeline:
         Temporal tiling of the decoder in latent frames (paper: 4 and 2).
     """
 
-    def __init__(self, tae: TemporalAutoencoder, transformer: MovieGenTransformer,
-                 conditioner: MultiTextConditioner, latent_scale: float = 1.0,
-                 decode_tile: int = 4, decode_overlap: int = 2) -> None:
+    def __init__(
+        self,
+        tae: TemporalAutoencoder,
+        transformer: MovieGenTransformer,
+        conditioner: MultiTextConditioner,
+        latent_scale: float = 1.0,
+        decode_tile: int = 4,
+        decode_overlap: int = 2,
+    ) -> None:
         if tae.cfg.latent_channels != transformer.cfg.in_channels:
-            raise ValueError(f"the TAE has {tae.cfg.latent_channels} latent channels, the "
-                             f"transformer expects {transformer.cfg.in_channels}")
+            raise ValueError(
+                f"the TAE has {tae.cfg.latent_channels} latent channels, the "
+                f"transformer expects {transformer.cfg.in_channels}"
+            )
         if set(conditioner.text_dims) != set(transformer.cfg.text_dims):
             raise ValueError("conditioner encoders must match the transformer's text_dims")
         self.tae, self.transformer, self.conditioner = tae, transformer, conditioner
@@ -45,10 +53,19 @@ class MovieGenPipeline:
         self.decode_tile, self.decode_overlap = decode_tile, decode_overlap
 
     @torch.no_grad()
-    def __call__(self, prompts: Sequence[str], num_frames: int, height: int, width: int, *,
-                 steps: int = 50, n_emulated: int = 250, guidance: float = 7.5,
-                 generator: torch.Generator | None = None,
-                 show_progress: bool | None = None) -> Tensor:
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        num_frames: int,
+        height: int,
+        width: int,
+        *,
+        steps: int = 50,
+        n_emulated: int = 250,
+        guidance: float = 7.5,
+        generator: torch.Generator | None = None,
+        show_progress: bool | None = None,
+    ) -> Tensor:
         """Generate clips.
 
         Parameters
@@ -73,18 +90,31 @@ class MovieGenPipeline:
         fs, ft = self.tae.cfg.spatial_factor, self.tae.cfg.temporal_factor
         _, ph, pw = self.transformer.cfg.patch
         if height % (fs * ph) or width % (fs * pw):
-            raise ValueError(f"height and width must be divisible by {fs * ph} and {fs * pw} "
-                             f"(TAE compression x patch), got {height} x {width}")
+            raise ValueError(
+                f"height and width must be divisible by {fs * ph} and {fs * pw} "
+                f"(TAE compression x patch), got {height} x {width}"
+            )
         T = -(-num_frames // ft)
         if T % self.transformer.cfg.patch[0]:
             raise ValueError(f"{T} latent frames are not divisible by the temporal patch")
         text = self.conditioner(prompts)
         shape = (len(prompts), self.tae.cfg.latent_channels, T, height // fs, width // fs)
-        z = euler_sample(self.transformer, shape, text, guidance=guidance,
-                         t_grid=linear_quadratic_t(steps, n_emulated), generator=generator,
-                         show_progress=show_progress)
-        video = temporal_tiled_decode(self.tae, z * self.latent_scale, self.decode_tile,
-                                      min(self.decode_overlap, self.decode_tile - 1), num_frames)
+        z = euler_sample(
+            self.transformer,
+            shape,
+            text,
+            guidance=guidance,
+            t_grid=linear_quadratic_t(steps, n_emulated),
+            generator=generator,
+            show_progress=show_progress,
+        )
+        video = temporal_tiled_decode(
+            self.tae,
+            z * self.latent_scale,
+            self.decode_tile,
+            min(self.decode_overlap, self.decode_tile - 1),
+            num_frames,
+        )
         return video.clamp(-1, 1)
 
 

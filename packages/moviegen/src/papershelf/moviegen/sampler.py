@@ -82,11 +82,16 @@ def euler_sample(
     if use_cfg:
         uncond = text.null() if uncond is None else uncond
         both = TextContext.cat([text, uncond])
-        kwargs2 = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v
-                   for k, v in model_kwargs.items()}
+        kwargs2 = {
+            k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in model_kwargs.items()
+        }
     ts = t_grid.tolist()
-    steps = progress(range(len(ts) - 1), total=len(ts) - 1, desc="euler",
-                     disable=None if show_progress is None else not show_progress)
+    steps = progress(
+        range(len(ts) - 1),
+        total=len(ts) - 1,
+        desc="euler",
+        disable=None if show_progress is None else not show_progress,
+    )
     for i in steps:
         t0, t1 = ts[i], ts[i + 1]
         tb = torch.full((shape[0],), t0, device=device)

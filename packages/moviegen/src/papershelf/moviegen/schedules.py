@@ -25,8 +25,9 @@ def linear_t(steps: int) -> Tensor:
     return torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
 
 
-def linear_quadratic_t(steps: int = 50, n_emulated: int = 250,
-                       n_linear: int | None = None) -> Tensor:
+def linear_quadratic_t(
+    steps: int = 50, n_emulated: int = 250, n_linear: int | None = None
+) -> Tensor:
     """Movie Gen's linear-quadratic grid.
 
     With L linear steps and tau = L / N:

@@ -272,12 +272,13 @@ class TemporalAutoencoder(nn.Module):
     def _check_video(self, x: Tensor) -> None:
         cfg = self.cfg
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
-            raise ValueError(f"video must be (B, {cfg.in_channels}, T, H, W), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"video must be (B, {cfg.in_channels}, T, H, W), got {tuple(x.shape)}")
         fs = cfg.spatial_factor
         if x.shape[3] % fs or x.shape[4] % fs:
-            raise ValueError(f"video height and width must be divisible by the spatial "
-                             f"compression {fs}, got {tuple(x.shape[3:])}")
+            raise ValueError(
+                f"video height and width must be divisible by the spatial "
+                f"compression {fs}, got {tuple(x.shape[3:])}"
+            )
         if x.shape[2] < 1:
             raise ValueError("video must have at least one frame")
 
@@ -305,22 +306,22 @@ class TemporalAutoencoder(nn.Module):
         """Decode latents (B, C, T, H, W) to f_t * T frames, cropped to ``num_frames``."""
         cfg = self.cfg
         if z.ndim != 5 or z.shape[1] != cfg.latent_channels:
-            raise ValueError(f"z must be (B, {cfg.latent_channels}, T, H, W), got "
-                             f"{tuple(z.shape)}")
+            raise ValueError(f"z must be (B, {cfg.latent_channels}, T, H, W), got {tuple(z.shape)}")
         full = z.shape[2] * cfg.temporal_factor
-        if num_frames is not None and not (
-            full - cfg.temporal_factor < num_frames <= full
-        ):
-            raise ValueError(f"num_frames must be in ({full - cfg.temporal_factor}, {full}] "
-                             f"for {z.shape[2]} latent frames, got {num_frames}")
+        if num_frames is not None and not (full - cfg.temporal_factor < num_frames <= full):
+            raise ValueError(
+                f"num_frames must be in ({full - cfg.temporal_factor}, {full}] "
+                f"for {z.shape[2]} latent frames, got {num_frames}"
+            )
         h = self.dec_mid(self.dec_in(z))
         for level in self.dec_levels:
             h = level(h)
         x = self.dec_conv_out(self.dec_out(h))
         return x if num_frames is None else x[:, :, :num_frames]
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None
-                ) -> tuple[Tensor, DiagonalGaussian]:
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, DiagonalGaussian]:
         """Reconstruct a video through a posterior sample; returns (reconstruction, posterior)."""
         post = self.encode(x)
         return self.decode(post.sample(generator), num_frames=x.shape[2]), post
@@ -438,16 +439,23 @@ def temporal_tiled_encode(tae: TemporalAutoencoder, x: Tensor, tile: int = 32) -
     """
     ft = tae.cfg.temporal_factor
     if tile < 1 or tile % ft:
-        raise ValueError(f"tile must be a positive multiple of the temporal compression {ft}, "
-                         f"got {tile}")
+        raise ValueError(
+            f"tile must be a positive multiple of the temporal compression {ft}, got {tile}"
+        )
     tae._check_video(x)
-    posts = [tae.encode(x[:, :, s: s + tile]) for s in range(0, x.shape[2], tile)]
-    return DiagonalGaussian(torch.cat([p.mean for p in posts], 2),
-                            torch.cat([p.logvar for p in posts], 2))
+    posts = [tae.encode(x[:, :, s : s + tile]) for s in range(0, x.shape[2], tile)]
+    return DiagonalGaussian(
+        torch.cat([p.mean for p in posts], 2), torch.cat([p.logvar for p in posts], 2)
+    )
 
 
-def temporal_tiled_decode(tae: TemporalAutoencoder, z: Tensor, tile: int = 4, overlap: int = 2,
-                          num_frames: int | None = None) -> Tensor:
+def temporal_tiled_decode(
+    tae: TemporalAutoencoder,
+    z: Tensor,
+    tile: int = 4,
+    overlap: int = 2,
+    num_frames: int | None = None,
+) -> Tensor:
     """Decode latents in overlapping temporal windows, blending overlaps linearly.
 
     Windows of ``tile`` latent frames start every ``tile - overlap`` latent frames. In
@@ -482,7 +490,7 @@ def temporal_tiled_decode(tae: TemporalAutoencoder, z: Tensor, tile: int = 4, ov
         starts.append(starts[-1] + stride)
     out: Tensor | None = None
     for k, s in enumerate(starts):
-        piece = tae.decode(z[:, :, s: s + tile])
+        piece = tae.decode(z[:, :, s : s + tile])
         if out is None:
             B, C, _, H, W = piece.shape
             out = piece.new_empty(B, C, T * ft, H, W)
@@ -494,6 +502,6 @@ def temporal_tiled_decode(tae: TemporalAutoencoder, z: Tensor, tile: int = 4, ov
         w = torch.linspace(1.0, 0.0, n, device=piece.device, dtype=piece.dtype)
         w = w.view(1, 1, n, 1, 1)
         out[:, :, p0:prev_end] = w * out[:, :, p0:prev_end] + (1 - w) * piece[:, :, :n]
-        out[:, :, prev_end: p0 + piece.shape[2]] = piece[:, :, n:]
+        out[:, :, prev_end : p0 + piece.shape[2]] = piece[:, :, n:]
     assert out is not None
     return out if num_frames is None else out[:, :, :num_frames]

@@ -44,13 +44,17 @@ class TextContext:
 
     def __post_init__(self) -> None:
         if set(self.states) != set(self.masks):
-            raise ValueError("states and masks must name the same encoders, got "
-                             f"{sorted(self.states)} and {sorted(self.masks)}")
+            raise ValueError(
+                "states and masks must name the same encoders, got "
+                f"{sorted(self.states)} and {sorted(self.masks)}"
+            )
         for k, s in self.states.items():
             m = self.masks[k]
             if s.ndim != 3 or m.shape != s.shape[:2]:
-                raise ValueError(f"states[{k!r}] must be (B, L, D) with masks[{k!r}] (B, L); "
-                                 f"got {tuple(s.shape)} and {tuple(m.shape)}")
+                raise ValueError(
+                    f"states[{k!r}] must be (B, L, D) with masks[{k!r}] (B, L); "
+                    f"got {tuple(s.shape)} and {tuple(m.shape)}"
+                )
 
     @property
     def batch_size(self) -> int:
@@ -76,20 +80,25 @@ class TextContext:
         classifier-free-guidance dropout (:func:`~papershelf.moviegen.drop_text`) uses
         the same null, which is what makes guidance work at sampling time.
         """
-        return TextContext({k: torch.zeros_like(v) for k, v in self.states.items()},
-                           {k: torch.ones_like(v) for k, v in self.masks.items()})
+        return TextContext(
+            {k: torch.zeros_like(v) for k, v in self.states.items()},
+            {k: torch.ones_like(v) for k, v in self.masks.items()},
+        )
 
     def index(self, idx: Tensor | slice) -> TextContext:
         """Select a subset of the batch."""
-        return TextContext({k: v[idx] for k, v in self.states.items()},
-                           {k: v[idx] for k, v in self.masks.items()})
+        return TextContext(
+            {k: v[idx] for k, v in self.states.items()}, {k: v[idx] for k, v in self.masks.items()}
+        )
 
     @staticmethod
     def cat(contexts: Sequence[TextContext]) -> TextContext:
         """Concatenate contexts along the batch axis (same encoders and lengths)."""
         keys = list(contexts[0].states)
-        return TextContext({k: torch.cat([c.states[k] for c in contexts]) for k in keys},
-                           {k: torch.cat([c.masks[k] for c in contexts]) for k in keys})
+        return TextContext(
+            {k: torch.cat([c.states[k] for c in contexts]) for k in keys},
+            {k: torch.cat([c.masks[k] for c in contexts]) for k in keys},
+        )
 
 
 @runtime_checkable
@@ -132,8 +141,9 @@ class WordEncoder(nn.Module):
         Seed of the fixed random embedding table.
     """
 
-    def __init__(self, vocab: Sequence[str], dim: int = 32, max_length: int = 4,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, vocab: Sequence[str], dim: int = 32, max_length: int = 4, seed: int = 0
+    ) -> None:
         super().__init__()
         self.vocab = {w: i + 1 for i, w in enumerate(vocab)}
         self.dim = dim
@@ -172,8 +182,9 @@ class HFTextEncoder(nn.Module):
         Feed only the quoted visual text of each prompt (the ByT5 role).
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Any, max_length: int,
-                 quoted_only: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, max_length: int, quoted_only: bool = False
+    ) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -183,8 +194,9 @@ class HFTextEncoder(nn.Module):
         self.dim = int(getattr(cfg, "d_model", None) or cfg.hidden_size)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, max_length: int, quoted_only: bool = False,
-                        **kwargs: Any) -> HFTextEncoder:
+    def from_pretrained(
+        cls, name_or_path: str, max_length: int, quoted_only: bool = False, **kwargs: Any
+    ) -> HFTextEncoder:
         """Load weights a user already has (``transformers`` is an optional extra: ``[text]``)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
@@ -200,8 +212,13 @@ class HFTextEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
         texts = [quoted_text(p) if self.quoted_only else p for p in prompts]
-        enc = self.tokenizer(texts, padding="max_length", truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
+        enc = self.tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         device = next(self.model.parameters()).device
         ids = enc["input_ids"].to(device)
         mask = enc["attention_mask"].to(device).bool()
@@ -263,13 +280,25 @@ def tiny_text_encoders(seed: int = 0) -> dict[str, HFTextEncoder]:
     vocab = len(tok)
 
     def t5(d: int, layers: int) -> T5EncoderModel:
-        return T5EncoderModel(T5Config(vocab_size=vocab, d_model=d, d_kv=8, d_ff=2 * d,
-                                       num_layers=layers, num_heads=2))
+        return T5EncoderModel(
+            T5Config(
+                vocab_size=vocab, d_model=d, d_kv=8, d_ff=2 * d, num_layers=layers, num_heads=2
+            )
+        )
 
-    clip = CLIPTextModel(CLIPTextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=2, num_attention_heads=2,
-                                        max_position_embeddings=32, bos_token_id=1, eos_token_id=1,
-                                        pad_token_id=0))
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            bos_token_id=1,
+            eos_token_id=1,
+            pad_token_id=0,
+        )
+    )
     return {
         "ul2": HFTextEncoder(t5(32, 2), tok, max_length=24),
         "metaclip": HFTextEncoder(clip, tok, max_length=32),

@@ -71,8 +71,9 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(hd, eps) if qk_norm else nn.Identity()
         self.k_norm = RMSNorm(hd, eps) if qk_norm else nn.Identity()
 
-    def forward(self, x: Tensor, context: Tensor | None = None,
-                mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
         B, N, _ = x.shape
         ctx = x if context is None else context
 
@@ -126,8 +127,9 @@ class MovieGenBlock(nn.Module):
             nn.init.zeros_(self.modulation_proj.weight)
             nn.init.zeros_(self.modulation_proj.bias)
 
-    def forward(self, h: Tensor, pos: Tensor, temb: Tensor, context: Tensor,
-                context_mask: Tensor) -> Tensor:
+    def forward(
+        self, h: Tensor, pos: Tensor, temb: Tensor, context: Tensor, context_mask: Tensor
+    ) -> Tensor:
         """Apply the block.
 
         Parameters
@@ -178,25 +180,27 @@ class MovieGenTransformer(nn.Module):
         self.cfg = cfg
         d = cfg.dim
         assert cfg.out_channels is not None
-        self.patchify = nn.Conv3d(cfg.in_channels + cfg.extra_in_channels, d,
-                                  kernel_size=cfg.patch, stride=cfg.patch)
+        self.patchify = nn.Conv3d(
+            cfg.in_channels + cfg.extra_in_channels, d, kernel_size=cfg.patch, stride=cfg.patch
+        )
         if cfg.extra_in_channels:
             with torch.no_grad():  # start as the base model: conditioning inputs weigh zero
-                self.patchify.weight[:, cfg.in_channels:].zero_()
+                self.patchify.weight[:, cfg.in_channels :].zero_()
         mt, mh, mw = cfg.max_pos
         self.pos_t = nn.Parameter(torch.randn(mt, d) * 0.02)
         self.pos_h = nn.Parameter(torch.randn(mh, d) * 0.02)
         self.pos_w = nn.Parameter(torch.randn(mw, d) * 0.02)
-        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_freq_dim, d), nn.SiLU(),
-                                      nn.Linear(d, d))
+        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_freq_dim, d), nn.SiLU(), nn.Linear(d, d))
         if cfg.adaln == "shared":
             self.adaln_shared = nn.Linear(d, 6 * d)
             nn.init.zeros_(self.adaln_shared.weight)
             nn.init.zeros_(self.adaln_shared.bias)
-        self.text_proj = nn.ModuleDict({
-            name: nn.Sequential(nn.Linear(td, d), nn.LayerNorm(d, eps=cfg.norm_eps))
-            for name, td in cfg.text_dims.items()
-        })
+        self.text_proj = nn.ModuleDict(
+            {
+                name: nn.Sequential(nn.Linear(td, d), nn.LayerNorm(d, eps=cfg.norm_eps))
+                for name, td in cfg.text_dims.items()
+            }
+        )
         self.blocks = nn.ModuleList(MovieGenBlock(cfg) for _ in range(cfg.num_layers))
         self.final_norm = RMSNorm(d, cfg.norm_eps, affine=False)
         self.final_modulation = nn.Parameter(torch.randn(2, d) / math.sqrt(d))
@@ -215,14 +219,17 @@ class MovieGenTransformer(nn.Module):
         mask : Tensor, shape (B, sum_k L_k), bool
         """
         if set(text.states) != set(self.text_proj):
-            raise ValueError(f"text must come from encoders {sorted(self.text_proj)}, "
-                             f"got {sorted(text.states)}")
+            raise ValueError(
+                f"text must come from encoders {sorted(self.text_proj)}, got {sorted(text.states)}"
+            )
         ctx, masks = [], []
         for name, proj in self.text_proj.items():
             s = text.states[name]
             if s.shape[-1] != proj[0].in_features:
-                raise ValueError(f"text encoder {name!r} must have width "
-                                 f"{proj[0].in_features}, got {s.shape[-1]}")
+                raise ValueError(
+                    f"text encoder {name!r} must have width "
+                    f"{proj[0].in_features}, got {s.shape[-1]}"
+                )
             ctx.append(proj(s.to(proj[0].weight.dtype)))
             masks.append(text.masks[name].bool())
         return torch.cat(ctx, 1), torch.cat(masks, 1)
@@ -232,14 +239,15 @@ class MovieGenTransformer(nn.Module):
         T, H, W = grid
         mt, mh, mw = self.cfg.max_pos
         if T > mt or H > mh or W > mw:
-            raise ValueError(f"token grid {grid} exceeds the position tables max_pos "
-                             f"{self.cfg.max_pos}")
-        pos = (self.pos_t[:T, None, None] + self.pos_h[None, :H, None]
-               + self.pos_w[None, None, :W])
+            raise ValueError(
+                f"token grid {grid} exceeds the position tables max_pos {self.cfg.max_pos}"
+            )
+        pos = self.pos_t[:T, None, None] + self.pos_h[None, :H, None] + self.pos_w[None, None, :W]
         return pos.reshape(1, T * H * W, -1)
 
-    def forward(self, x: Tensor, t: Tensor, text: TextContext,
-                cond_latent: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor, text: TextContext, cond_latent: Tensor | None = None
+    ) -> Tensor:
         """Predict the velocity.
 
         Parameters
@@ -264,8 +272,9 @@ class MovieGenTransformer(nn.Module):
         B, _, T, H, W = x.shape
         pt, ph, pw = cfg.patch
         if T % pt or H % ph or W % pw:
-            raise ValueError(f"latent (T, H, W) = {(T, H, W)} must be divisible by the patch "
-                             f"{cfg.patch}")
+            raise ValueError(
+                f"latent (T, H, W) = {(T, H, W)} must be divisible by the patch {cfg.patch}"
+            )
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
         if t.ndim == 0:
             t = t.expand(B)
@@ -277,8 +286,10 @@ class MovieGenTransformer(nn.Module):
             raise ValueError(f"text has batch size {text.batch_size}, x has {B}")
         if cfg.extra_in_channels:
             if cond_latent is None or cond_latent.shape != (B, cfg.extra_in_channels, T, H, W):
-                raise ValueError(f"cond_latent must be (B, {cfg.extra_in_channels}, T, H, W) "
-                                 "for a model with extra_in_channels")
+                raise ValueError(
+                    f"cond_latent must be (B, {cfg.extra_in_channels}, T, H, W) "
+                    "for a model with extra_in_channels"
+                )
             x = torch.cat([x, cond_latent.to(x.dtype)], 1)
         elif cond_latent is not None:
             raise ValueError("cond_latent given but the model has extra_in_channels = 0")
@@ -296,8 +307,7 @@ class MovieGenTransformer(nn.Module):
         context, context_mask = self.encode_text(text)
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                h = checkpoint(block, h, pos, block_t, context, context_mask,
-                               use_reentrant=False)
+                h = checkpoint(block, h, pos, block_t, context, context_mask, use_reentrant=False)
             else:
                 h = block(h, pos, block_t, context, context_mask)
         shift, scale = (self.final_modulation[None] + temb[:, None]).unbind(1)

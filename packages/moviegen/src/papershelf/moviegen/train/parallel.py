@@ -55,8 +55,9 @@ def tensor_parallel_plan(model: nn.Module) -> dict[str, Any]:
     return plan
 
 
-def shard_model(model: nn.Module, mesh: Any, *, reshard_after_forward: bool = True,
-                mp_policy: Any = None) -> nn.Module:
+def shard_model(
+    model: nn.Module, mesh: Any, *, reshard_after_forward: bool = True, mp_policy: Any = None
+) -> nn.Module:
     """Apply FSDP2 ``fully_shard`` to every block, then to the whole model.
 
     If the mesh has a "tp" dimension of size > 1, the tensor-parallel plan is applied

@@ -75,12 +75,23 @@ class FlowMatchingTrainer:
         Seed of the trainer's generator (noise, times, dropout), saved in checkpoints.
     """
 
-    def __init__(self, model: nn.Module, *, lr: float = 1e-4, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.95), warmup_steps: int = 0,
-                 total_steps: int | None = None, grad_accum: int = 1,
-                 max_grad_norm: float | None = 1.0, ema_decay: float | None = None,
-                 mixed_precision: str = "no", cfg_dropout: float = 0.1,
-                 sigma_min: float = SIGMA_MIN, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 0,
+        total_steps: int | None = None,
+        grad_accum: int = 1,
+        max_grad_norm: float | None = 1.0,
+        ema_decay: float | None = None,
+        mixed_precision: str = "no",
+        cfg_dropout: float = 0.1,
+        sigma_min: float = SIGMA_MIN,
+        seed: int = 0,
+    ) -> None:
         if grad_accum < 1:
             raise ValueError(f"grad_accum must be >= 1, got {grad_accum}")
         if mixed_precision not in ("no", "bf16"):
@@ -91,9 +102,13 @@ class FlowMatchingTrainer:
         self.lr, self.warmup_steps, self.total_steps = lr, warmup_steps, total_steps
         self.grad_accum, self.max_grad_norm = grad_accum, max_grad_norm
         self.mixed_precision, self.cfg_dropout, self.sigma_min = (
-            mixed_precision, cfg_dropout, sigma_min)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas,
-                                           weight_decay=weight_decay)
+            mixed_precision,
+            cfg_dropout,
+            sigma_min,
+        )
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.ema = EMA(model, ema_decay) if ema_decay is not None else None
         self.generator = torch.Generator().manual_seed(seed)
@@ -125,8 +140,7 @@ class FlowMatchingTrainer:
         """
         B = x1.shape[0]
         if B % self.grad_accum:
-            raise ValueError(f"batch size {B} must be divisible by grad_accum "
-                             f"{self.grad_accum}")
+            raise ValueError(f"batch size {B} must be divisible by grad_accum {self.grad_accum}")
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         mb = B // self.grad_accum
@@ -134,10 +148,14 @@ class FlowMatchingTrainer:
         for i in range(self.grad_accum):
             sl = slice(i * mb, (i + 1) * mb)
             with self._autocast(x1.device):
-                loss = flow_matching_loss(self.model, x1[sl], text.index(sl),
-                                          sigma_min=self.sigma_min,
-                                          cfg_dropout=self.cfg_dropout,
-                                          generator=self.generator)
+                loss = flow_matching_loss(
+                    self.model,
+                    x1[sl],
+                    text.index(sl),
+                    sigma_min=self.sigma_min,
+                    cfg_dropout=self.cfg_dropout,
+                    generator=self.generator,
+                )
             (loss / self.grad_accum).backward()
             total += float(loss.detach()) / self.grad_accum
         if self.max_grad_norm is not None:
@@ -150,16 +168,25 @@ class FlowMatchingTrainer:
         self.losses.append(total)
         return total
 
-    def fit(self, batches: Iterable[tuple[Tensor, TextContext]], steps: int,
-            log_every: int = 50, show_progress: bool | None = None,
-            desc: str = "train") -> list[float]:
+    def fit(
+        self,
+        batches: Iterable[tuple[Tensor, TextContext]],
+        steps: int,
+        log_every: int = 50,
+        show_progress: bool | None = None,
+        desc: str = "train",
+    ) -> list[float]:
         """Run ``steps`` optimizer steps over ``batches`` (an iterator of (x1, text)).
 
         Returns the per-step losses of this call; progress shows the running loss.
         """
         it: Iterator[tuple[Tensor, TextContext]] = iter(batches)
-        bar = progress(range(steps), total=steps, desc=desc,
-                       disable=None if show_progress is None else not show_progress)
+        bar = progress(
+            range(steps),
+            total=steps,
+            desc=desc,
+            disable=None if show_progress is None else not show_progress,
+        )
         out = []
         for _ in bar:
             x1, text = next(it)
@@ -190,7 +217,8 @@ class FlowMatchingTrainer:
         if state.get("model_class") != type(self.model).__name__ or state.get("num_params") != n:
             raise ValueError(
                 f"checkpoint is for {state.get('model_class')} with {state.get('num_params')} "
-                f"parameters, this trainer holds {type(self.model).__name__} with {n}")
+                f"parameters, this trainer holds {type(self.model).__name__} with {n}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
