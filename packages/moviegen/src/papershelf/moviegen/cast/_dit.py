@@ -1,0 +1,308 @@
+"""A small, self-contained diffusion transformer shared by the cast members.
+
+Each cast model in Movie Gen is a transformer of the Movie Gen Video family (Polyak et
+al. 2024, Sec. 3.1.4, 3.2, 4, 5, 6): self-attention over latent tokens, cross-attention
+to a context (text, plus reference-image or task tokens), and time conditioning through
+one shared adaLN head with a learned per-layer table ("adaLN-single"). This module keeps
+that structure in ~150 lines so the cast does not depend on the exact signature of
+:class:`papershelf.moviegen.MovieGenTransformer` while it evolves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CastDiT", "DiTConfig", "LatentVideoDiT", "dit_param_count", "timestep_embedding"]
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Shape of a cast transformer.
+
+    Attributes
+    ----------
+    in_dim : int
+        Width of an input token (latent channels x patch volume, plus conditioning channels).
+    out_dim : int
+        Width of an output token (latent channels x patch volume).
+    dim, depth, heads, ffn_dim : int
+        Model width, number of blocks, attention heads, hidden width of the MLP.
+    mlp : {"swiglu", "gelu"}
+        LLaMa3's SwiGLU (video models) or a GELU MLP (the 13B audio model's count fits GELU).
+    cross_attention : bool
+        Whether blocks attend to a context sequence (text / reference / task tokens).
+    time_freq_dim : int
+        Width of the sinusoidal time features (256 in the paper family).
+    """
+
+    in_dim: int
+    out_dim: int
+    dim: int = 64
+    depth: int = 2
+    heads: int = 4
+    ffn_dim: int = 172
+    mlp: str = "swiglu"
+    cross_attention: bool = True
+    time_freq_dim: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("in_dim", "out_dim", "dim", "depth", "heads", "ffn_dim", "time_freq_dim"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"DiTConfig.{name} must be a positive int, got {v!r}")
+        if self.dim % self.heads:
+            raise ValueError(
+                f"DiTConfig.dim ({self.dim}) must be divisible by heads ({self.heads})"
+            )
+        if self.mlp not in ("swiglu", "gelu"):
+            raise ValueError(f"DiTConfig.mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        if self.time_freq_dim % 2:
+            raise ValueError("DiTConfig.time_freq_dim must be even")
+
+
+def dit_param_count(cfg: DiTConfig) -> int:
+    """Closed-form parameter count of :class:`CastDiT` (equals ``sum(p.numel())``)."""
+    d, f = cfg.dim, cfg.ffn_dim
+    attn = 4 * d * d
+    mlp = 3 * d * f if cfg.mlp == "swiglu" else 2 * d * f + f + d
+    block = attn + mlp + 6 * d + (attn + d if cfg.cross_attention else 0)
+    stem = cfg.in_dim * d + d + cfg.time_freq_dim * d + d + d * d + d + d * 6 * d + 6 * d
+    head = 2 * d + d * cfg.out_dim + cfg.out_dim
+    return cfg.depth * block + stem + head
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal features of the flow time t in [0, 1] (scaled by 1000); shape (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+def _rms(x: Tensor, eps: float = 1e-6) -> Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+class _Attention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=False) for _ in range(4))
+
+    def forward(self, x: Tensor, ctx: Tensor, mask: Tensor | None = None) -> Tensor:
+        B, N, D = x.shape
+
+        def split(y: Tensor) -> Tensor:
+            return y.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+        am = None if mask is None else mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(
+            split(self.q(x)), split(self.k(ctx)), split(self.v(ctx)), attn_mask=am
+        )
+        return self.o(y.transpose(1, 2).reshape(B, N, D))
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.attn = _Attention(d, cfg.heads)
+        self.cross = _Attention(d, cfg.heads) if cfg.cross_attention else None
+        self.cross_gain = nn.Parameter(torch.ones(d)) if cfg.cross_attention else None
+        self.swiglu = cfg.mlp == "swiglu"
+        if self.swiglu:
+            self.w1 = nn.Linear(d, cfg.ffn_dim, bias=False)
+            self.w3 = nn.Linear(d, cfg.ffn_dim, bias=False)
+            self.w2 = nn.Linear(cfg.ffn_dim, d, bias=False)
+        else:
+            self.w1 = nn.Linear(d, cfg.ffn_dim)
+            self.w2 = nn.Linear(cfg.ffn_dim, d)
+        # Per-layer table added to the shared adaLN output (adaLN-single).
+        self.table = nn.Parameter(torch.randn(6, d) / math.sqrt(d))
+
+    def forward(
+        self, h: Tensor, pos: Tensor, mod: Tensor, ctx: Tensor | None, ctx_mask: Tensor | None
+    ) -> Tensor:
+        b1, s1, g1, b2, s2, g2 = (m[:, None] for m in (mod + self.table[None]).unbind(1))
+        h = h + pos
+        y = _rms(h) * (1 + s1) + b1
+        h = h + g1 * self.attn(y, y)
+        if self.cross is not None and ctx is not None:
+            assert self.cross_gain is not None
+            h = h + self.cross(_rms(h) * self.cross_gain, ctx, ctx_mask)
+        y = _rms(h) * (1 + s2) + b2
+        y = self.w2(F.silu(self.w1(y)) * self.w3(y)) if self.swiglu else self.w2(F.gelu(self.w1(y)))
+        return h + g2 * y
+
+
+class CastDiT(nn.Module):
+    """Token-level flow-matching transformer (LLaMa3-style blocks, adaLN-single, cross-attention).
+
+    Parameters
+    ----------
+    cfg : DiTConfig
+
+    Notes
+    -----
+    The input embedding and the output projection are plain ``nn.Linear`` layers; the
+    output projection and the shared adaLN head start at zero so the untrained model
+    predicts a zero velocity. Conditioning channels concatenated to the input tokens
+    are zero-initialised by the caller (:meth:`zero_input_columns`).
+    """
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.embed = nn.Linear(cfg.in_dim, d)
+        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_freq_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.adaln = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.adaln.weight)
+        nn.init.zeros_(self.adaln.bias)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.depth))
+        self.final_mod = nn.Parameter(torch.zeros(2, d))
+        self.out = nn.Linear(d, cfg.out_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def zero_input_columns(self, start: int) -> None:
+        """Zero the input weights of token channels ``start:`` (new conditioning inputs)."""
+        with torch.no_grad():
+            self.embed.weight[:, start:].zero_()
+
+    def forward(
+        self,
+        tokens: Tensor,
+        t: Tensor,
+        pos: Tensor,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        time_extra: Tensor | None = None,
+    ) -> Tensor:
+        """Predict velocity tokens.
+
+        Parameters
+        ----------
+        tokens : Tensor, shape (B, N, in_dim)
+        t : Tensor, shape (B,)
+            Flow time in [0, 1].
+        pos : Tensor, shape (N, dim) or (B, N, dim)
+            Positional embedding, added at the input of every block.
+        context : Tensor, shape (B, L, dim), optional
+            Cross-attention context, already projected to ``dim``.
+        context_mask : Tensor, shape (B, L), bool, optional
+            True on real context tokens.
+        time_extra : Tensor, shape (B, dim), optional
+            Added to the time embedding (Movie Gen Edit's task embedding).
+
+        Returns
+        -------
+        Tensor, shape (B, N, out_dim)
+        """
+        if tokens.ndim != 3 or tokens.shape[-1] != self.cfg.in_dim:
+            raise ValueError(f"tokens must be (B, N, {self.cfg.in_dim}), got {tuple(tokens.shape)}")
+        B = tokens.shape[0]
+        if t.shape != (B,):
+            raise ValueError(f"t must have shape ({B},), got {tuple(t.shape)}")
+        temb = self.time_mlp(timestep_embedding(t, self.cfg.time_freq_dim))
+        if time_extra is not None:
+            temb = temb + time_extra
+        mod = self.adaln(F.silu(temb)).unflatten(-1, (6, -1))
+        pos = pos if pos.ndim == 3 else pos[None]
+        h = self.embed(tokens)
+        for blk in self.blocks:
+            h = blk(h, pos, mod, context, context_mask)
+        shift, scale = (self.final_mod[None] + temb[:, None]).unbind(1)
+        return self.out(_rms(h) * (1 + scale[:, None]) + shift[:, None])
+
+
+class LatentVideoDiT(nn.Module):
+    """:class:`CastDiT` on a video latent: 1 x p x p patches, factorized learned positions.
+
+    Conditioning latents (``extra_channels``) are concatenated channel-wise before
+    patchifying and their input weights start at zero, so the model starts as the
+    unconditioned video model (Movie Gen's upsampler and Edit recipe).
+
+    Parameters
+    ----------
+    latent_channels, extra_channels : int
+    patch : int
+        Spatial patch size p.
+    max_pos : tuple of int
+        Position-table sizes (T, H / p, W / p).
+    dim, depth, heads, ffn_dim : int
+    """
+
+    def __init__(
+        self,
+        latent_channels: int,
+        extra_channels: int = 0,
+        patch: int = 1,
+        max_pos: tuple[int, int, int] = (4, 4, 4),
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        ffn_dim: int = 172,
+    ) -> None:
+        super().__init__()
+        self.c, self.e, self.p, self.max_pos = latent_channels, extra_channels, patch, max_pos
+        vol = patch * patch
+        self.net = CastDiT(
+            DiTConfig(
+                in_dim=(latent_channels + extra_channels) * vol,
+                out_dim=latent_channels * vol,
+                dim=dim,
+                depth=depth,
+                heads=heads,
+                ffn_dim=ffn_dim,
+            )
+        )
+        if extra_channels:
+            self.net.zero_input_columns(latent_channels * vol)
+        self.pos_t, self.pos_h, self.pos_w = (
+            nn.Parameter(torch.randn(m, dim) * 0.02) for m in max_pos
+        )
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        cond: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        time_extra: Tensor | None = None,
+    ) -> Tensor:
+        """x (B, C, T, H, W), cond (B, E, T, H, W) -> velocity (B, C, T, H, W)."""
+        if x.ndim != 5 or x.shape[1] != self.c:
+            raise ValueError(f"x must be (B, {self.c}, T, H, W), got {tuple(x.shape)}")
+        B, C, T, H, W = x.shape
+        p = self.p
+        if H % p or W % p:
+            raise ValueError(f"latent H, W = {(H, W)} must be divisible by the patch {p}")
+        if self.e:
+            if cond is None or cond.shape != (B, self.e, T, H, W):
+                raise ValueError(
+                    f"cond must be (B, {self.e}, T, H, W) = "
+                    f"{(B, self.e, T, H, W)}, got "
+                    f"{None if cond is None else tuple(cond.shape)}"
+                )
+            x = torch.cat([x, cond.to(x)], 1)
+        elif cond is not None:
+            raise ValueError("cond given but the model has no extra channels")
+        Hp, Wp = H // p, W // p
+        if T > self.max_pos[0] or Hp > self.max_pos[1] or Wp > self.max_pos[2]:
+            raise ValueError(f"token grid {(T, Hp, Wp)} exceeds max_pos {self.max_pos}")
+        Ct = x.shape[1]
+        tok = x.reshape(B, Ct, T, Hp, p, Wp, p).permute(0, 2, 3, 5, 1, 4, 6)
+        tok = tok.reshape(B, T * Hp * Wp, Ct * p * p)
+        pos = (
+            self.pos_t[:T, None, None] + self.pos_h[None, :Hp, None] + self.pos_w[None, None, :Wp]
+        ).reshape(T * Hp * Wp, -1)
+        out = self.net(tok, t, pos, context, context_mask, time_extra)
+        out = out.reshape(B, T, Hp, Wp, C, p, p).permute(0, 4, 1, 2, 5, 3, 6)
+        return out.reshape(B, C, T, H, W)
