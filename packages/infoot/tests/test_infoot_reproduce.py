@@ -59,3 +59,19 @@ def test_registry_is_light():
 @pytest.mark.parametrize("sizes", [reproduce.QUICK_SIZES, reproduce.FULL_SIZES])
 def test_size_tables_complete(sizes):
     assert set(sizes) == {"da", "converged_iter", "toy", "retrieval", "cross"}
+
+
+def test_office_caltech_protocol_on_tiny_fake_features(tmp_path, monkeypatch):
+    """The --full loader and protocol run on files laid out like the official DeCAF .mat files."""
+    import scipy.io
+
+    monkeypatch.setattr(reproduce, "OFFICE_DOMAINS", ("caltech", "dslr"))
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(reproduce.OFFICE_DOMAINS):
+        labels = np.arange(1, 13) % 3 + 1
+        feas = np.eye(3)[labels - 1] * 4 + 0.3 * rng.standard_normal((12, 3)) + 0.2 * i
+        scipy.io.savemat(tmp_path / f"{d}_decaf.mat", {"feas": feas, "labels": labels[:, None]})
+    records = reproduce.office_caltech(tmp_path, (0,), lambda x, **_: x)
+    assert len(records) == 2 * 2
+    assert all(0.0 <= r.values[0] <= 1.0 for r in records)
+    assert np.mean([r.values[0] for r in records]) > 0.5
