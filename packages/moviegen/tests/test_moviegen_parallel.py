@@ -12,10 +12,11 @@ import torch
 from papershelf.core.testing import slow
 
 WORKER = Path(__file__).parent / "data" / "fsdp_worker.py"
+TP_WORKER = Path(__file__).parent / "data" / "tp_worker.py"
 
 
-def _load_worker():
-    spec = importlib.util.spec_from_file_location("moviegen_fsdp_worker", WORKER)
+def _load_worker(path=WORKER):
+    spec = importlib.util.spec_from_file_location(f"moviegen_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -27,17 +28,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@slow
-def test_two_process_fsdp2_training_matches_unsharded(tmp_path):
-    out = tmp_path / "rank0.pt"
+def _run_two_ranks(worker: Path, out: Path) -> dict:
     port = str(_free_port())
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), str(r), "2", port, str(out)])
+        subprocess.Popen([sys.executable, str(worker), str(r), "2", port, str(out)])
         for r in range(2)
     ]
     for p in procs:
         assert p.wait(timeout=900) == 0
-    res = torch.load(out, weights_only=False)
+    return torch.load(out, weights_only=False)
+
+
+@slow
+def test_two_process_fsdp2_training_matches_unsharded(tmp_path):
+    res = _run_two_ranks(WORKER, tmp_path / "rank0.pt")
     assert res["local_rows"] == 172 // 2  # the FFN weight is split into two row shards
     worker = _load_worker()
     model, data = worker.setup()
@@ -45,3 +49,15 @@ def test_two_process_fsdp2_training_matches_unsharded(tmp_path):
     assert res["losses"] == pytest.approx(ref_losses, abs=1e-5)
     for k, v in model.state_dict().items():
         assert torch.allclose(res["state"][k], v, atol=1e-5), k
+
+
+@slow
+def test_two_process_tensor_parallel_forward_and_grad_match(tmp_path):
+    res = _run_two_ranks(TP_WORKER, tmp_path / "rank0.pt")
+    assert res["q_rows"] == 64 // 2  # q projection split column-wise: 2 of 4 heads per rank
+    worker = _load_worker(TP_WORKER)
+    model, x, t, text = worker.setup()
+    y = model(x, t, text)
+    y.square().mean().backward()
+    assert torch.allclose(res["out"], y.detach(), atol=1e-5)
+    assert torch.allclose(res["grad_w2"], model.blocks[0].ffn.w2.weight.grad, atol=1e-6)

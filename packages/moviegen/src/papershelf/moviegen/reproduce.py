@@ -97,7 +97,7 @@ def train_tae(
     tae = TemporalAutoencoder(cfg).to(ctx.device)
     opt = torch.optim.AdamW(tae.parameters(), lr=hp["tae_lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, hp["tae_lr"], total_steps=hp["tae_steps"], pct_start=0.05
+        opt, hp["tae_lr"], total_steps=hp["tae_steps"], pct_start=max(0.05, 2 / hp["tae_steps"])
     )
     g = make_generator(seed)
     losses = []
@@ -244,7 +244,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     assert first_clips is not None
     clips, sp, val, rec = first_clips
     _figures(ctx, plt, curves, clips, sp, val, rec)
-    for i in (0, 9):
+    for i in sorted({0, min(9, len(sp) - 1)}):
         save_video(clips[i], ctx.out_dir / f"sample_{sp[i].replace(' ', '_')}.gif", fps=4)
 
     scale_note = (
@@ -409,6 +409,7 @@ def _figures(
         return ((v.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
     show = [0, 9, 18, 27, 5, 14]  # a spread of colours, shapes and directions
+    show = [i for i in show if i < clips.shape[0]] or [0]
     rows = len(show)
     fig, axes = plt.subplots(rows + 2, 8, figsize=(8, (rows + 2) * 1.1))
     for r in range(rows + 2):
