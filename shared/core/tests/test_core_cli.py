@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 from importlib.metadata import EntryPoint
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,7 @@ from papershelf.core.registry import (
     UnknownReproductionError,
     discover,
     get_reproduction,
+    installed,
 )
 from papershelf.core.reproduce import run_reproduction
 
@@ -60,6 +62,20 @@ def fake(tmp_path, monkeypatch):
         for n, attr in (("good", "GOOD"), ("bad", "BAD"), ("empty", "EMPTY"))
     ]
     monkeypatch.setattr(registry, "discover", lambda *a, **k: discover(eps, **k))
+    fake_meta = [
+        SimpleNamespace(
+            name=ep.name,
+            dist=SimpleNamespace(
+                metadata={
+                    "Name": f"papershelf-{ep.name}",
+                    "Summary": f"Paper {ep.name} (Conf 2020)",
+                },
+                version="1.2.3",
+            ),
+        )
+        for ep in eps
+    ]
+    monkeypatch.setattr(registry, "installed", lambda *a, **k: installed(fake_meta))
     yield eps
     sys.modules.pop("fakepaper", None)
 
@@ -183,14 +199,21 @@ def test_cli_cite_and_list(fake, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["list", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "version", "paper", "results"]
+    assert lines[0].split() == ["name", "version", "results", "paper"]
     good = next(line for line in lines if line.startswith("good"))
-    assert "Paper good (Conf 2020)" in good and str(tmp_path / "good") in good
+    assert "1.2.3" in good and "Paper good (Conf 2020)" in good and str(tmp_path / "good") in good
     assert "none yet" in next(line for line in lines if line.startswith("bad"))
+
+
+def test_installed_reads_metadata_only():
+    eps = [EntryPoint("zzz", "no_such_module_xyz:R", registry.ENTRY_POINT_GROUP)]
+    [pkg] = installed(eps)  # nothing is imported, so a missing module does not matter here
+    assert (pkg.name, pkg.version, pkg.summary) == ("zzz", "unknown", "")
 
 
 def test_cli_empty_shelf(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(registry, "discover", lambda *a, **k: {})
+    monkeypatch.setattr(registry, "installed", lambda *a, **k: [])
     assert cli.main(["list"]) == 0
     assert "No paper packages are installed yet" in capsys.readouterr().out
     assert cli.main(["reproduce", "--out", str(tmp_path)]) == 0

@@ -57,25 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from papershelf.core.registry import discover
+    from papershelf.core.registry import installed
 
-    registry = discover()
-    if not registry:
+    packages = installed()
+    if not packages:
         print(
             "No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`."
         )
         return 0
-    rows = [("name", "version", "paper", "results")]
+    rows = [("name", "version", "results", "paper")]
     out = Path(args.out)
-    for name, rep in registry.items():
-        has = (out / name / "results.json").is_file()
+    for pkg in packages:
+        has = (out / pkg.name / "results.json").is_file()
         rows.append(
-            (
-                name,
-                rep.version,
-                f"{rep.title} ({rep.venue})",
-                str(out / name) if has else "none yet",
-            )
+            (pkg.name, pkg.version, str(out / pkg.name) if has else "none yet", pkg.summary)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:

@@ -1,15 +1,15 @@
 """The reproduce registry: how paper packages make ``papershelf reproduce NAME`` work.
 
 Each paper package declares one entry point in the group ``papershelf.reproduce``
-that points to a :class:`Reproduction` in a light module (no torch at import time),
-for example in its ``pyproject.toml``::
+that points to a :class:`Reproduction`, for example in its ``pyproject.toml``::
 
     [project.entry-points."papershelf.reproduce"]
     tmd = "papershelf.tmd._registry:REPRODUCTION"
 
-The reproduction names its runner lazily (``run="papershelf.tmd.reproduce:run"``),
-so ``papershelf list`` and ``papershelf cite`` never import a heavy module.
-The runner takes a :class:`ReproduceContext` and returns result records.
+The reproduction names its runner lazily (``run="papershelf.tmd.reproduce:run"``).
+Loading the entry point imports the package (and so, usually, torch); ``papershelf list``
+therefore never loads it and reads the installed distributions' metadata instead
+(:func:`installed`). The runner takes a :class:`ReproduceContext` and returns result records.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "InstalledPackage",
+    "installed",
     "ReproduceContext",
     "Reproduction",
     "UnknownReproductionError",
@@ -191,6 +193,36 @@ def discover(
             raise ValueError(f"two packages register the reproduction {obj.name!r}")
         found[obj.name] = obj
     return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """What the metadata of an installed paper package says, read without importing it."""
+
+    name: str
+    distribution: str
+    version: str
+    summary: str
+
+
+def installed(entry_points: Iterable[Any] | None = None) -> list[InstalledPackage]:
+    """The registered paper packages, from distribution metadata only (nothing is imported).
+
+    This keeps ``papershelf list`` fast and free of torch.
+    """
+    if entry_points is None:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    out: dict[str, InstalledPackage] = {}
+    for ep in entry_points:
+        dist = getattr(ep, "dist", None)
+        meta = dist.metadata if dist is not None else None
+        out[ep.name] = InstalledPackage(
+            name=ep.name,
+            distribution=meta["Name"] if meta is not None else "unknown",
+            version=dist.version if dist is not None else "unknown",
+            summary=(meta.get("Summary") or "") if meta is not None else "",
+        )
+    return [out[k] for k in sorted(out)]
 
 
 def get_reproduction(name: str, registry: dict[str, Reproduction] | None = None) -> Reproduction:
