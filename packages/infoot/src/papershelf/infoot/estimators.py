@@ -63,7 +63,22 @@ class _InfoOTBase:
     """Shared fitting state, projections and the scikit-learn parameter protocol."""
 
     h: float
+    reg: float
+    max_iter: int
+    tol: float | None
+    sinkhorn: str
+    inner_max_iter: int | None
+    inner_tol: float
     oos_bandwidth: str
+    progress: bool | None
+    # learned state (set by fit)
+    xs_: Any
+    xt_: Any
+    Cs_: Any
+    Ct_: Any
+    Ks_: Any
+    Kt_: Any
+    coupling_: Any
 
     # -- scikit-learn protocol -------------------------------------------------------------
     @classmethod
@@ -91,15 +106,11 @@ class _InfoOTBase:
     # -- shared checks ---------------------------------------------------------------------
     def _check_common(self) -> None:
         _check_h(self.h)
-        _check_reg(self.reg)  # type: ignore[attr-defined]
+        _check_reg(self.reg)
         if self.oos_bandwidth not in _OOS:
             raise ValueError(f"oos_bandwidth must be one of {_OOS}, got {self.oos_bandwidth!r}")
         _check_solver_options(
-            self.sinkhorn,  # type: ignore[attr-defined]
-            self.max_iter,  # type: ignore[attr-defined]
-            self.inner_max_iter,  # type: ignore[attr-defined]
-            self.inner_tol,  # type: ignore[attr-defined]
-            self.tol,  # type: ignore[attr-defined]
+            self.sinkhorn, self.max_iter, self.inner_max_iter, self.inner_tol, self.tol
         )
 
     def _check_fitted(self) -> None:

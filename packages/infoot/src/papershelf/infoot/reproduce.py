@@ -93,7 +93,7 @@ def domain_adaptation(seed: int, n_source: int, n_target: int, n_test: int, conv
         sk = ot.da.SinkhornTransport(reg_e=0.1, norm="max").fit(Xs=Xs, Xt=Xt)
     out["entropic OT (Sinkhorn), barycentric"] = one_nn_accuracy(sk.transform(Xs=Xs), ys, Xte, yte)
     times["baselines"] = time.perf_counter() - t0
-    configs = [
+    configs: list[tuple[str, dict[str, Any], Any]] = [
         ("Fused InfoOT, labels", {}, ys),
         ("Fused InfoOT, no labels", {}, None),
         (
@@ -316,7 +316,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     steps = [(s, e) for s in seeds for e in ("da", "toy", "retrieval", "cross")]
     for seed, exp in ctx.progress(steps, total=len(steps), desc="infoot experiments"):
         if exp == "da":
-            acc, times, stats = domain_adaptation(seed, *sizes["da"], sizes["converged_iter"])
+            n_s, n_t, n_te = sizes["da"]
+            acc, times, stats = domain_adaptation(seed, n_s, n_t, n_te, sizes["converged_iter"])
             for k, v in acc.items():
                 da.setdefault(k, []).append(v)
             for k, v in times.items():
