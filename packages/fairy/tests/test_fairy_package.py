@@ -78,3 +78,23 @@ def test_distributed_equals_single_process(tmp_path):
     )
     for r in range(2):
         assert torch.allclose(torch.load(tmp_path / f"rank{r}.pt"), ref.frames, atol=1e-5)
+
+
+def test_full_mode_real_edit_path(tmp_path, monkeypatch):
+    """The --full real-video path, on a saved tiny pipeline and a 3-frame GIF."""
+    from papershelf.core import ReproduceContext
+    from papershelf.fairy.reproduce import _real_edit
+    from papershelf.fairy.testing import synthetic_video, tiny_instruct_pix2pix
+    from papershelf.fairy.video import write_video
+
+    tiny_instruct_pix2pix(0).save_pretrained(tmp_path / "ip2p")
+    write_video(synthetic_video(3, 24, 32)[0], tmp_path / "in.gif", fps=8)
+    monkeypatch.setenv("FAIRY_IP2P_PATH", str(tmp_path / "ip2p"))
+    monkeypatch.setenv("FAIRY_VIDEO", str(tmp_path / "in.gif"))
+    monkeypatch.setenv("FAIRY_SIZE", "32")
+    monkeypatch.setenv("FAIRY_STEPS", "2")
+    (tmp_path / "out").mkdir()
+    recs = _real_edit(ReproduceContext(out_dir=tmp_path / "out"))
+    assert len(recs) == 1 and recs[0].status == "not comparable"
+    assert "32x24" in recs[0].experiment
+    assert (tmp_path / "out" / "fairy_edit.mp4").is_file()
