@@ -7,6 +7,7 @@ import torch
 
 from papershelf.moviegen.cast import (
     AUDIO_PRESETS,
+    DACVAE1D,
     EDIT_PRESETS,
     PT2V_PRESETS,
     PT2V_STAGES,
@@ -14,7 +15,6 @@ from papershelf.moviegen.cast import (
     VAE_PRESETS,
     AudioDiT,
     CastDiT,
-    DACVAE1D,
     DACVAEConfig,
     DiTConfig,
     EditConditioning,
@@ -198,7 +198,7 @@ def test_dacvae_hop(n):
 
 def test_dacvae_paper_hop_and_bad_input():
     assert VAE_PRESETS["paper"].hop == 1920  # 48 kHz -> 25 Hz
-    assert DACVAEConfig(strides=(3, 5)).hop == 15
+    assert DACVAEConfig(strides=(3, 5), channels=(4, 4, 4)).hop == 15
     with pytest.raises(ValueError, match="channels"):
         DACVAEConfig(strides=(2, 2), channels=(4, 4))
     with pytest.raises(ValueError, match="wav"):
@@ -235,8 +235,9 @@ def test_audio_generate_keeps_context_and_is_deterministic():
     a = dit.generate(video, text, 28, generator=gen(), **kw)
     assert torch.equal(a[:, :, :5], ctx[:, :, :5])
     assert torch.equal(a, dit.generate(video, text, 28, generator=gen(), **kw))
-    assert dit.generate(video, text, 28, steps=2, guidance=3.0, window=16, overlap=8,
-                        generator=gen()).shape == (1, 8, 28)
+    assert dit.generate(
+        video, text, 28, steps=2, guidance=3.0, window=16, overlap=8, generator=gen()
+    ).shape == (1, 8, 28)
 
 
 def test_audio_bad_input():
@@ -294,8 +295,9 @@ def test_edit_adds_four_task_tokens_and_zero_init_source():
     _randomize_out(m.video.net)
     x, t = torch.randn(2, 12, 4, 4, 4), torch.rand(2)
     # Zero-init input-video columns: at init the editor is the T2V model.
-    assert torch.equal(m(x, t, torch.randn_like(x), text, task),
-                       m(x, t, torch.randn_like(x), text, task))
+    assert torch.equal(
+        m(x, t, torch.randn_like(x), text, task), m(x, t, torch.randn_like(x), text, task)
+    )
     assert not torch.allclose(m(x, t, x, text, task), m(x, t, x, text, task.flip(0)))
     out = m.edit(torch.randn(1, 12, 1, 4, 4), text[:1], task[:1], steps=2, generator=gen())
     assert out.shape == (1, 12, 1, 4, 4)
@@ -309,8 +311,13 @@ def test_edit_bad_input():
         cond(torch.tensor([0.0]))
     m = EditModel(EDIT_PRESETS["tiny"])
     with pytest.raises(ValueError, match="cond"):
-        m(torch.zeros(1, 12, 1, 4, 4), torch.zeros(1), torch.zeros(1, 12, 2, 4, 4),
-          torch.zeros(1, 1, 13), torch.tensor([1]))
+        m(
+            torch.zeros(1, 12, 1, 4, 4),
+            torch.zeros(1),
+            torch.zeros(1, 12, 2, 4, 4),
+            torch.zeros(1, 1, 13),
+            torch.tensor([1]),
+        )
 
 
 # ------------------------------------------------------------------ synthetic data
