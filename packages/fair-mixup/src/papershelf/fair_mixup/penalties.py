@@ -12,7 +12,7 @@ https://arxiv.org/abs/2103.06503 (Section 3, Eq. 4-5).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -180,8 +180,8 @@ def path_derivatives(
         return (grad * direction).flatten(1).sum(1)
     if method == "jvp":
         _scores(model, x_t[:1].detach())  # shape check outside the functional transform
-        _, d = torch.func.jvp(lambda z: _scores(model, z), (x_t,), (direction,))
-        return d
+        primal_and_tangent = torch.func.jvp(lambda z: _scores(model, z), (x_t,), (direction,))
+        return cast(Tensor, primal_and_tangent[1])
     if not (isinstance(h, float) and h > 0):
         raise ValueError(f"h must be a positive float, got {h!r}")
     plus = _scores(model, x_t + h * direction)

@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -319,7 +319,8 @@ def train_step(
             if method == "manifold_mixup":
                 if not (hasattr(model, "features") and hasattr(model, "head")):
                     raise ValueError("manifold_mixup needs a model with features() and head()")
-                f, z0, z1 = model.head, model.features(x0), model.features(x1)
+                split = cast(Any, model)  # has features() and head(), checked above
+                f, z0, z1 = split.head, split.features(x0), split.features(x1)
             kw: dict[str, Any] = {"n_t": n_t, "method": derivative, "generator": generator}
             if mode == "dp":
                 reg = dp_mixup_penalty(f, z0, z1, t=t, **kw)  # type: ignore[arg-type]
