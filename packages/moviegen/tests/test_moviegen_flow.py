@@ -207,3 +207,50 @@ def test_sampler_bad_inputs():
         euler_sample(_toy_model, (2, 1, 1, 1, 1), text, t_grid=torch.tensor([0.0, 0.5, 0.4]))
     with pytest.raises(ValueError, match="batch size"):
         euler_sample(_toy_model, (3, 1, 1, 1, 1), text)
+
+
+class _EulerScheduler:
+    """A minimal diffusers-style flow Euler scheduler (sigmas in diffusers' convention)."""
+
+    def __init__(self, sigmas):
+        self.sigmas = list(sigmas) + [0.0]
+        self.timesteps = torch.tensor([1000 * s for s in sigmas], dtype=torch.float64)
+        self.i = 0
+
+    def step(self, model_output, timestep, sample, return_dict=False):
+        s, s_next = self.sigmas[self.i], self.sigmas[self.i + 1]
+        self.i += 1
+        return (sample + (s_next - s) * model_output,)
+
+
+def test_scheduler_sample_equals_euler_sample_with_cfg():
+    from papershelf.moviegen import scheduler_sample
+
+    text = _text(2)
+    x0 = torch.randn(2, 1, 2, 2, 2, generator=torch.Generator().manual_seed(3),
+                     dtype=torch.float64)
+    grid = linear_quadratic_t(10, 50)
+    ours = euler_sample(_toy_model, tuple(x0.shape), text, guidance=2.5, x0=x0, t_grid=grid,
+                        dtype=torch.float64)
+    sched = _EulerScheduler(to_diffusers_sigmas(grid).tolist())
+    other = scheduler_sample(_toy_model, tuple(x0.shape), text, sched, guidance=2.5, x0=x0,
+                             dtype=torch.float64)
+    assert_close(other, ours, atol=1e-10)
+    with pytest.raises(TypeError, match="scheduler"):
+        scheduler_sample(_toy_model, tuple(x0.shape), text, object())
+
+
+@slow
+def test_scheduler_sample_with_live_diffusers_scheduler():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from papershelf.moviegen import scheduler_sample
+
+    text = _text(2)
+    x0 = torch.randn(2, 1, 2, 2, 2, generator=torch.Generator().manual_seed(3))
+    grid = linear_quadratic_t(50, 250)
+    ours = euler_sample(_toy_model, tuple(x0.shape), text, guidance=4.0, x0=x0, t_grid=grid)
+    sched = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    sched.set_timesteps(sigmas=to_diffusers_sigmas(grid).tolist())
+    other = scheduler_sample(_toy_model, tuple(x0.shape), text, sched, guidance=4.0, x0=x0)
+    assert_close(other, ours, atol=1e-5)

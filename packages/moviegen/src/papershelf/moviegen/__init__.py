@@ -24,7 +24,7 @@ from papershelf.moviegen.flow import (
     target_velocity,
 )
 from papershelf.moviegen.pipeline import MovieGenPipeline, save_video
-from papershelf.moviegen.sampler import euler_sample
+from papershelf.moviegen.sampler import euler_sample, scheduler_sample
 from papershelf.moviegen.schedules import linear_quadratic_t, linear_t, to_diffusers_sigmas
 from papershelf.moviegen.tae import (
     DiagonalGaussian,
@@ -77,6 +77,7 @@ __all__ = [
     "preset",
     "quoted_text",
     "sample_t_logit_normal",
+    "scheduler_sample",
     "save_video",
     "tae_loss",
     "tae_preset",

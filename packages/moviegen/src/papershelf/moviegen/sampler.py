@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -11,7 +12,7 @@ from papershelf.core import progress
 from papershelf.moviegen.schedules import linear_quadratic_t
 from papershelf.moviegen.text import TextContext
 
-__all__ = ["euler_sample"]
+__all__ = ["euler_sample", "scheduler_sample"]
 
 
 def euler_sample(
@@ -102,4 +103,67 @@ def euler_sample(
         else:
             v = model(x, tb, text, **model_kwargs)
         x = x + (t1 - t0) * v.to(dtype)
+    return x
+
+
+def scheduler_sample(
+    model: Callable[..., Tensor],
+    shape: tuple[int, ...],
+    text: TextContext,
+    scheduler: Any,
+    *,
+    uncond: TextContext | None = None,
+    guidance: float = 7.5,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    x0: Tensor | None = None,
+    **model_kwargs: object,
+) -> Tensor:
+    """Sample with a diffusers-style flow scheduler instead of the built-in Euler loop.
+
+    The scheduler runs in diffusers' convention (sigma = 1 - t, timestep = 1000 sigma,
+    model output = the velocity towards noise), so Movie Gen's velocity is negated and
+    the time passed to the model is t = 1 - timestep / 1000. With
+    ``FlowMatchEulerDiscreteScheduler(shift=1.0)`` and
+    ``set_timesteps(sigmas=to_diffusers_sigmas(linear_quadratic_t()).tolist())`` this
+    equals :func:`euler_sample`; other flow schedulers (e.g. Heun) plug in the same way.
+
+    Parameters
+    ----------
+    model, shape, text, uncond, guidance, generator, device, dtype, x0
+        As in :func:`euler_sample`.
+    scheduler : object
+        Has ``timesteps`` (already set) and ``step(model_output, timestep, sample,
+        return_dict=False)``.
+
+    Returns
+    -------
+    Tensor, shape ``shape``
+    """
+    if guidance < 1:
+        raise ValueError(f"guidance must be >= 1, got {guidance}")
+    if not hasattr(scheduler, "timesteps") or not hasattr(scheduler, "step"):
+        raise TypeError("scheduler must have timesteps and step() (call set_timesteps first)")
+    if text.batch_size != shape[0]:
+        raise ValueError(f"text has batch size {text.batch_size}, shape asks for {shape[0]}")
+    if device is None:
+        device = next(iter(text.states.values())).device
+    if x0 is None:
+        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+    else:
+        x = x0.to(device, dtype)
+    use_cfg = guidance != 1.0
+    both = TextContext.cat([text, text.null() if uncond is None else uncond]) if use_cfg else text
+    for ts in scheduler.timesteps:
+        t = (1.0 - float(ts) / 1000.0) * torch.ones(shape[0], device=device)
+        t = t.clamp(0.0, 1.0)
+        if use_cfg:
+            kw = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v
+                  for k, v in model_kwargs.items()}
+            v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both, **kw).chunk(2)
+            v = v_u + guidance * (v_c - v_u)
+        else:
+            v = model(x, t, text, **model_kwargs)
+        x = scheduler.step(-v.to(dtype), ts, x, return_dict=False)[0]
     return x
