@@ -213,7 +213,7 @@ class _EulerScheduler:
     """A minimal diffusers-style flow Euler scheduler (sigmas in diffusers' convention)."""
 
     def __init__(self, sigmas):
-        self.sigmas = list(sigmas) + [0.0]
+        self.sigmas = [*sigmas, 0.0]
         self.timesteps = torch.tensor([1000 * s for s in sigmas], dtype=torch.float64)
         self.i = 0
 
@@ -227,14 +227,15 @@ def test_scheduler_sample_equals_euler_sample_with_cfg():
     from papershelf.moviegen import scheduler_sample
 
     text = _text(2)
-    x0 = torch.randn(2, 1, 2, 2, 2, generator=torch.Generator().manual_seed(3),
-                     dtype=torch.float64)
+    x0 = torch.randn(2, 1, 2, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     grid = linear_quadratic_t(10, 50)
-    ours = euler_sample(_toy_model, tuple(x0.shape), text, guidance=2.5, x0=x0, t_grid=grid,
-                        dtype=torch.float64)
+    ours = euler_sample(
+        _toy_model, tuple(x0.shape), text, guidance=2.5, x0=x0, t_grid=grid, dtype=torch.float64
+    )
     sched = _EulerScheduler(to_diffusers_sigmas(grid).tolist())
-    other = scheduler_sample(_toy_model, tuple(x0.shape), text, sched, guidance=2.5, x0=x0,
-                             dtype=torch.float64)
+    other = scheduler_sample(
+        _toy_model, tuple(x0.shape), text, sched, guidance=2.5, x0=x0, dtype=torch.float64
+    )
     assert_close(other, ours, atol=1e-10)
     with pytest.raises(TypeError, match="scheduler"):
         scheduler_sample(_toy_model, tuple(x0.shape), text, object())

@@ -159,8 +159,10 @@ def scheduler_sample(
         t = (1.0 - float(ts) / 1000.0) * torch.ones(shape[0], device=device)
         t = t.clamp(0.0, 1.0)
         if use_cfg:
-            kw = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v
-                  for k, v in model_kwargs.items()}
+            kw = {
+                k: torch.cat([v, v]) if isinstance(v, Tensor) else v
+                for k, v in model_kwargs.items()
+            }
             v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both, **kw).chunk(2)
             v = v_u + guidance * (v_c - v_u)
         else:
