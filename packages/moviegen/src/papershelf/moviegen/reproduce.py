@@ -137,8 +137,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         with torch.no_grad():
             post = tae.encode(val.to(ctx.device))
             rec = tae.decode(post.mode(), val.shape[2]).cpu()
-        add("tae_psnr", psnr(rec, val).mean())
-        add("tae_opl", outlier_penalty_loss(post.mean))
+        add("tae_psnr", float(psnr(rec, val).mean()))
+        add("tae_opl", float(outlier_penalty_loss(post.mean)))
         add(
             "tae_rec_direction",
             motion_consistency(rec, [lb[2] for lb in val_labels])["direction_accuracy"],

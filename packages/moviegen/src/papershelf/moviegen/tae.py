@@ -63,7 +63,8 @@ class TemporalConv(nn.Module):
         with torch.no_grad():
             self.conv.weight.zero_()
             self.conv.weight[:, :, 1, 0, 0] = torch.eye(channels)
-            self.conv.bias.zero_()
+            if self.conv.bias is not None:
+                self.conv.bias.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate")

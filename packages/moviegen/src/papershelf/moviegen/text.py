@@ -162,8 +162,9 @@ class WordEncoder(nn.Module):
                 mask[b, i] = True
             if not words:
                 mask[b, 0] = True  # keep one token so attention never sees an empty row
-        ids = ids.to(self.table.device)
-        return self.table[ids], mask.to(self.table.device)
+        table: Tensor = self.table  # type: ignore[assignment]
+        ids = ids.to(table.device)
+        return table[ids], mask.to(table.device)
 
 
 class HFTextEncoder(nn.Module):
@@ -190,7 +191,7 @@ class HFTextEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.quoted_only = quoted_only
-        cfg = model.config
+        cfg: Any = model.config
         self.dim = int(getattr(cfg, "d_model", None) or cfg.hidden_size)
 
     @classmethod
@@ -252,7 +253,7 @@ class MultiTextConditioner(nn.Module):
     @property
     def text_dims(self) -> dict[str, int]:
         """Encoder widths, for :class:`~papershelf.moviegen.TransformerConfig` ``text_dims``."""
-        return {k: int(e.dim) for k, e in self.encoders.items()}
+        return {k: int(e.dim) for k, e in self.encoders.items()}  # type: ignore[arg-type]
 
     def forward(self, prompts: Sequence[str]) -> TextContext:
         if isinstance(prompts, str):

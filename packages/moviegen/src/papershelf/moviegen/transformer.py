@@ -225,12 +225,12 @@ class MovieGenTransformer(nn.Module):
         ctx, masks = [], []
         for name, proj in self.text_proj.items():
             s = text.states[name]
-            if s.shape[-1] != proj[0].in_features:
+            lin: nn.Linear = proj[0]  # type: ignore[index]
+            if s.shape[-1] != lin.in_features:
                 raise ValueError(
-                    f"text encoder {name!r} must have width "
-                    f"{proj[0].in_features}, got {s.shape[-1]}"
+                    f"text encoder {name!r} must have width {lin.in_features}, got {s.shape[-1]}"
                 )
-            ctx.append(proj(s.to(proj[0].weight.dtype)))
+            ctx.append(proj(s.to(lin.weight.dtype)))
             masks.append(text.masks[name].bool())
         return torch.cat(ctx, 1), torch.cat(masks, 1)
 
@@ -295,10 +295,10 @@ class MovieGenTransformer(nn.Module):
             raise ValueError("cond_latent given but the model has extra_in_channels = 0")
 
         h = self.patchify(x)  # (B, d, T', H', W')
-        grid = tuple(h.shape[2:])
+        grid = (h.shape[2], h.shape[3], h.shape[4])
         h = h.flatten(2).transpose(1, 2)
-        pos = self.positions(grid)  # type: ignore[arg-type]
-        wdtype = self.time_mlp[0].weight.dtype
+        pos = self.positions(grid)
+        wdtype = self.patchify.weight.dtype
         temb = self.time_mlp(timestep_features(t, cfg.time_freq_dim).to(wdtype))
         if cfg.adaln == "shared":
             block_t = self.adaln_shared(F.silu(temb)).unflatten(-1, (6, -1))
