@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -58,13 +60,15 @@ def n_params(m: torch.nn.Module, skip: str | None = None) -> int:
 
 
 # ------------------------------------------------------------------ MultiDiffusion / solvers
-@pytest.mark.parametrize("length,window,overlap", [(8, 4, 2), (28, 16, 8), (5, 14, 4), (30, 14, 4)])
+@pytest.mark.parametrize(
+    ("length", "window", "overlap"), [(8, 4, 2), (28, 16, 8), (5, 14, 4), (30, 14, 4)]
+)
 @pytest.mark.parametrize("kind", ["uniform", "triangular"])
 def test_multidiffusion_weights_sum_to_one(length, window, overlap, kind):
     starts, w = multidiffusion_weights(length, window, overlap, kind)
     assert torch.allclose(w.sum(0), torch.ones(length, dtype=torch.float64))
     assert starts[0] == 0 and starts[-1] + min(window, length) == length
-    assert all(b - a <= window - overlap for a, b in zip(starts[:-1], starts[1:], strict=True))
+    assert all(b - a <= window - overlap for a, b in itertools.pairwise(starts))
 
 
 def test_triangular_weights_peak_at_window_centres():

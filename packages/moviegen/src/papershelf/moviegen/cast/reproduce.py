@@ -2,7 +2,7 @@
 
 ``run_cast(ctx)`` trains and scores, for each seed:
 
-* **upsampler** - x2 upsampling of 8x8 moving-square clips to 16x16 (train on 4-frame
+* **upsampler** - x2 upsampling of 4x4 moving-square clips to 8x8 (train on 4-frame
   windows with degradations, upsample 6-frame clips with MultiDiffusion windows 4 /
   overlap 2): PSNR against bilinear upsampling.
 * **audio** - a bar bouncing between walls; a click or a tone (named by the text) at each
@@ -55,7 +55,7 @@ __all__ = ["FULL", "QUICK", "run_cast"]
 PKG = "moviegen"
 
 QUICK: dict[str, Any] = dict(
-    up_steps=600,
+    up_steps=900,
     up_batch=16,
     up_lr=3e-3,
     up_eval=32,
@@ -76,7 +76,7 @@ QUICK: dict[str, Any] = dict(
     sample_steps=10,
 )
 FULL: dict[str, Any] = dict(
-    up_steps=3000,
+    up_steps=4000,
     up_batch=32,
     up_lr=2e-3,
     up_eval=128,
@@ -139,12 +139,12 @@ def demo_upsampler(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict
     opt, sched = _opt(model.parameters(), hp["up_lr"], hp["up_steps"])
     losses = []
     for _ in ctx.progress(range(hp["up_steps"]), desc="upsampler"):
-        hr, _, _ = moving_shapes(hp["up_batch"], 4, 16, obj=4, generator=g)
+        hr, _, _ = moving_shapes(hp["up_batch"], 4, 8, obj=3, generator=g)
         loss = model.loss(hr, generator=g)
         _step(opt, sched, loss)
         losses.append(loss.item())
     ge = make_generator(10_000 + seed)
-    hr, _, _ = moving_shapes(hp["up_eval"], 6, 16, obj=4, generator=ge)
+    hr, _, _ = moving_shapes(hp["up_eval"], 6, 8, obj=3, generator=ge)
     lr = F.avg_pool3d(hr, (1, 2, 2))
     out = model.eval().upsample(lr, steps=hp["sample_steps"], generator=ge)
     return dict(
@@ -416,23 +416,38 @@ def demo_edit(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict[str,
 
 
 # --------------------------------------------------------------------------- figures
-def _img(x: Tensor) -> Any:
-    return ((x.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+def _mosaic(rows: list[list[Tensor]], pad: int = 1) -> Any:
+    """One image from a grid of (3, H, W) frames in [-1, 1] (white gaps); one imshow is fast."""
+    H = max(x.shape[1] for r in rows for x in r)
+    W = max(x.shape[2] for r in rows for x in r)
+    ncol = max(len(r) for r in rows)
+    out = torch.ones(3, len(rows) * (H + pad) + pad, ncol * (W + pad) + pad)
+    for i, r in enumerate(rows):
+        for j, x in enumerate(r):
+            y0, x0 = pad + i * (H + pad), pad + j * (W + pad)
+            out[:, y0 : y0 + x.shape[1], x0 : x0 + x.shape[2]] = (x.clamp(-1, 1) + 1) / 2
+    return out.permute(1, 2, 0).numpy()
+
+
+def _grid_fig(plt: Any, rows: list[list[Tensor]], title: str, size: tuple[float, float]) -> Any:
+    fig, ax = plt.subplots(figsize=size)
+    ax.imshow(_mosaic(rows), interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+    return fig
 
 
 def _fig_upsampler(plt: Any, fig_data: Any) -> Any:
     lr, bil, out, hr = fig_data
-    fig, ax = plt.subplots(3, 4, figsize=(6, 4.6))
-    for r in range(3):
-        for c, (x, name) in enumerate(
-            zip((lr, bil, out, hr), ("low-res", "bilinear", "upsampler", "high-res"), strict=True)
-        ):
-            ax[r, c].imshow(_img(x[r, :, 2]), interpolation="nearest")
-            ax[r, c].axis("off")
-            if r == 0:
-                ax[r, c].set_title(name, fontsize=9)
-    fig.suptitle("Spatial upsampler x2 (frame 2 of 6, MultiDiffusion windows 4/2)", fontsize=9)
-    return fig
+    up = [F.interpolate(lr[:, :, 2], scale_factor=2, mode="nearest")]
+    rows = [[up[0][r], bil[r, :, 2], out[r, :, 2], hr[r, :, 2]] for r in range(3)]
+    return _grid_fig(
+        plt,
+        rows,
+        "columns: low-res | bilinear | upsampler | high-res\n"
+        "(frame 2 of 6; MultiDiffusion windows 4, overlap 2)",
+        (4, 3.6),
+    )
 
 
 def _fig_audio(plt: Any, fig_data: Any) -> Any:
@@ -458,34 +473,21 @@ def _fig_audio(plt: Any, fig_data: Any) -> Any:
 
 def _fig_pt2v(plt: Any, fig_data: Any) -> Any:
     ref, with_ref, no_ref = fig_data
-    fig, ax = plt.subplots(4, 9, figsize=(8, 3.8))
-    for r in range(4):
-        ax[r, 0].imshow(_img(ref[r]), interpolation="nearest")
-        for f in range(4):
-            ax[r, 1 + f].imshow(_img(with_ref[r, :, f]), interpolation="nearest")
-            ax[r, 5 + f].imshow(_img(no_ref[r, :, f]), interpolation="nearest")
-    for a in ax.flat:
-        a.axis("off")
-    ax[0, 0].set_title("reference", fontsize=8)
-    ax[0, 2].set_title("with reference", fontsize=8)
-    ax[0, 6].set_title("without reference", fontsize=8)
-    fig.suptitle("Personalized generation (PT2V, tiny): identity = colour", fontsize=9)
-    return fig
+    rows = [
+        [ref[r]] + [with_ref[r, :, f] for f in range(4)] + [no_ref[r, :, f] for f in range(4)]
+        for r in range(4)
+    ]
+    return _grid_fig(
+        plt, rows, "PT2V: reference | 4 frames with reference | 4 frames without", (6, 3.2)
+    )
 
 
 def _fig_edit(plt: Any, fig_data: Any) -> Any:
     src, out = fig_data
-    fig, ax = plt.subplots(4, 8, figsize=(8, 4))
-    for r in range(4):
-        for f in range(4):
-            ax[r, f].imshow(_img(src[r, :, f]), interpolation="nearest")
-            ax[r, 4 + f].imshow(_img(out[r, :, f]), interpolation="nearest")
-    for a in ax.flat:
-        a.axis("off")
-    ax[0, 1].set_title("input clip", fontsize=8)
-    ax[0, 5].set_title("edited ('make the square <colour>')", fontsize=8)
-    fig.suptitle("Movie Gen Edit (tiny), after backtranslation", fontsize=9)
-    return fig
+    rows = [[src[r, :, f] for f in range(4)] + [out[r, :, f] for f in range(4)] for r in range(4)]
+    return _grid_fig(
+        plt, rows, "Edit: input clip (4 frames) | 'make the square <colour>' output", (6, 3.4)
+    )
 
 
 # --------------------------------------------------------------------------- records
@@ -537,7 +539,7 @@ def run_cast(ctx: ReproduceContext) -> list[ResultRecord]:
     gain = [a - b for a, b in zip(v["upsampler_psnr"], v["upsampler_psnr_bilinear"], strict=True)]
     recs = [
         ResultRecord(
-            experiment="cast: spatial upsampler x2 (8->16 px, 6 frames, windows 4/2)",
+            experiment="cast: spatial upsampler x2 (4->8 px, 6 frames, windows 4/2)",
             metric="PSNR (dB)",
             values=v["upsampler_psnr"],
             higher_is_better=True,

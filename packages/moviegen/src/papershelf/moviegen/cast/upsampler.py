@@ -101,7 +101,9 @@ class UpsamplerConfig:
 #: ``tiny`` trains on 2 CPU cores; ``7b`` is the paper's size (layer shape assumed:
 #: the paper gives only "7B", so d = 4096, 32 layers, FFN 7168 give 7.1B).
 UPSAMPLER_PRESETS: dict[str, UpsamplerConfig] = {
-    "tiny": UpsamplerConfig(window=4, overlap=2, max_frames=4, max_h=4, max_w=4, steps=10),
+    "tiny": UpsamplerConfig(
+        patch=(1, 1), window=4, overlap=2, max_frames=4, max_h=4, max_w=4, steps=10
+    ),
     "7b": UpsamplerConfig(
         latent_channels=16,
         dim=4096,
