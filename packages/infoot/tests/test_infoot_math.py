@@ -150,10 +150,14 @@ def test_sinkhorn_scaling_overflow_returns_previous_iterate_and_log_form_is_stab
     assert_close(log_res.plan, ref, rtol=1e-6, atol=1e-12)
 
 
-def test_scaling_overflow_warns_with_advice(small):
-    Xs, _, Xt, _, _, _ = small
+def test_scaling_underflow_warns_with_advice():
+    """A whole column of exp(-M/reg) underflows: POT's fallback, reported once per fit."""
+    M = np.zeros((6, 5))
+    M[:, 0] = 2000.0
+    Ks = np.eye(6)
+    Kt = np.eye(5)
     with pytest.warns(RuntimeWarning, match="sinkhorn='log'"):
-        FusedInfoOT(reg=0.01, max_iter=2).fit(Xs * 100, Xt * 100)
+        fused_infoot_plan(M, Ks, Kt, lam=0.0, reg=1.0, max_iter=1)
 
 
 # -- marginals: parity vs converged ------------------------------------------------------------
@@ -203,3 +207,20 @@ def test_permuting_source_permutes_rows(small):
     P = FusedInfoOT(max_iter=10).fit(Xs, Xt).coupling_
     Pp = FusedInfoOT(max_iter=10).fit(Xs[perm], Xt).coupling_
     assert_close(Pp, P[perm], rtol=1e-8, atol=1e-14)
+
+
+def test_small_reg_scaling_form_fails_loudly_log_form_works():
+    """reg = 0.002: exp(-M/reg) overflows in the official scaling form; the log form is fine."""
+    ref = json.loads(
+        (Path(__file__).parent / "data" / "infoot_official_reference.json").read_text()
+    )
+    Xs, Xt = np.asarray(ref["inputs"]["Xs"]), np.asarray(ref["inputs"]["Xt"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(FloatingPointError, match="sinkhorn='log'"):
+            InfoOT(reg=0.002, max_iter=3).fit(Xs, Xt)
+    est = InfoOT(reg=0.002, max_iter=3, sinkhorn="log").fit(Xs, Xt)
+    P = est.coupling_
+    assert np.isfinite(P).all() and P.min() >= 0
+    assert np.abs(P.sum(0) - 1 / 30).sum() < 1e-12 and np.abs(P.sum(1) - 1 / 40).sum() < 1e-12
+    assert est.mutual_information_ > 0.5

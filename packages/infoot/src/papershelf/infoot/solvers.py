@@ -112,7 +112,7 @@ def _outer_loop(
     )
     marginals = _marginals(Ks, Kt)  # f(x_i) f(y_j) does not change: computed once
     it = 0
-    for it in bar:  # noqa: B007 (it is reported)
+    for it in bar:
         mi, grad = _mi_and_gradient(P, Ks, Kt, marginals)
         history["mutual_information"].append(mi)
         grad = -grad
@@ -125,6 +125,11 @@ def _outer_loop(
             )
             potentials = res.potentials
         P_new = res.plan
+        if not math.isfinite(float(nx.sum(P_new))):
+            raise FloatingPointError(
+                f"{desc}: the plan has inf/NaN at outer iteration {it + 1} (exp(-M/reg) "
+                f"overflowed with reg={reg}); use sinkhorn='log', or a larger reg"
+            )
         history["inner_iterations"].append(res.n_iter)
         history["inner_error"].append(res.err)
         history["unconverged"] += int(not res.converged)
