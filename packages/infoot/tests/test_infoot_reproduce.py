@@ -75,3 +75,11 @@ def test_office_caltech_protocol_on_tiny_fake_features(tmp_path, monkeypatch):
     assert len(records) == 2 * 2
     assert all(0.0 <= r.values[0] <= 1.0 for r in records)
     assert np.mean([r.values[0] for r in records]) > 0.5
+
+
+def test_unseen_query_retrieval_beats_nearest_neighbours_small():
+    """The paper's unseen-sample claim on a CI-sized digits stand-in (P@15)."""
+    out = reproduce.retrieval(0, 100, 100, 30)
+    nn = out["nearest neighbour P@15"]
+    assert out["InfoOT conditional score (query bandwidth) P@15"] > nn + 0.1
+    assert out["InfoOT conditional score (train bandwidth) P@15"] > nn + 0.1
