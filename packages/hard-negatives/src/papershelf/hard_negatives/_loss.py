@@ -164,14 +164,13 @@ class _MatmulLogMass(torch.autograd.Function):
         p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
         a = p1.sum(1, keepdim=True)
         b = pb.sum(1, keepdim=True)
-        p1.div_(a)
         if detach_weights:
-            ctx.save_for_backward(anchors, keys, p1)
+            ctx.save_for_backward(anchors, keys, p1.div_(a))
             ctx.mode = "plain"
         else:
-            pb.div_(b)
             # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
-            ctx.save_for_backward(anchors, keys, p1.mul_(1.0 + beta).sub_(pb.mul_(beta)))
+            jac = p1.mul_((1.0 + beta) / a).sub_(pb.mul_(beta / b))
+            ctx.save_for_backward(anchors, keys, jac)
             ctx.mode = "hard"
         return log_m + (c + a.log() - b.log()).squeeze(1)
 

@@ -134,19 +134,19 @@ class _MatmulLogSumExp(torch.autograd.Function):
         if excluded is not None:
             logits[torch.arange(logits.shape[0], device=logits.device), excluded] = float("-inf")
         peak = logits.amax(dim=1, keepdim=True)
-        probs = logits.sub_(peak).exp_()  # in place: the (B, K) buffer becomes the softmax
-        total = probs.sum(dim=1, keepdim=True)
-        probs.div_(total)
+        expd = logits.sub_(peak).exp_()  # in place: the (B, K) buffer holds e^{s - peak}
+        total = expd.sum(dim=1, keepdim=True)
         ctx.scale = scale
         ctx.self_keys = keys is None
-        ctx.save_for_backward(anchors, anchors if keys is None else keys, probs)
+        # the softmax is expd / total; the division is left to the backward pass's one multiply
+        ctx.save_for_backward(anchors, anchors if keys is None else keys, expd, total)
         return (peak + total.log()).squeeze(1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        anchors, keys, probs = ctx.saved_tensors
-        g = probs * (grad[:, None] * ctx.scale)
+        anchors, keys, expd, total = ctx.saved_tensors
+        g = expd * (grad[:, None] * ctx.scale / total)
         if ctx.self_keys:
             return g @ anchors + g.T @ anchors, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
