@@ -189,3 +189,20 @@ def test_sweep_runs_erm_once_per_seed():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="lams"):
         sweep(data, lams=(-1.0,))
+
+
+def test_tiny_full_profile_paths(tmp_path):
+    from dataclasses import replace
+
+    from papershelf.fair_mixup.reproduce import FULL, _run
+
+    # The full profile's methods and selection rules, at toy sizes.
+    prof = replace(
+        FULL, epochs=2, iters=1, batch_size=40, dp_lams=(0.5,), eo_lams=(1.0,),
+        small_rows=600, small_batch=40, small_lams=(0.5, 2.0), small_epochs=1,
+    )  # fmt: skip
+    ctx = ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False)
+    names = {r.experiment for r in _run(ctx, prof)}
+    assert "Adult EO: Manifold mixup lam=1" in names
+    assert "Adult DP: Adversarial lam=0.5" in names
+    assert any("select=last" in n for n in names)
