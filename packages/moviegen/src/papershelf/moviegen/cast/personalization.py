@@ -154,11 +154,26 @@ class PersonalizedConditioner(nn.Module):
     vision_encoder : nn.Module
         Image (B, 3, S, S) -> tokens (B, N, vision_dim); e.g. :class:`TinyVisionEncoder`
         or a wrapper around ``transformers.CLIPVisionModel`` returning ``last_hidden_state``.
+    image_size : int, optional
+        Side of the reference image (default: ``vision_encoder.image_size``).
     """
 
-    def __init__(self, text_dim: int, vision_dim: int, dim: int, vision_encoder: nn.Module) -> None:
+    def __init__(
+        self,
+        text_dim: int,
+        vision_dim: int,
+        dim: int,
+        vision_encoder: nn.Module,
+        image_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.vision = vision_encoder
+        size = image_size if image_size is not None else getattr(vision_encoder, "image_size", None)
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(
+                "image_size must be given when the vision encoder has no int attribute image_size"
+            )
+        self.image_size = size
         self.text_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
         self.image_proj = nn.Sequential(nn.Linear(vision_dim, dim), nn.LayerNorm(dim))
 
@@ -189,9 +204,7 @@ class PersonalizedConditioner(nn.Module):
         img = (
             reference
             if reference is not None
-            else torch.zeros(
-                B, 3, self.vision.image_size, self.vision.image_size, device=text.device
-            )
+            else torch.zeros(B, 3, self.image_size, self.image_size, device=text.device)
         )
         ctx_i = self.image_proj(self.vision(img))
         img_mask = torch.full(
@@ -212,7 +225,9 @@ class PersonalizedVideoModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         enc = vision_encoder or TinyVisionEncoder(cfg.image_size, cfg.vision_patch, cfg.vision_dim)
-        self.conditioner = PersonalizedConditioner(cfg.text_dim, cfg.vision_dim, cfg.dim, enc)
+        self.conditioner = PersonalizedConditioner(
+            cfg.text_dim, cfg.vision_dim, cfg.dim, enc, cfg.image_size
+        )
         self.video = LatentVideoDiT(
             cfg.latent_channels,
             0,

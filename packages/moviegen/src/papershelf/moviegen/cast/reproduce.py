@@ -463,7 +463,7 @@ def _fig_audio(plt: Any, fig_data: Any) -> Any:
     ax[1].plot(s.numpy(), wav.numpy(), lw=0.6)
     for f in torch.nonzero(events).flatten().tolist():
         ax[1].axvspan(f, f + 1, color="orange", alpha=0.3)
-    for b in (8, 12, 16):
+    for b in (8, 12, 16, 24):  # window edges: starts 0, 8, 12 with length 16
         ax[1].axvline(b, color="k", ls=":", lw=0.8)
     ax[1].set_xlabel("video frame (orange: true wall contacts; dotted: window edges)", fontsize=8)
     ax[1].set_ylabel("generated audio", fontsize=8)
@@ -534,7 +534,9 @@ def run_cast(ctx: ReproduceContext) -> list[ResultRecord]:
         ctx.save_figure(make(plt, figs[name]), f"cast_{name}.png", dpi=90)
 
     scale = "tiny model on synthetic clips, CPU"
-    common = dict(package=PKG, comparable=False, seeds=list(ctx.seeds))
+    common: dict[str, Any] = dict(
+        package=PKG, comparable=False, seeds=list(ctx.seeds), config=dict(hp, mode=ctx.mode)
+    )
     v = vals
     gain = [a - b for a, b in zip(v["upsampler_psnr"], v["upsampler_psnr_bilinear"], strict=True)]
     recs = [

@@ -164,8 +164,12 @@ def degrade(
     ker = ker / ker.sum(1, keepdim=True)  # (B, 5); sigma -> 0 gives a delta
     ker = ker.repeat_interleave(T, 0)
     xp = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    rows = sum(ker[:, i, None, None, None] * xp[..., :, i : i + W] for i in range(5))
-    x = sum(ker[:, i, None, None, None] * rows[..., i : i + H, :] for i in range(5))
+    rows = torch.zeros_like(xp[..., :W])
+    for i in range(5):  # separable blur: along W, then along H
+        rows = rows + ker[:, i, None, None, None] * xp[..., :, i : i + W]
+    x = torch.zeros_like(hr.transpose(1, 2).reshape(B * T, C, H, W))
+    for i in range(5):
+        x = x + ker[:, i, None, None, None] * rows[..., i : i + H, :]
     x = F.avg_pool2d(x, scale)
     x = x.reshape(B, T, C, H // scale, W // scale).transpose(1, 2)
     noise_sd = max_noise * u[:, 2] * (u[:, 3] < p_noise)
