@@ -5,6 +5,7 @@ import torch
 
 from papershelf.core.testing import assert_close
 from papershelf.moviegen import (
+    HFTextEncoder,
     MovieGenTransformer,
     MultiTextConditioner,
     TextContext,
@@ -158,3 +159,15 @@ def test_word_encoder_masks_padding():
     enc = WordEncoder(["red", "disc"], dim=4, max_length=3)
     h, m = enc(["red disc", "red"])
     assert h.shape == (2, 3, 4) and m.tolist() == [[True, True, False], [True, False, False]]
+
+
+def test_hf_encoder_loads_weights_a_user_has_saved(tmp_path):
+    # the from_pretrained path, offline: save a tiny random T5 + byte tokenizer, load it back
+    enc = tiny_text_encoders()["ul2"]
+    enc.model.save_pretrained(tmp_path)
+    enc.tokenizer.save_pretrained(tmp_path)
+    loaded = HFTextEncoder.from_pretrained(str(tmp_path), max_length=24)
+    h1, m1 = enc(["a red disc"])
+    h2, m2 = loaded(["a red disc"])
+    assert loaded.dim == 32 and torch.equal(m1, m2)
+    assert_close(h2, h1, atol=1e-6)
