@@ -158,7 +158,6 @@ class _MatmulLogMass(torch.autograd.Function):
             a = p1.sum(1, keepdim=True)
             p1.div_(a)
             ctx.save_for_backward(anchors, keys, p1)
-            ctx.mode = "plain"
             return (c + a.log()).squeeze(1)
         pb = torch.exp(d * beta)
         p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
@@ -166,12 +165,10 @@ class _MatmulLogMass(torch.autograd.Function):
         b = pb.sum(1, keepdim=True)
         if detach_weights:
             ctx.save_for_backward(anchors, keys, p1.div_(a))
-            ctx.mode = "plain"
         else:
             # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
             jac = p1.mul_((1.0 + beta) / a).sub_(pb.mul_(beta / b))
             ctx.save_for_backward(anchors, keys, jac)
-            ctx.mode = "hard"
         return log_m + (c + a.log() - b.log()).squeeze(1)
 
     @staticmethod

@@ -120,7 +120,7 @@ class _MatmulLogSumExp(torch.autograd.Function):
     """Row-wise ``logsumexp(scale * anchors @ keys.T)`` with one excluded column per row, fused.
 
     Autograd through ``mm -> scatter(-inf) -> logsumexp`` materialises three (B, K) tensors and
-    recomputes the softmax in the backward pass; here the softmax is built in place in the
+    recomputes the softmax in the backward pass; here ``e^{s - max}`` is built in place in the
     forward pass and reused, which makes the backward one multiply and the matmuls. With
     ``keys=None`` the keys are the anchors themselves (the one-process SimCLR layout) and the
     gradient is ``G @ anchors + G^T @ anchors``. Not twice differentiable.
