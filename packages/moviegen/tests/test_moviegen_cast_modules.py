@@ -333,3 +333,17 @@ def test_synthetic_data():
     x = (video[:, 0, :, 0] > 0).float().argmax(-1)
     assert torch.equal(events, (x == 0) | (x == 14))
     assert bool(events.any())
+
+
+def test_pt2v_and_edit_sampling_is_deterministic():
+    torch.manual_seed(0)
+    pt2v, edit = PersonalizedVideoModel(PT2V_PRESETS["tiny"]), EditModel(EDIT_PRESETS["tiny"])
+    _randomize_out(pt2v.video.net)
+    _randomize_out(edit.video.net)
+    text, ref = torch.randn(2, 1, 9), torch.rand(2, 3, 8, 8)
+    a = pt2v.sample((2, 12, 2, 4, 4), text, ref, steps=3, generator=gen(7))
+    assert torch.equal(a, pt2v.sample((2, 12, 2, 4, 4), text, ref, steps=3, generator=gen(7)))
+    assert not torch.equal(a, pt2v.sample((2, 12, 2, 4, 4), text, ref, steps=3, generator=gen(8)))
+    src, instr, task = torch.randn(2, 12, 2, 4, 4), torch.randn(2, 1, 13), torch.tensor([1, 0])
+    b = edit.edit(src, instr, task, steps=3, generator=gen(7))
+    assert torch.equal(b, edit.edit(src, instr, task, steps=3, generator=gen(7)))
