@@ -53,6 +53,7 @@ def test_pipeline_bad_inputs_and_determinism(tmp_path):
     b = pipe(["red disc"], 8, 32, 32, steps=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and a.shape == (1, 3, 8, 32, 32)
     assert save_video(a[0], tmp_path / "a.gif").stat().st_size > 0
+    assert save_video(a[0], tmp_path / "a.mp4").stat().st_size > 0  # imageio-ffmpeg
     with pytest.raises(ValueError, match="video must be"):
         save_video(a, tmp_path / "b.gif")
 
