@@ -20,13 +20,23 @@ import torch
 
 from papershelf.core import describe_hardware
 from papershelf.fairy import FairyVideoEditor
-from papershelf.fairy.costs import METHODS, sd15_attn1_shapes, time_attention_per_frame
+from papershelf.fairy.costs import (
+    METHODS,
+    peak_rss_increase,
+    sd15_attn1_shapes,
+    time_attention_per_frame,
+)
 from papershelf.fairy.reproduce import time_t2v_zero
 from papershelf.fairy.testing import synthetic_video, tiny_instruct_pix2pix
 
 
-def _peak(device: str) -> float:
-    return torch.cuda.max_memory_allocated() / 1e6 if device == "cuda" else float("nan")
+def _peak(device: str, fn) -> float:
+    """Peak memory (MB) of fn: CUDA allocator peak, or resident memory added (forked child)."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        return torch.cuda.max_memory_allocated() / 1e6
+    return peak_rss_increase(fn) / 1e6
 
 
 def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device: str) -> None:
@@ -37,7 +47,7 @@ def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device:
     clock = time.perf_counter if device == "cuda" else time.process_time
     print(f"\n## tiny InstructPix2Pix, {size}x{size}, {steps} steps, chunk {chunk}, {device}\n")
     print(
-        "| N | method | ms / frame (CPU time on CPU) | max UNet batch | anchor cache MB | peak MB |"
+        "| N | method | ms / frame (CPU time on CPU) | max UNet batch | anchor cache MB | peak MB (CPU: RSS added) |"
     )
     print("|---|---|---|---|---|---|")
     editor.edit_video(
@@ -46,25 +56,30 @@ def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device:
     for n in frames:
         video = synthetic_video(n, size, size, seed=0)[0].to(device)
         for m in METHODS:
-            if device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
             if m == "t2v-zero":
-                t, batch, cache = time_t2v_zero(pipe, video, steps), 3 * n, 0.0
+
+                def run(video=video):
+                    return time_t2v_zero(pipe, video, steps)
+
+                t, batch, cache = run(), 3 * n, 0.0
             else:
+
+                def run(video=video, m=m):
+                    return editor.edit_video(
+                        video,
+                        "make it snowy",
+                        num_inference_steps=steps,
+                        generator=0,
+                        chunk_size=chunk,
+                        anchor_mode=modes[m],
+                        output_type="latent",
+                    )
+
                 t0 = clock()
-                r = editor.edit_video(
-                    video,
-                    "make it snowy",
-                    num_inference_steps=steps,
-                    generator=0,
-                    chunk_size=chunk,
-                    anchor_mode=modes[m],
-                    output_type="latent",
-                )
+                r = run()
                 t, batch, cache = clock() - t0, r.max_unet_batch, r.cache_nbytes / 1e6
-            print(
-                f"| {n} | {m} | {1e3 * t / n:.1f} | {batch} | {cache:.2f} | {_peak(device):.0f} |"
-            )
+            peak = _peak(device, run)
+            print(f"| {n} | {m} | {1e3 * t / n:.1f} | {batch} | {cache:.2f} | {peak:.0f} |")
 
 
 def bench_attention(frames: list[int], levels: list[int], device: str, repeats: int) -> None:

@@ -98,3 +98,14 @@ def test_full_mode_real_edit_path(tmp_path, monkeypatch):
     assert len(recs) == 1 and recs[0].status == "not comparable"
     assert "32x24" in recs[0].experiment
     assert (tmp_path / "out" / "fairy_edit.mp4").is_file()
+
+
+def test_peak_rss_increase_sees_an_allocation():
+    from papershelf.fairy.costs import peak_rss_increase
+
+    def alloc():
+        x = torch.ones(50_000_000 // 4)  # 50 MB, touched
+        return float(x.sum())
+
+    assert peak_rss_increase(alloc) > 40e6
+    assert peak_rss_increase(lambda: None) < 20e6

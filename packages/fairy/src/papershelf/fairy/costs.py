@@ -17,7 +17,9 @@ frame grows linearly (total quadratically), and Text2Video-Zero's memory grows w
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "METHODS",
+    "peak_rss_increase",
     "anchor_cache_nbytes",
     "attn1_shapes",
     "keys_per_query",
@@ -148,3 +151,38 @@ def time_attention_per_frame(
             torch.cuda.synchronize()
         best = min(best, clock() - t0)
     return best / chunk
+
+
+def _child_peak(queue: Any, fn: Callable[[], Any]) -> None:
+    import resource
+
+    with open("/proc/self/statm") as f:
+        base = int(f.read().split()[1]) * resource.getpagesize()
+    try:
+        fn()
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+    except BaseException as exc:  # pragma: no cover - reported to the parent
+        queue.put(exc)
+
+
+def peak_rss_increase(fn: Callable[[], Any]) -> int:
+    """Peak resident memory (bytes) that ``fn()`` adds, measured in a forked child (Linux, CPU).
+
+    The child starts as a copy of this process, notes its resident set, runs ``fn`` and reports
+    its peak resident set minus that start, so each measurement starts from the same state and
+    nothing stays allocated in the caller. Use it with one torch thread (forking a process with
+    a running OpenMP pool is unsafe).
+    """
+    if not sys.platform.startswith("linux"):
+        raise NotImplementedError("peak_rss_increase needs Linux (fork and /proc)")
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_peak, args=(queue, fn))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    if isinstance(out, BaseException):
+        raise out
+    return int(out)
