@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from papershelf.core import ReproduceContext
-from papershelf.core.testing import run_readme_quickstart
+from papershelf.core.testing import run_readme_quickstart, slow
 from papershelf.fair_mixup import (
     AdultMLP,
     GroupBatchSampler,
@@ -191,6 +191,7 @@ def test_sweep_runs_erm_once_per_seed():
         sweep(data, lams=(-1.0,))
 
 
+@slow
 def test_tiny_full_profile_paths(tmp_path):
     from dataclasses import replace
 

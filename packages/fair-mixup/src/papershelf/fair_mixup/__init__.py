@@ -8,6 +8,14 @@ CC BY 4.0), and a training helper that follows the official protocol.
 Reference: https://arxiv.org/abs/2103.06503
 """
 
+from papershelf.fair_mixup.celeba import (
+    CelebAAttributes,
+    CelebAImages,
+    CelebAModel,
+    evaluate_celeba,
+    read_celeba_attributes,
+    train_celeba,
+)
 from papershelf.fair_mixup.datasets import AdultSplits, AdultTable, load_adult, read_adult
 from papershelf.fair_mixup.metrics import (
     average_precision,
@@ -42,6 +50,9 @@ __all__ = [
     "AdultSplits",
     "AdultTable",
     "AdversarialDebiasing",
+    "CelebAAttributes",
+    "CelebAImages",
+    "CelebAModel",
     "GroupBatchSampler",
     "SweepRun",
     "TrainResult",
@@ -52,14 +63,17 @@ __all__ = [
     "eo_mixup_penalty",
     "equalized_odds_gap",
     "evaluate",
+    "evaluate_celeba",
     "gap_reg_penalty",
     "load_adult",
     "manifold_mixup_penalty",
     "mixup_path_penalty",
     "path_derivatives",
     "read_adult",
+    "read_celeba_attributes",
     "sample_t",
     "sweep",
     "train",
+    "train_celeba",
     "train_step",
 ]
