@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from papershelf.core.testing import slow
 from papershelf.moviegen.cast import (
     AUDIO_PRESETS,
     DACVAE1D,
@@ -347,3 +348,16 @@ def test_pt2v_and_edit_sampling_is_deterministic():
     src, instr, task = torch.randn(2, 12, 2, 4, 4), torch.randn(2, 1, 13), torch.tensor([1, 0])
     b = edit.edit(src, instr, task, steps=3, generator=gen(7))
     assert torch.equal(b, edit.edit(src, instr, task, steps=3, generator=gen(7)))
+
+
+@slow  # the first meta-device build in a process costs ~15 s of one-off setup on this CPU
+def test_paper_presets_closed_form_counts_match_meta_models():
+    presets = [
+        (SpatialUpsampler, upsampler_param_count, UPSAMPLER_PRESETS["7b"], None),
+        (AudioDiT, audio_param_count, AUDIO_PRESETS["13b"], None),
+        (PersonalizedVideoModel, pt2v_param_count, PT2V_PRESETS["30b"], "conditioner.vision"),
+        (EditModel, edit_param_count, EDIT_PRESETS["30b"], None),
+    ]
+    with torch.device("meta"):
+        for build, count, cfg, skip in presets:
+            assert n_params(build(cfg), skip) == count(cfg)

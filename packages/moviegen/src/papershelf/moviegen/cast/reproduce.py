@@ -40,15 +40,26 @@ from papershelf.moviegen.cast._synth import (
     nearest_colour,
     space_to_depth,
 )
-from papershelf.moviegen.cast.audio import AUDIO_PRESETS, DACVAE1D, VAE_PRESETS, AudioDiT
-from papershelf.moviegen.cast.edit import EDIT_PRESETS, EditModel
+from papershelf.moviegen.cast.audio import (
+    AUDIO_PRESETS,
+    DACVAE1D,
+    VAE_PRESETS,
+    AudioDiT,
+    audio_param_count,
+)
+from papershelf.moviegen.cast.edit import EDIT_PRESETS, EditModel, edit_param_count
 from papershelf.moviegen.cast.personalization import (
     PT2V_PRESETS,
     PT2V_STAGES,
     PersonalizedVideoModel,
     apply_stage,
+    pt2v_param_count,
 )
-from papershelf.moviegen.cast.upsampler import UPSAMPLER_PRESETS, SpatialUpsampler
+from papershelf.moviegen.cast.upsampler import (
+    UPSAMPLER_PRESETS,
+    SpatialUpsampler,
+    upsampler_param_count,
+)
 
 __all__ = ["FULL", "QUICK", "run_cast"]
 
@@ -615,6 +626,47 @@ def run_cast(ctx: ReproduceContext) -> list[ResultRecord]:
                 if i == 2
                 else "",
                 **common,
+            )
+        )
+    sizes = [
+        (
+            "spatial upsampler `7b` preset",
+            upsampler_param_count(UPSAMPLER_PRESETS["7b"]),
+            7.0,
+            "paper: 7B (layer shape not given; ours assumed)",
+        ),
+        (
+            "Movie Gen Audio `13b` preset",
+            audio_param_count(AUDIO_PRESETS["13b"]),
+            13.0,
+            "paper: 13B; 36 L, d 4608, FFN 18432 (GELU MLP)",
+        ),
+        (
+            "PT2V `30b` preset (without the vision encoder)",
+            pt2v_param_count(PT2V_PRESETS["30b"]),
+            30.0,
+            "paper: initialised from the 30B T2V",
+        ),
+        (
+            "Movie Gen Edit `30b` preset",
+            edit_param_count(EDIT_PRESETS["30b"]),
+            30.0,
+            "paper: initialised from the 30B T2V",
+        ),
+    ]
+    for what, n, paper, note in sizes:
+        recs.append(
+            ResultRecord(
+                package=PKG,
+                experiment=f"cast: {what}",
+                metric="parameters (B, closed form)",
+                values=[n / 1e9],
+                paper_value=paper,
+                higher_is_better=None,
+                tolerance=1.0,
+                paper_note=note,
+                note="equals the model built on the meta device (tested)",
+                seeds=list(ctx.seeds),
             )
         )
     return recs
