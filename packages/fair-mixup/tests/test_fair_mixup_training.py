@@ -20,6 +20,7 @@ from papershelf.fair_mixup import (
     load_adult,
     read_adult,
     train,
+    train_step,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -207,3 +208,19 @@ def test_tiny_full_profile_paths(tmp_path):
     assert "Adult EO: Manifold mixup lam=1" in names
     assert "Adult DP: Adversarial lam=0.5" in names
     assert any("select=last" in n for n in names)
+
+
+def test_saturated_model_gives_finite_loss_and_penalty():
+    # Scores of exactly 0 and 1: the official BCE would take log(0); torch clamps it, and the
+    # mixup penalty of a saturated sigmoid is 0, not NaN.
+    x, y, a = _toy(200)
+    model = AdultMLP(6, hidden=8)
+    with torch.no_grad():
+        model.fc3.weight.mul_(1e6)
+        model.fc3.bias.fill_(0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    i0, i1 = np.nonzero(a == 0)[0][:20], np.nonzero(a == 1)[0][:20]
+    for method in ("mixup", "gapreg"):
+        out = train_step(model, opt, xt[i0], yt[i0], xt[i1], yt[i1], method=method, t=0.5)
+        assert all(np.isfinite(v) for v in out.values())
