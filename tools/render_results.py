@@ -48,7 +48,7 @@ def copy_results(pkg: Path, source_root: Path) -> None:
         if old.is_file():
             old.unlink()
     for f in src.iterdir():
-        if f.is_file() and f.suffix.lower() in {".json", ".md", ".png", ".svg"}:
+        if f.is_file() and f.suffix.lower() in {".json", ".md", ".png", ".svg", ".gif"}:
             shutil.copy2(f, dest / f.name)
 
 
