@@ -192,9 +192,9 @@ class SpatialUpsampler(nn.Module):
     Examples
     --------
     >>> up = SpatialUpsampler(UPSAMPLER_PRESETS["tiny"])
-    >>> lr = torch.zeros(1, 3, 4, 8, 8)
+    >>> lr = torch.zeros(1, 3, 6, 4, 4)
     >>> up.upsample(lr, generator=torch.Generator().manual_seed(0)).shape
-    torch.Size([1, 3, 4, 16, 16])
+    torch.Size([1, 3, 6, 8, 8])
 
     References
     ----------
