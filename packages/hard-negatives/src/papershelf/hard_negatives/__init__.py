@@ -12,9 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from papershelf.hard_negatives._distributed import (
-        gather_with_grad,
-    )
+    from papershelf.core.distributed import gather_with_grad
     from papershelf.hard_negatives._loss import (
         ClampCollapseWarning,
         DebiasedContrastiveLoss,
@@ -49,7 +47,7 @@ _EXPORTS = {
     "HardNegativeLoss": "_loss",
     "beta_schedule": "_loss",
     "debiased_loss": "_loss",
-    "gather_with_grad": "_distributed",
+    "gather_with_grad": "_loss",  # re-exported from papershelf.core.distributed
     "hcl_from_logits": "_loss",
     "hcl_loss": "_loss",
     "nt_xent_loss": "_loss",

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papershelf.hard_negatives._distributed import gather_with_grad, rank_and_world_size
+from papershelf.core.distributed import gather_with_grad, rank_and_world_size
 
 __all__ = [
     "ClampCollapseWarning",

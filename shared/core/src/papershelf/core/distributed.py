@@ -1,4 +1,8 @@
-"""All-gather with gradients, for losses whose negatives span every ``torch.distributed`` rank."""
+"""All-gather with gradients, for losses whose negatives span every ``torch.distributed`` rank.
+
+Paper-agnostic (used by the contrastive losses of robust-infonce and hard-negatives);
+imports torch, so it is not imported by ``papershelf.core`` itself.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def rank_and_world_size() -> tuple[int, int]:
 class _GatherWithGrad(torch.autograd.Function):
     # Forward: all_gather. Backward: all-reduce (sum) the incoming gradient and keep this rank's
     # slice, so each rank receives the gradient that every rank's loss sends to its rows (the
-    # semantics of lightly's GatherLayer and the official RINCE SimCLR SyncFunction).
+    # semantics of lightly's GatherLayer and the SyncFunction of the official RINCE code).
     @staticmethod
     def forward(ctx: Any, tensor: Tensor) -> Tensor:
         ctx.rank = dist.get_rank()
