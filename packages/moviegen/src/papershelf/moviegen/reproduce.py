@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from papershelf.core import ReproduceContext, ResultRecord, make_generator
+from papershelf.moviegen.cast.reproduce import run_cast
 from papershelf.moviegen.config import param_count, preset, tae_preset
 from papershelf.moviegen.data import MovingShapes
 from papershelf.moviegen.eval import colour_accuracy, motion_consistency, psnr
@@ -380,6 +381,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             paper_note="the paper calls it 30B",
         )
     )
+    # the rest of the cast (issue 4): upsampler, audio, PT2V and edit demos
+    recs += run_cast(ctx)
     return recs
 
 
