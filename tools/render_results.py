@@ -76,7 +76,9 @@ def render_shelf_table() -> str:
             for r in records:
                 counts[r.status] = counts.get(r.status, 0) + 1
             status = ", ".join(f"{n} {s}" for s, n in counts.items())
-            top = records[0]
+            # the headline is the first row with a verdict (a claim or a comparable paper value)
+            verdicts = [r for r in records if r.status != "not comparable"]
+            top = (verdicts or records)[0]
             if top.claim is not None:
                 ours = "holds" if top.claim_holds else "does not hold"
                 headline = f"{top.experiment}: {top.claim} — {ours}"
