@@ -60,7 +60,7 @@ class Profile:
     iters: int = 100
     batch_size: int = 500
     dp_lams: tuple[float, ...] = (0.1, 0.3, 0.5)
-    eo_lams: tuple[float, ...] = (1.0, 3.0)
+    eo_lams: tuple[float, ...] = (0.5, 1.0, 3.0)
     methods: tuple[str, ...] = ("erm", "gapreg", "mixup")
     selects: tuple[str, ...] = ("min_val_gap",)
     small_rows: int = 2000  # training rows of the generalisation experiment
