@@ -3,7 +3,7 @@
 CelebA cannot be redistributed, so nothing is vendored: point ``root`` to a folder with the
 official files ``list_attr_celeba.txt``, ``list_eval_partition.txt`` and ``img_align_celeba/``.
 The default ResNet-18 trunk needs ``torchvision`` and reading images needs Pillow
-(``pip install torchvision pillow``; neither is a dependency of this package); a GPU is
+(the ``celeba`` extra: ``pip install "papershelf-fair-mixup[celeba]"``); a GPU is
 advisable (the paper trains 99 / 249 epochs).
 
 Official setting (``celeba/``): images resized to 256 x 256 and normalised with the ImageNet
