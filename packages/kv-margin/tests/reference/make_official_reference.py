@@ -3,12 +3,12 @@
 Run OUTSIDE the workspace, in a scratch environment with TensorFlow (no TensorFlow is used
 anywhere in papershelf)::
 
-    uv venv /tmp/ref-kv --python 3.11
-    uv pip install --python /tmp/ref-kv "tensorflow-cpu==2.15.*" "numpy<2" pot scikit-learn
-    git clone https://github.com/chingyaoc/kV-Margin /tmp/kV-Margin   # commit 0ab9068
-    cp /tmp/kV-Margin/kV-Margin/complexity.py /tmp/kvref/kv_official.py
-    cp /tmp/kV-Margin/kV-GN-Margin/complexity.py /tmp/kvref/kvgn_official.py
-    KV_OFFICIAL_DIR=/tmp/kvref /tmp/ref-kv/bin/python make_official_reference.py
+    uv venv "$SCRATCH/ref-kv" --python 3.11
+    uv pip install --python "$SCRATCH/ref-kv" "tensorflow-cpu==2.15.*" "numpy<2" pot scikit-learn
+    git clone https://github.com/chingyaoc/kV-Margin "$SCRATCH/kV-Margin"   # commit 0ab9068
+    cp "$SCRATCH/kV-Margin/kV-Margin/complexity.py" "$SCRATCH/kvref/kv_official.py"
+    cp "$SCRATCH/kV-Margin/kV-GN-Margin/complexity.py" "$SCRATCH/kvref/kvgn_official.py"
+    KV_OFFICIAL_DIR="$SCRATCH/kvref" "$SCRATCH/ref-kv/bin/python" make_official_reference.py
 
 The official code targets TensorFlow 1.15; two shims make it run unchanged on 2.15:
 ``tf.enable_eager_execution`` becomes a no-op (eager is the default) and every Keras layer
