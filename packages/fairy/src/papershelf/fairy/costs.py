@@ -174,7 +174,7 @@ def peak_rss_increase(fn: Callable[[], Any]) -> int:
     a running OpenMP pool is unsafe).
     """
     if not sys.platform.startswith("linux"):
-        raise NotImplementedError("peak_rss_increase needs Linux (fork and /proc)")
+        raise OSError("peak_rss_increase needs Linux (fork and /proc)")
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
