@@ -137,6 +137,7 @@ def test_unseen_points_project_near_their_cluster():
 @pytest.mark.parametrize("cls", [InfoOT, FusedInfoOT])
 def test_torch_matches_numpy_and_keeps_type(device, cls):
     import torch  # the torch extra; the workspace always has it
+
     a = cls(max_iter=5).fit(Xs, Xt)
     T = lambda x: torch.tensor(x, dtype=torch.float64, device=device)  # noqa: E731
     b = cls(max_iter=5).fit(T(Xs), T(Xt))
