@@ -335,3 +335,20 @@ def test_logits_front_end_errors():
         rince_from_logits(torch.randn(6, 4))
     with pytest.raises(ValueError, match="mask"):
         rince_from_logits(x, mask=torch.zeros(4, 6))
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5])
+def test_info_nce_equals_live_pytorch_metric_learning(temperature):
+    """Against the installed peer library, not only the committed numbers above."""
+    from pytorch_metric_learning.losses import NTXentLoss, SelfSupervisedLoss
+
+    g = torch.Generator().manual_seed(7)
+    z1 = torch.randn(12, 6, dtype=torch.float64, generator=g)
+    z2 = (z1 + 0.3 * torch.randn(12, 6, dtype=torch.float64, generator=g)).requires_grad_()
+    z1 = z1.requires_grad_()
+    peer = SelfSupervisedLoss(NTXentLoss(temperature=temperature), symmetric=True)
+    ours, o1, o2 = loss_and_grads(lambda a, b: info_nce_loss(a, b, temperature=temperature), z1, z2)
+    theirs, t1, t2 = loss_and_grads(lambda a, b: peer(a, b), z1, z2)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-10)
+    assert_close(o1, t1, rtol=1e-8, atol=1e-12)
+    assert_close(o2, t2, rtol=1e-8, atol=1e-12)
