@@ -1,4 +1,4 @@
-"""The cast's usage snippet (CAST.md, "## Cast usage") runs as written."""
+"""The cast's usage snippet (README.md, "## Cast usage") runs as written."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 from papershelf.core.testing import run_readme_quickstart
 
-CAST_MD = Path(__file__).resolve().parents[1] / "CAST.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_cast_usage_snippet_runs():
-    ns = run_readme_quickstart(CAST_MD, section_title="Cast usage")
+    ns = run_readme_quickstart(README, section_title="Cast usage")
     assert ns["hires"].shape == (2, 3, 6, 8, 8)
     assert ns["z"].shape == (2, 8, 16)
 
