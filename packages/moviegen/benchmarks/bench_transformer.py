@@ -7,11 +7,18 @@ Wan 2.1 is the closest open peer (cross-attention to text, shared time MLP + per
 table, 1x2x2 patches); it differs by RoPE, LayerNorm + GELU FFN. Matched: layers, width,
 heads, FFN width, tokens, text length, dtype. On CPU the "tiny" and "small" configs run;
 with --device cuda the 1B-class config (24 L, d 1536) runs too, in bf16.
+
+    uv run --no-sync python packages/moviegen/benchmarks/bench_transformer.py --cpu-1b
+
+measures the 1B preset's full training step on CPU alone (float32, gradient checkpointing,
+SGD without momentum, or ``--optim adamw`` whose two float32 moments add 8 bytes per
+parameter), with the peak resident memory of the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import torch
@@ -101,12 +108,71 @@ def bench(
         )
 
 
+def bench_1b_cpu(grid: tuple[int, int, int], batch: int, iters: int, optim: str) -> None:
+    """Full training step (forward, backward, optimizer update) of the 1B preset on CPU."""
+    T, H, W = grid
+    cfg = preset(
+        "1b",
+        in_channels=16,
+        max_pos=(T, H // 2, W // 2),
+        text_dims={"t5": 64},
+        gradient_checkpointing=True,
+    )
+    tokens = batch * T * (H // 2) * (W // 2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 16, T, H, W, generator=g)
+    t = torch.rand(batch, generator=g)
+    text = TextContext(
+        {"t5": torch.randn(batch, 16, 64, generator=g)},
+        {"t5": torch.ones(batch, 16, dtype=torch.bool)},
+    )
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model = MovieGenTransformer(cfg)
+    build_s = time.perf_counter() - t0
+    n = sum(p.numel() for p in model.parameters())
+    if optim == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, foreach=False)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = (model(x, t, text) - x).square().mean()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    times = []
+    for i in range(iters + 1):
+        s0 = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - s0)
+        print(f"  step {i}: {times[-1]:.1f} s, loss {loss:.4f}", flush=True)
+    per = sum(times[1:]) / iters
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"\n1b on CPU ({torch.get_num_threads()} thread(s), float32, gradient checkpointing, "
+        f"{optim}): {cfg.num_layers} L, d {cfg.dim}, FFN {cfg.ffn_dim}, {n / 1e9:.3f}B params, "
+        f"{tokens} tokens / step; build {build_s:.1f} s; {per:.1f} s / train step "
+        f"(mean of {iters} after 1 warm-up), {tokens / per:.1f} tokens/s; "
+        f"peak RSS {peak_gib:.2f} GiB (weights + grads = {8 * n / 2**30:.2f} GiB; AdamW "
+        f"moments {8 * n / 2**30:.2f} GiB)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--cpu-1b", action="store_true", help="only the 1B preset on CPU")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--optim", choices=["sgd", "adamw"], default="sgd")
     args = ap.parse_args()
-    if args.device == "cpu":
+    if args.cpu_1b:
+        torch.set_num_threads(args.threads)
+        bench_1b_cpu((4, 16, 16), 1, max(1, min(args.iters, 2)), args.optim)
+    elif args.device == "cpu":
         torch.set_num_threads(1)
         bench("tiny", (4, 8, 8), 16, args.iters, "cpu", torch.float32)
         bench("small", (4, 16, 16), 8, args.iters, "cpu", torch.float32)
