@@ -2,9 +2,6 @@
 
 import pytest
 import torch
-
-pytest.importorskip("accelerate")  # the `train` extra
-
 from accelerate import Accelerator
 
 from papershelf.core.testing import assert_close
