@@ -10,6 +10,7 @@ cut into 1x2x2 patches by a Conv3d with kernel = stride.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,7 @@ class Attention(nn.Module):
         self.v = nn.Linear(dim, dim, bias=False)
         self.o = nn.Linear(dim, dim, bias=False)
         hd = dim // num_heads
+        self.cp_group: Any = None  # set by train.context.enable_context_parallel
         self.q_norm = RMSNorm(hd, eps) if qk_norm else nn.Identity()
         self.k_norm = RMSNorm(hd, eps) if qk_norm else nn.Identity()
 
@@ -83,6 +85,11 @@ class Attention(nn.Module):
         q = self.q_norm(split(self.q(x)))
         k = self.k_norm(split(self.k(ctx)))
         v = split(self.v(ctx))
+        if context is None and self.cp_group is not None:  # context parallel: every rank's keys
+            from papershelf.moviegen.train.context import gather_keys_values
+
+            k = gather_keys_values(k, 2, self.cp_group)
+            v = gather_keys_values(v, 2, self.cp_group)
         attn_mask = None if mask is None else mask[:, None, None, :]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.o(y.transpose(1, 2).reshape(B, N, -1))
@@ -209,6 +216,7 @@ class MovieGenTransformer(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
         self.gradient_checkpointing = cfg.gradient_checkpointing
+        self.cp_group: Any = None  # set by train.context.enable_context_parallel
 
     def encode_text(self, text: TextContext) -> tuple[Tensor, Tensor]:
         """Project every encoder to d and concatenate along the sequence axis.
@@ -305,6 +313,11 @@ class MovieGenTransformer(nn.Module):
         else:
             block_t = temb
         context, context_mask = self.encode_text(text)
+        if self.cp_group is not None:  # context parallel: this rank keeps 1 / cp of the tokens
+            from papershelf.moviegen.train.context import shard_sequence
+
+            h = shard_sequence(h, 1, self.cp_group)
+            pos = shard_sequence(pos, 1, self.cp_group)
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 h = checkpoint(block, h, pos, block_t, context, context_mask, use_reentrant=False)
@@ -313,6 +326,10 @@ class MovieGenTransformer(nn.Module):
         shift, scale = (self.final_modulation[None] + temb[:, None]).unbind(1)
         h = self.final_norm(h) * (1 + scale[:, None]) + shift[:, None]
         out = self.proj_out(h)  # (B, N, C * pt * ph * pw)
+        if self.cp_group is not None:
+            from papershelf.moviegen.train.context import gather_sequence
+
+            out = gather_sequence(out, 1, self.cp_group)
         Tp, Hp, Wp = grid
         out = out.view(B, Tp, Hp, Wp, -1, pt, ph, pw)
         out = out.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(B, -1, Tp * pt, Hp * ph, Wp * pw)

@@ -5,7 +5,7 @@ The paper trains with FSDP + tensor parallel (TP 4) + sequence / context paralle
 every :class:`MovieGenBlock` and then the root (works on CPU with gloo, which
 ``accelerate`` does not do), and ``tensor_parallel_plan`` gives the Megatron-style
 column / row split of attention and SwiGLU for ``parallelize_module``. Context
-parallelism is not implemented.
+parallelism (the token sequence split over ranks) is in :mod:`.context`.
 """
 
 from __future__ import annotations
