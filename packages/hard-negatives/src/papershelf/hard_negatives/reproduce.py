@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from papershelf.core import ReproduceContext, ResultRecord
-from papershelf.hard_negatives._digits import (
+from papershelf.core.contrastive_digits import (
     DigitsConfig,
     augment,
     linear_probe,
@@ -233,7 +233,7 @@ def _figure(ctx: ReproduceContext, five, seeds, raw) -> None:
 
 
 def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
-    from papershelf.hard_negatives._simclr_cifar import PaperScaleConfig, run_grid
+    from papershelf.core.contrastive_cifar import PaperScaleConfig, run_grid
 
     cfg = PaperScaleConfig(arch="resnet50", epochs=400)
     methods = [(_method_name(b), _loss_fn(b, 0.1), 0.0) for b in [None, *BETAS]]

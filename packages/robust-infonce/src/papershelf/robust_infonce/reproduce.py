@@ -23,7 +23,7 @@ from dataclasses import replace
 import torch
 
 from papershelf.core import ReproduceContext, ResultRecord
-from papershelf.robust_infonce._digits import (
+from papershelf.core.contrastive_digits import (
     DigitsConfig,
     linear_probe,
     load_digits_split,
@@ -236,7 +236,7 @@ def _figure(ctx: ReproduceContext, five, seeds, raw_five: float) -> None:
 
 
 def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
-    from papershelf.robust_infonce._simclr_cifar import PaperScaleConfig, run_grid
+    from papershelf.core.contrastive_cifar import PaperScaleConfig, run_grid
 
     cfg = PaperScaleConfig(arch="resnet18", epochs=400)
     methods = [

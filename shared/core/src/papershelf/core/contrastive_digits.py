@@ -1,5 +1,9 @@
 """A small offline SimCLR harness: scikit-learn's bundled digits, augmentations in torch, an MLP
-encoder, and linear probes. Used by the quick reproduction (needs the ``reproduce`` extra).
+encoder, and linear probes, for any contrastive loss ``loss_fn(z1, z2)``.
+
+Shared by the quick reproductions of robust-infonce and hard-negatives, which compare their
+losses on the same harness; it holds no paper's loss. Needs torch and scikit-learn (the
+``contrastive`` extra, which both packages' ``reproduce`` extras cover).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Paper-scale SimCLR on CIFAR-10 for ``--full``: a torchvision ResNet with a CIFAR stem.
 
+Shared by robust-infonce and hard-negatives (the loss is a parameter).
+
 Needs a GPU for reasonable run times, ``torchvision`` (not a declared dependency: it must match
 the installed torch build, so install it yourself) and a local copy of CIFAR-10 in the folder
 named by the ``PAPERSHELF_DATA`` environment variable (``torchvision.datasets.CIFAR10`` layout;
