@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from papershelf.core.checks import check_pair, check_tensor, reduce_loss
 from papershelf.core.distributed import gather_with_grad, rank_and_world_size
 
 __all__ = [
@@ -56,32 +57,6 @@ class ClampCollapseWarning(RuntimeWarning):
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_tensor(x: object, name: str, ndim: int) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
-
-
-def _check_pair(z1: object, z2: object) -> tuple[Tensor, Tensor]:
-    a = _check_tensor(z1, "z1", 2)
-    b = _check_tensor(z2, "z2", 2)
-    if a.shape != b.shape:
-        raise ValueError(
-            f"z1 and z2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    if a.shape[0] < 2:
-        raise ValueError(
-            f"z1 and z2 need N >= 2 pairs (one pair has no negatives), got N={a.shape[0]}"
-        )
-    return a, b
-
-
 def _check_float(value: object, name: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise TypeError(f"{name} must be a finite float, got {value!r}")
@@ -100,14 +75,6 @@ def _check_hparams(beta: float, tau_plus: float, reduction: str) -> None:
 def _check_temperature(temperature: float) -> None:
     if _check_float(temperature, "temperature") <= 0:
         raise ValueError(f"temperature must be > 0, got temperature={temperature}")
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -264,8 +231,8 @@ def hcl_from_logits(
     ----------
     Robinson et al., "Contrastive Learning with Hard Negative Samples", ICLR 2021, Eq. (5).
     """
-    p = _check_tensor(pos_logits, "pos_logits", 1)
-    x = _check_tensor(neg_logits, "neg_logits", 2)
+    p = check_tensor(pos_logits, "pos_logits", 1)
+    x = check_tensor(neg_logits, "neg_logits", 2)
     _check_hparams(beta, tau_plus, reduction)
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
@@ -303,7 +270,7 @@ def hcl_from_logits(
         loss = _debiased_rows(
             log_r, p, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
         )
-    return _reduce(loss, reduction).to(out_dtype)
+    return reduce_loss(loss, reduction).to(out_dtype)
 
 
 def hcl_loss(
@@ -374,7 +341,7 @@ def hcl_loss(
     >>> hcl_loss(torch.randn(8, 16), torch.randn(8, 16), beta=1.0, tau_plus=0.1).shape
     torch.Size([])
     """
-    a, b = _check_pair(z1, z2)
+    a, b = check_pair(z1, z2)
     _check_hparams(beta, tau_plus, reduction)
     _check_temperature(temperature)
     if estimator not in _ESTIMATORS:
@@ -410,7 +377,7 @@ def hcl_loss(
             loss = _debiased_rows(
                 log_r, pos, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
             )
-        loss = _reduce(loss, reduction)
+        loss = reduce_loss(loss, reduction)
     return loss.to(out_dtype)
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from papershelf.core.checks import check_pair, check_tensor, reduce_loss
 from papershelf.core.distributed import gather_with_grad, rank_and_world_size
 
 __all__ = [
@@ -41,32 +42,6 @@ _LAYOUTS = ("simclr", "cross")
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_tensor(x: object, name: str, ndim: int) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
-
-
-def _check_pair(z1: object, z2: object) -> tuple[Tensor, Tensor]:
-    a = _check_tensor(z1, "z1", 2)
-    b = _check_tensor(z2, "z2", 2)
-    if a.shape != b.shape:
-        raise ValueError(
-            f"z1 and z2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    if a.shape[0] < 2:
-        raise ValueError(
-            f"z1 and z2 need N >= 2 pairs (one pair has no negatives), got N={a.shape[0]}"
-        )
-    return a, b
-
-
 def _check_q_lam(q: float, lam: float) -> None:
     if not isinstance(q, (int, float)) or isinstance(q, bool) or not math.isfinite(q):
         raise TypeError(f"q must be a finite float, got {q!r}")
@@ -87,14 +62,6 @@ def _check_common(temperature: float, layout: str, reduction: str) -> None:
         raise ValueError(f"layout must be one of {_LAYOUTS}, got layout={layout!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -203,7 +170,7 @@ def rince_from_logits(
     >>> rince_from_logits(logits, torch.tensor([0, 3, 5, 9]), q=0.5, lam=0.01).shape
     torch.Size([])
     """
-    x = _check_tensor(logits, "logits", 2)
+    x = check_tensor(logits, "logits", 2)
     _check_q_lam(q, lam)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
@@ -225,7 +192,7 @@ def rince_from_logits(
             raise ValueError("mask excludes the positive column of some row (target)")
         x = x.masked_fill(mask, float("-inf"))
     pos = x.gather(1, target[:, None]).squeeze(1)
-    return _reduce(_rince_rows(x, pos, q, lam), reduction).to(out_dtype)
+    return reduce_loss(_rince_rows(x, pos, q, lam), reduction).to(out_dtype)
 
 
 def _pair_lse(
@@ -316,13 +283,13 @@ def rince_loss(
     >>> rince_loss(z1, z2, q=0.5, lam=0.01, temperature=0.5).shape
     torch.Size([])
     """
-    a, b = _check_pair(z1, z2)
+    a, b = check_pair(z1, z2)
     _check_q_lam(q, lam)
     _check_common(temperature, layout, reduction)
     out_dtype = a.dtype
     with torch.autocast(a.device.type, enabled=False):
         lse, pos = _pair_lse(a, b, temperature, normalize, layout, gather_distributed)
-        loss = _reduce(_rince_from_lse(lse, pos, q, lam), reduction)
+        loss = reduce_loss(_rince_from_lse(lse, pos, q, lam), reduction)
     return loss.to(out_dtype)
 
 
@@ -404,7 +371,7 @@ def moco_rince_loss(
     Tensor
         Scalar, or (N,) for ``reduction="none"``.
     """
-    a, b = _check_pair(query, key)
+    a, b = check_pair(query, key)
     _check_q_lam(q, lam)
     _check_common(temperature, "simclr", reduction)
     out_dtype = a.dtype
@@ -425,7 +392,7 @@ def moco_rince_loss(
         loss = _rince_rows(logits, pos, q, lam)
         if scale_by_2t:
             loss = loss * (2.0 * temperature)
-        loss = _reduce(loss, reduction)
+        loss = reduce_loss(loss, reduction)
     return loss.to(out_dtype)
 
 
