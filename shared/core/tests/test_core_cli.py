@@ -49,6 +49,13 @@ def run_bad(ctx):
 
 def run_empty(ctx):
     return []
+
+THREADS = make("threads", "run_threads")
+
+def run_threads(ctx):
+    import torch
+    return [ResultRecord(package="threads", experiment="e", metric="threads",
+                         values=[float(torch.get_num_threads())], note=str(ctx.threads))]
 """
 
 
@@ -232,3 +239,39 @@ def test_help_does_not_import_torch():
         assert "torch" not in sys.modules, "papershelf --help imported torch"
     """)
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("full", "threads", "expected"), [(False, None, 1), (False, 2, 2), (True, None, None)]
+)
+def test_run_sets_and_restores_cpu_threads(fake, tmp_path, full, threads, expected):
+    import fakepaper
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        outcome = run_reproduction(fakepaper.THREADS, tmp_path, full=full, threads=threads)
+        assert outcome.ok, outcome.error
+        [rec] = outcome.records
+        assert rec.values == [float(expected if expected is not None else 3)]
+        assert rec.note == str(expected)
+        assert torch.get_num_threads() == 3  # restored
+        payload = json.loads((tmp_path / "threads" / "results.json").read_text())
+        assert payload["threads"] == expected
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_threads_validates():
+    from papershelf.core import cpu_threads
+
+    with pytest.raises(ValueError, match="threads"), cpu_threads(0):
+        pass
+    with pytest.raises(TypeError, match="threads"), cpu_threads(1.5):  # type: ignore[arg-type]
+        pass
+
+
+def test_cli_rejects_bad_threads(fake, tmp_path, capsys):
+    assert cli.main(["reproduce", "good", "--threads", "0", "--out", str(tmp_path)]) == 2
+    assert "--threads" in capsys.readouterr().err

@@ -5,7 +5,7 @@ registry and the ``papershelf`` command. NumPy is the only hard dependency;
 torch, matplotlib and tqdm are imported when first used.
 """
 
-from papershelf.core.devices import cuda_available, resolve_device, resolve_dtype
+from papershelf.core.devices import cpu_threads, cuda_available, resolve_device, resolve_dtype
 from papershelf.core.environment import describe_hardware, package_versions
 from papershelf.core.io import atomic_write_json, atomic_write_text, save_figure
 from papershelf.core.progress import progress
@@ -30,6 +30,7 @@ __all__ = [
     "__version__",
     "atomic_write_json",
     "atomic_write_text",
+    "cpu_threads",
     "cuda_available",
     "describe_hardware",
     "discover",

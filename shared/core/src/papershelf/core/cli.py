@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_rep.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p_rep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p_rep.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch and BLAS (default: 1 for the quick profile on CPU, "
+        "the library default otherwise)",
+    )
     bar = p_rep.add_mutually_exclusive_group()
     bar.add_argument(
         "--progress",
@@ -110,6 +117,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         print("papershelf: error: --seeds must be at least 1", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print("papershelf: error: --threads must be at least 1", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
@@ -132,6 +142,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             device=device,
             show_progress=args.progress,
             command=f"papershelf reproduce {rep.name}{options}",
+            threads=args.threads,
         )
         if outcome.ok:
             print(f"      done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}", flush=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTYPES", "cuda_available", "resolve_device", "resolve_dtype"]
+__all__ = ["DTYPES", "cpu_threads", "cuda_available", "resolve_device", "resolve_dtype"]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -58,3 +60,43 @@ def resolve_dtype(spec: Any = "float32") -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {spec!r}")
     return getattr(torch, name)
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` CPU threads for torch and the BLAS libraries, then restore them.
+
+    ``None`` leaves everything as it is. torch is only touched when it is installed, and the
+    BLAS/OpenMP pools only when ``threadpoolctl`` (a scikit-learn dependency) is installed.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of threads (at least 1), or ``None`` for no change.
+    """
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"threads must be an int or None, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    try:
+        import torch
+    except ImportError:
+        torch = None  # type: ignore[assignment]
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    before = torch.get_num_threads() if torch is not None else None
+    limiter = threadpool_limits(limits=n) if threadpool_limits is not None else None
+    try:
+        if torch is not None:
+            torch.set_num_threads(n)
+        yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+        if limiter is not None:
+            limiter.restore_original_limits()

@@ -56,6 +56,9 @@ class ReproduceContext:
         Resolved device string (``"cpu"``, ``"cuda"``).
     show_progress : bool, optional
         Force progress bars on or off (``None``: only on a terminal).
+    threads : int, optional
+        CPU threads the command set for torch and BLAS for this run (``None``: left as they
+        were). The command owns the thread count: runners should not change it.
     """
 
     out_dir: Path
@@ -63,6 +66,7 @@ class ReproduceContext:
     seeds: tuple[int, ...] = (0,)
     device: str = "cpu"
     show_progress: bool | None = None
+    threads: int | None = None
 
     @property
     def mode(self) -> str:

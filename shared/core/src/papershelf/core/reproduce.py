@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from papershelf.core.devices import cpu_threads
 from papershelf.core.environment import describe_hardware, package_versions
 from papershelf.core.io import atomic_write_text
 from papershelf.core.records import ResultRecord, read_results, records_to_json, results_table
@@ -64,6 +65,7 @@ def run_reproduction(
     device: str = "cpu",
     show_progress: bool | None = None,
     command: str | None = None,
+    threads: int | None = None,
 ) -> RunOutcome:
     """Run one reproduction into ``out_root / repro.name``.
 
@@ -71,17 +73,30 @@ def run_reproduction(
     ``results.md`` are added there and the folder replaces the old one only
     when everything succeeded. A crash leaves the previous results untouched
     and no half-written file behind.
+
+    ``threads`` sets the CPU threads of torch and BLAS for the run and restores them
+    afterwards. ``None`` means one thread for the quick profile on the CPU (small models, where
+    a second thread on a busy machine is slower, and the runs stay comparable) and no change
+    otherwise.
     """
+    if threads is None and device == "cpu" and not full:
+        threads = 1
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / repro.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{repro.name}.", suffix=".tmp", dir=out_root))
     ctx = ReproduceContext(
-        out_dir=tmp, full=full, seeds=tuple(seeds), device=device, show_progress=show_progress
+        out_dir=tmp,
+        full=full,
+        seeds=tuple(seeds),
+        device=device,
+        show_progress=show_progress,
+        threads=threads,
     )
     start = time.perf_counter()
     try:
-        records = list(repro.load_runner()(ctx))
+        with cpu_threads(threads):
+            records = list(repro.load_runner()(ctx))
         if not records:
             raise RuntimeError(f"reproduction {repro.name!r} returned no result records")
         for r in records:
@@ -104,6 +119,7 @@ def run_reproduction(
             "mode": ctx.mode,
             "seeds": list(ctx.seeds),
             "device": device,
+            "threads": threads,
             "hardware": hardware,
             "runtime_s": round(runtime, 3),
             "command": command or f"papershelf reproduce {repro.name}",
