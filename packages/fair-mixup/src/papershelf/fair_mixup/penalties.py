@@ -50,19 +50,36 @@ def _scores(model: Model, x: Tensor) -> Tensor:
     )
 
 
-def _check_pair(x0: Tensor, x1: Tensor, names: tuple[str, str] = ("x0", "x1")) -> None:
-    for name, x in zip(names, (x0, x1), strict=True):
+def _check_pair(x0: Tensor, x1: Tensor, *, paired: bool = True) -> None:
+    """Check a group-0 batch and a group-1 batch.
+
+    ``paired``: index-paired samples, so the shapes must agree; otherwise only the feature
+    shapes must (the batch sizes may differ).
+    """
+    for name, x in (("x0", x0), ("x1", x1)):
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim < 1:
             raise ValueError(f"{name} must have a batch dimension, got a 0-dim tensor")
         if x.shape[0] == 0:
             raise ValueError(f"{name} is empty: a group of size zero has no fairness penalty")
-    if x0.shape != x1.shape:
+    if paired and x0.shape != x1.shape:
         raise ValueError(
-            f"{names[0]} and {names[1]} must have the same shape (index-paired samples), "
+            "x0 and x1 must have the same shape (index-paired samples), "
             f"got {tuple(x0.shape)} and {tuple(x1.shape)}"
         )
+    if x0.shape[1:] != x1.shape[1:]:
+        raise ValueError(
+            f"x0 and x1 must have the same feature shape, got {tuple(x0.shape[1:])} and "
+            f"{tuple(x1.shape[1:])}"
+        )
+
+
+def _check_estimator(n_t: int, method: str) -> None:
+    if not isinstance(n_t, (int, np.integer)) or isinstance(n_t, bool) or n_t < 1:
+        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
 
 
 def sample_t(
@@ -251,29 +268,38 @@ def mixup_path_penalty(
     torch.Size([])
     """
     _check_pair(x0, x1)
-    if not isinstance(n_t, (int, np.integer)) or isinstance(n_t, bool) or n_t < 1:
-        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    b = x0.shape[0]
-    if n_t > b:
-        raise ValueError(f"n_t={n_t} exceeds the number of pairs B={b}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    ts = _as_t(t, n_t, alpha, generator, x0)
-    if n_t == 1:
-        d = path_derivatives(model, x0, x1, ts.expand(b), method=method, h=h)
-        return d.mean().abs()
-    return _segments_penalty(model, [(x0, x1, ts)], method=method, h=h)[0]
+    _check_estimator(n_t, method)
+    if n_t > x0.shape[0]:
+        raise ValueError(f"n_t={n_t} exceeds the number of pairs B={x0.shape[0]}")
+    (penalty,) = _group_penalties(
+        model, [(x0, x1, t, n_t)], alpha=alpha, method=method, generator=generator, h=h
+    )
+    return penalty
 
 
-def _segments_penalty(
-    model: Model, segments: list[tuple[Tensor, Tensor, Tensor]], *, method: Method, h: float
+def _group_penalties(
+    model: Model,
+    groups: Sequence[tuple[Tensor, Tensor, float | Tensor | None, int]],
+    *,
+    alpha: float,
+    method: Method,
+    generator: torch.Generator | None,
+    h: float,
 ) -> list[Tensor]:
-    """Path penalties of several index-paired segments, all in one forward/backward pass.
+    """Path penalties of several index-paired groups, all in one forward/backward pass.
 
-    Segment ``s`` = ``(x0_s, x1_s, t_s)`` with ``t_s`` of shape (n_t_s,): its pairs are split
-    into ``n_t_s`` chunks, chunk ``k`` at time ``t_s[k]``; the segment's penalty is the mean
-    over its chunks of ``|mean of the chunk's derivatives|``.
+    Group ``g`` = ``(x0_g, x1_g, t_g, n_t_g)``: its times are ``t_g``, or ``n_t_g`` drawn ones
+    when ``t_g`` is None (groups draw in order from ``generator``). Its pairs are split into
+    ``n_t_g`` chunks, chunk ``k`` at time ``t_g[k]``; its penalty is the mean over its chunks
+    of ``|mean of the chunk's derivatives|``. Demographic parity is one group (the two
+    sensitive groups); equalized odds is one group per label.
     """
+    segments = [(a, b, _as_t(tg, k, alpha, generator, a)) for a, b, tg, k in groups]
+    if len(segments) == 1 and segments[0][2].numel() == 1:
+        # The official estimator: one time for the whole batch, a plain mean.
+        x0, x1, ts = segments[0]
+        d = path_derivatives(model, x0, x1, ts.expand(x0.shape[0]), method=method, h=h)
+        return [d.mean().abs()]
     t_pair, chunk_of, bounds = [], [], []
     n_chunks = 0
     for x0, _, ts in segments:
@@ -455,28 +481,21 @@ def eo_mixup_penalty(
     ----------
     Chuang & Mroueh, ICLR 2021, Sec. 3.1 (equalized odds); official ``train_eo``.
     """
-    for name, x in (("x0", x0), ("x1", x1)):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x0.shape[1:] != x1.shape[1:]:
-        raise ValueError(
-            f"x0 and x1 must have the same feature shape, got {tuple(x0.shape[1:])} and "
-            f"{tuple(x1.shape[1:])}"
-        )
+    _check_pair(x0, x1, paired=False)
     if t is not None and len(t) != 2:
         raise ValueError(f"t must hold one time per label (2 values), got {len(t)}")
-    if not isinstance(n_t, (int, np.integer)) or isinstance(n_t, bool) or n_t < 1:
-        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    segments = []
+    _check_estimator(n_t, method)
+    groups: list[tuple[Tensor, Tensor, float | Tensor | None, int]] = []
     for label, (a, b) in enumerate(_label_split(x0, y0, x1, y1)):
         m = min(a.shape[0], b.shape[0])
-        k = min(n_t, m) if t is None else 1
-        ts = _as_t(None if t is None else t[label], k, alpha, generator, x0)
-        segments.append((a[:m], b[:m], ts))
+        if t is None:
+            groups.append((a[:m], b[:m], None, min(n_t, m)))
+        else:
+            groups.append((a[:m], b[:m], t[label], 1))
     # Both labels in one pass: same value as two separate penalties, about half the overhead.
-    per_label = _segments_penalty(model, segments, method=method, h=h)
+    per_label = _group_penalties(
+        model, groups, alpha=alpha, method=method, generator=generator, h=h
+    )
     return per_label[0] + per_label[1]
 
 
@@ -512,22 +531,10 @@ def gap_reg_penalty(
     ----------
     Chuang & Mroueh, ICLR 2021, Sec. 5 (GapReg baseline); official ``train_dp``/``train_eo``.
     """
-    for name, x in (("x0", x0), ("x1", x1)):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 1 or x.shape[0] == 0:
-            raise ValueError(f"{name} is empty: a group of size zero has no gap")
-    if x0.shape[1:] != x1.shape[1:]:
-        raise ValueError(
-            f"x0 and x1 must have the same feature shape, got {tuple(x0.shape[1:])} and "
-            f"{tuple(x1.shape[1:])}"
-        )
-    if y0 is None and y1 is None:
-        return (_scores(model, x0).mean() - _scores(model, x1).mean()).abs()
-    total = x0.new_zeros(())
-    for a, b in _label_split(x0, y0, x1, y1):
-        total = total + (_scores(model, a).mean() - _scores(model, b).mean()).abs()
-    return total
+    _check_pair(x0, x1, paired=False)
+    groups = [(x0, x1)] if y0 is None and y1 is None else _label_split(x0, y0, x1, y1)
+    gaps = [(_scores(model, a).mean() - _scores(model, b).mean()).abs() for a, b in groups]
+    return sum(gaps[1:], gaps[0])
 
 
 class AdversarialDebiasing(nn.Module):

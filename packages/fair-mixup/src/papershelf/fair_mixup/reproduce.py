@@ -339,21 +339,11 @@ def _celeba(ctx: ReproduceContext, root: str) -> list[ResultRecord]:
 
 
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
-    """Entry point of ``papershelf reproduce fair-mixup`` (quick, or ``--full``).
-
-    On CPU it runs torch with one intra-op thread (restored afterwards): the MLP's matrices are
-    small, and on a busy machine a second thread makes a step several times slower.
-    """
-    threads = torch.get_num_threads()
-    if ctx.device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        records = _run(ctx, FULL if ctx.full else QUICK)
-        root = os.environ.get(CELEBA_ENV)
-        if ctx.full and root:
-            records += _celeba(ctx, root)
-        elif ctx.full:
-            logger.info("CelebA skipped: set %s to a CelebA folder to run it", CELEBA_ENV)
-        return records
-    finally:
-        torch.set_num_threads(threads)
+    """Entry point of ``papershelf reproduce fair-mixup`` (quick, or ``--full``)."""
+    records = _run(ctx, FULL if ctx.full else QUICK)
+    root = os.environ.get(CELEBA_ENV)
+    if ctx.full and root:
+        records += _celeba(ctx, root)
+    elif ctx.full:
+        logger.info("CelebA skipped: set %s to a CelebA folder to run it", CELEBA_ENV)
+    return records
