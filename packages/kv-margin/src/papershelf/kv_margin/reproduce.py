@@ -11,14 +11,23 @@ the granulated tau and the PGDL conditional-mutual-information score.
 Quick: 32 models (two values per axis). ``--full``: the 72-model grid of the spec
 (width {64, 256} x lr {1e-3, 3e-3} x weight decay {0, 1e-4} x train size {200, 500, 1000}
 x label noise {0, 0.1, 0.2}) and k-variance averaged over 5 splits as well.
+
+``--full`` with the environment variable ``KV_MARGIN_PGDL_DIR`` set to downloaded PGDL data
+(a task folder such as ``public_data/input_data/task1_v4``, or a folder of task folders) scores
+the PGDL task models instead, as the official submissions do, and compares the PGDL score with
+the official README's; ``KV_MARGIN_PGDL_REFERENCE`` names the ``reference_data`` folder when
+the ``model_configs.json`` files are not inside the task folders.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +48,15 @@ PAPER_PGDL = {
     "kV-Margin": (5.83, 29.11, 36.45, 17.51, 6.27, 2.11, 1.89, 13.89),
     "kV-GN-Margin": (18.17, 45.24, 30.78, 15.66, 4.48, 3.91, 0.58, 21.85),
 }
+# the whole official README table, by task number ("8th" = deep layer)
+PAPER_TASKS = (1, 2, 4, 5, 6, 7, 8, 9)
+PAPER_PGDL_TABLE = {
+    **{f"{k} 1st": v for k, v in PAPER_PGDL.items()},
+    "kV-Margin 8th": (29.72, 27.19, 6.01, 15.10, 0.81, 1.71, 0.37, 1.43),
+    "kV-GN-Margin 8th": (41.09, 46.28, 6.71, 15.99, 1.11, 5.93, 0.66, 8.14),
+}
+PGDL_ENV, PGDL_REFERENCE_ENV = "KV_MARGIN_PGDL_DIR", "KV_MARGIN_PGDL_REFERENCE"
+PGDL_TOLERANCE = 1.0  # CMI x 100: same seed and procedure; float32 ties may still flip a pair
 
 
 @dataclass
@@ -251,8 +269,79 @@ def _figure(
     plt.close(fig)
 
 
+def pgdl_task_dirs(root: str | Path) -> list[Path]:
+    """PGDL task folders under ``root`` (``root`` itself if it holds ``dataset_1``)."""
+    r = Path(root)
+    if (r / "dataset_1").is_dir():
+        return [r]
+    tasks = sorted(d for d in r.iterdir() if (d / "dataset_1").is_dir()) if r.is_dir() else []
+    if not tasks:
+        raise ValueError(f"{PGDL_ENV}={root}: no PGDL task folder (with dataset_1) found there")
+    return tasks
+
+
+def run_pgdl(
+    ctx: ReproduceContext, root: str | Path, reference: str | Path | None = None
+) -> list[ResultRecord]:
+    """Score every model of the PGDL tasks under ``root`` and compare with the official README."""
+    from papershelf.kv_margin.pgdl import score_pgdl_task
+
+    t0 = time.perf_counter()
+    results = []
+    for task in pgdl_task_dirs(root):
+        results.append(score_pgdl_task(task, reference=reference, device=ctx.device,
+                                       progress=ctx.progress))  # fmt: skip
+    runtime = time.perf_counter() - t0
+    recs: list[ResultRecord] = []
+    for res in results:
+        m = re.match(r"task(\d+)", res.task)
+        col = PAPER_TASKS.index(int(m.group(1))) if m and int(m.group(1)) in PAPER_TASKS else None
+        config = {"task": res.task, "models": len(res.model_ids), "layers": res.layers,
+                  "procedure": "official=True, seed=0 (np.random.seed(0) draws)"}  # fmt: skip
+        if res.gap is None:
+            raise ValueError(f"{res.task}: no model_configs.json; set {PGDL_REFERENCE_ENV}")
+        for name, vals in res.scores.items():
+            paper = PAPER_PGDL_TABLE[name][col] if col is not None else None
+            recs.append(ResultRecord(
+                package="kv-margin", experiment=f"PGDL {res.task}: {name}",
+                metric="PGDL CMI score x100", values=[100 * res.cmi[name]], paper_value=paper,
+                higher_is_better=True, tolerance=PGDL_TOLERANCE, comparable=paper is not None,
+                paper_note="" if paper is not None else "task not in the official README",
+                note=f"Kendall tau {kendall_tau(vals, res.gap):+.3f}; {len(vals)} models",
+                config=config, seeds=[0], runtime_s=runtime,
+            ))  # fmt: skip
+    _pgdl_figure(ctx, results)
+    return recs
+
+
+def _pgdl_figure(ctx: ReproduceContext, results: list[Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.2), squeeze=False)
+    for ax, res in zip(axs[0], results, strict=True):
+        for name, marker in (("kV-Margin 1st", "o"), ("kV-GN-Margin 1st", "^")):
+            v = res.scores[name]
+            z = (v - v.mean()) / (v.std() + 1e-12)  # standardised: the two measures share an axis
+            ax.scatter(z, res.gap, s=10, marker=marker, label=f"{name} ({100 * res.cmi[name]:.1f})")
+        ax.set_title(res.task, fontsize=9)
+        ax.set_xlabel("standardised measure", fontsize=8)
+        ax.legend(fontsize=6)
+    axs[0, 0].set_ylabel("generalization gap")
+    fig.tight_layout()
+    ctx.save_figure(fig, "kv_margin_pgdl_scatter.png", dpi=80)
+    plt.close(fig)
+
+
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
-    """Run the digits sweep (quick: 32 models; ``--full``: 72 models) and compare the measures."""
+    """Run the digits sweep (quick: 32 models; ``--full``: 72 models) and compare the measures.
+
+    With ``--full`` and ``KV_MARGIN_PGDL_DIR`` set, score the PGDL tasks there instead.
+    """
+    if ctx.full and os.environ.get(PGDL_ENV):
+        return run_pgdl(ctx, os.environ[PGDL_ENV], os.environ.get(PGDL_REFERENCE_ENV) or None)
     torch.set_num_threads(1)
     cfg = FULL if ctx.full else SweepConfig()
     per_seed: list[tuple[list[dict[str, Any]], dict[str, np.ndarray]]] = []
