@@ -90,7 +90,9 @@ def module_level_variance(
 
 
 def _clock(device: str) -> Any:
-    # CPU process time: on a shared machine wall time mostly measures the neighbours
+    # CPU process time: on a shared machine wall time mostly measures the neighbours. The
+    # `papershelf` command runs the quick profile on one thread (`--threads` to change), so
+    # process time there is the work of that one thread.
     return time.perf_counter if device.startswith("cuda") else time.process_time
 
 
@@ -367,13 +369,7 @@ def _real_edit(ctx: ReproduceContext) -> list[ResultRecord]:
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction (see the module docstring)."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    # one thread: timings of a 2-core machine shared with others are otherwise meaningless
-    torch.set_num_threads(1)
-    try:
-        return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
+    return _run(ctx)
 
 
 def _run(ctx: ReproduceContext) -> list[ResultRecord]:
