@@ -26,11 +26,89 @@ from papershelf.debias_vl.zero_shot import group_accuracy, zero_shot_predict
 __all__ = [
     "WATERBIRDS_TRAIN_GROUP_SIZES",
     "clip_image_features",
+    "WATERBIRDS_FOLDER",
     "evaluate_clip_zero_shot",
+    "load_clip",
     "load_group_split",
 ]
 
 WATERBIRDS_TRAIN_GROUP_SIZES = (3498, 184, 56, 1057)
+WATERBIRDS_FOLDER = "waterbird_complete95_forest2water2"
+
+_HELP = {
+    "waterbirds": (
+        f"a Waterbirds copy ({WATERBIRDS_FOLDER}/ of the group DRO release): metadata.csv with "
+        "columns img_filename, y, split, place (split 2 = test) and the images it names"
+    ),
+    "celeba": (
+        "a CelebA copy: img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt "
+        "(or the Kaggle list_attr_celeba.csv and list_eval_partition.csv the official code reads)"
+    ),
+}
+_CLIP_HELP = (
+    "a local transformers CLIP folder (CLIPModel.save_pretrained + CLIPProcessor.save_pretrained: "
+    "config.json, weights, tokenizer and preprocessor files), e.g. a download of "
+    "openai/clip-vit-large-patch14"
+)
+
+
+def _waterbirds_split(root: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    meta = next(
+        (
+            f / "metadata.csv"
+            for f in (root, root / WATERBIRDS_FOLDER)
+            if (f / "metadata.csv").is_file()
+        ),
+        None,
+    )
+    if meta is None:
+        raise FileNotFoundError(
+            f"no metadata.csv in {root} or {root / WATERBIRDS_FOLDER}: provide {_HELP['waterbirds']}"
+        )
+    with open(meta, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"img_filename", "y", "split", "place"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{meta} lacks the columns {sorted(missing)}")
+        rows = [r for r in reader if int(r["split"]) == 2]
+    paths = [meta.parent / r["img_filename"] for r in rows]
+    y = np.array([int(r["y"]) for r in rows], dtype=np.int64)
+    s = np.array([int(r["place"]) for r in rows], dtype=np.int64)
+    return paths, y, s
+
+
+def _celeba_table(root: Path, stem: str) -> tuple[list[str], list[list[str]]]:
+    """Column names (after the image name) and rows of a CelebA annotation file, either in
+    the original whitespace layout or in the Kaggle CSV layout."""
+    for suffix in (".txt", ".csv"):
+        path = root / (stem + suffix)
+        if path.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"no {stem}.txt (or .csv) in {root}: provide {_HELP['celeba']}")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if suffix == ".csv":
+        rows = [line.split(",") for line in lines]
+        return rows[0][1:], rows[1:]
+    if stem == "list_attr_celeba":  # line 1: the image count, line 2: the 40 attribute names
+        return lines[1].split(), [line.split() for line in lines[2:]]
+    return ["partition"], [line.split() for line in lines]
+
+
+def _celeba_split(root: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    names, attr_rows = _celeba_table(root, "list_attr_celeba")
+    _, part_rows = _celeba_table(root, "list_eval_partition")
+    if not (root / "img_align_celeba").is_dir():
+        raise FileNotFoundError(f"no img_align_celeba/ in {root}: provide {_HELP['celeba']}")
+    if "Blond_Hair" not in names or "Male" not in names:
+        raise ValueError(f"the CelebA attributes in {root} have no Blond_Hair and Male columns")
+    split = {r[0]: int(r[1]) for r in part_rows if len(r) == 2}
+    blond, male = names.index("Blond_Hair") + 1, names.index("Male") + 1
+    rows = [r for r in attr_rows if split.get(r[0]) == 2]
+    paths = [root / "img_align_celeba" / r[0] for r in rows]
+    y = np.array([int(r[blond] == "1") for r in rows], dtype=np.int64)
+    s = np.array([int(r[male] == "1") for r in rows], dtype=np.int64)
+    return paths, y, s
 
 
 def load_group_split(root: Path, dataset: str) -> tuple[list[Path], np.ndarray, np.ndarray]:
@@ -39,46 +117,82 @@ def load_group_split(root: Path, dataset: str) -> tuple[list[Path], np.ndarray, 
     Parameters
     ----------
     root : Path
-        Waterbirds: the folder with ``metadata.csv`` (columns ``img_filename, y, split, place``).
-        CelebA: the folder with ``img_align_celeba/``, ``list_attr_celeba.txt`` and
-        ``list_eval_partition.txt``.
+        Waterbirds: the folder with ``metadata.csv`` (columns ``img_filename, y, split, place``),
+        or its parent holding ``waterbird_complete95_forest2water2/``. CelebA: the folder with
+        ``img_align_celeba/``, ``list_attr_celeba.txt`` and ``list_eval_partition.txt`` (the
+        Kaggle ``.csv`` versions, which the official code reads, work too).
     dataset : {"waterbirds", "celeba"}
 
     Returns
     -------
-    paths : list of Path
-    labels, spurious : ndarray of int, shape (N,)
+    paths : list of Path, length N
+    labels, spurious : ndarray of int64, shape (N,)
+        Waterbirds: label = waterbird, spurious = water background (``place``). CelebA:
+        label = ``Blond_Hair``, spurious = ``Male``, as in the official code.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing folder, annotation file or image; the message says what to provide.
+    ValueError
+        An unknown ``dataset``, missing annotation columns or an empty test split.
     """
+    if dataset not in _HELP:
+        raise ValueError(f"dataset must be 'waterbirds' or 'celeba', got {dataset!r}")
     root = Path(root)
-    if dataset == "waterbirds":
-        with open(root / "metadata.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["split"]) == 2]
-        paths = [root / r["img_filename"] for r in rows]
-        return (
-            paths,
-            np.array([int(r["y"]) for r in rows]),
-            np.array([int(r["place"]) for r in rows]),
+    if not root.is_dir():
+        raise FileNotFoundError(f"{dataset} folder {root} does not exist: provide {_HELP[dataset]}")
+    paths, y, s = (_waterbirds_split if dataset == "waterbirds" else _celeba_split)(root)
+    if not paths:
+        raise ValueError(f"the {dataset} copy in {root} has no test-split (split 2) images")
+    absent = [p for p in paths if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(
+            f"{len(absent)} of {len(paths)} {dataset} test images are missing, e.g. {absent[0]}: "
+            f"provide {_HELP[dataset]}"
         )
-    if dataset == "celeba":
-        split = {}
-        for line in (root / "list_eval_partition.txt").read_text().split("\n"):
-            if line.strip():
-                name, part = line.split()
-                split[name] = int(part)
-        lines = (root / "list_attr_celeba.txt").read_text().split("\n")
-        names = lines[1].split()
-        blond, male = names.index("Blond_Hair"), names.index("Male")
-        paths, y, s = [], [], []
-        for line in lines[2:]:
-            parts = line.split()
-            if not parts or split.get(parts[0]) != 2:
-                continue
-            vals = parts[1:]
-            paths.append(root / "img_align_celeba" / parts[0])
-            y.append(int(vals[blond] == "1"))
-            s.append(int(vals[male] == "1"))
-        return paths, np.array(y), np.array(s)
-    raise ValueError(f"dataset must be 'waterbirds' or 'celeba', got {dataset!r}")
+    return paths, y, s
+
+
+def load_clip(path: str | Path, device: str = "cpu") -> tuple[Any, Any, Any]:
+    """Load a local ``transformers`` CLIP checkpoint, offline.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder written by ``CLIPModel.save_pretrained`` and ``CLIPProcessor.save_pretrained``
+        (e.g. a download of ``openai/clip-vit-large-patch14``). Nothing is downloaded.
+    device : str, default "cpu"
+
+    Returns
+    -------
+    model, tokenizer, image_processor
+        The model in eval mode on ``device``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder, its ``config.json`` or its processor files are missing.
+    """
+    from transformers import AutoProcessor, CLIPModel
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no config.json in {path}: provide {_CLIP_HELP}")
+    try:
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        model: Any = CLIPModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise FileNotFoundError(
+            f"cannot load CLIP from {path} ({exc}): provide {_CLIP_HELP}"
+        ) from exc
+    tokenizer = getattr(processor, "tokenizer", None)
+    image_processor = getattr(processor, "image_processor", None)
+    if tokenizer is None or image_processor is None:
+        raise FileNotFoundError(
+            f"{path} lacks tokenizer or image processor files: provide {_CLIP_HELP}"
+        )
+    return model.to(device).eval(), tokenizer, image_processor
 
 
 @torch.no_grad()
@@ -142,12 +256,9 @@ def evaluate_clip_zero_shot(
         also ``adj_avg``, the official average re-weighted by the training group sizes.
     """
     if isinstance(model, (str, Path)):
-        from transformers import AutoProcessor, CLIPModel
-
-        processor = AutoProcessor.from_pretrained(model, local_files_only=True)
-        model = CLIPModel.from_pretrained(model, local_files_only=True).eval()
-        tokenizer = tokenizer or processor.tokenizer
-        image_processor = image_processor or processor.image_processor
+        model, tok, proc = load_clip(model, device)
+        tokenizer = tokenizer or tok
+        image_processor = image_processor or proc
     if tokenizer is None or image_processor is None:
         raise ValueError("pass tokenizer and image_processor with a model object")
     model = model.to(device)

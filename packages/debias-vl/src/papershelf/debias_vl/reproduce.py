@@ -14,6 +14,12 @@ Quick mode (offline, 2 CPU cores, about a minute):
    profession prompts, and the cosine to the original embedding (the cost).
 2. **Synthetic zero-shot** (:func:`~papershelf.debias_vl.make_synthetic_zero_shot`): worst-group
    and average accuracy of plain zero-shot, P0 and P*.
+
+``--full`` adds the paper's zero-shot evaluation (:func:`full_clip_evaluation`): zero-shot,
+Orth-Proj and Orth-Cali (lam = 1000) with the official prompt sets, for every local CLIP folder in
+``PAPERSHELF_CLIP_MODEL`` on the Waterbirds / CelebA copies in ``PAPERSHELF_WATERBIRDS_DIR`` /
+``PAPERSHELF_CELEBA_DIR`` (checked first by :func:`resolve_full_inputs`; nothing is downloaded).
+The paper's Stable Diffusion experiment is not part of it (library functions only).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,14 @@ from papershelf.debias_vl.zero_shot import (
     zero_shot_predict,
 )
 
-__all__ = ["profession_bias", "run", "synthetic_zero_shot"]
+__all__ = [
+    "FULL_ENV",
+    "full_clip_evaluation",
+    "profession_bias",
+    "resolve_full_inputs",
+    "run",
+    "synthetic_zero_shot",
+]
 
 logger = logging.getLogger(__name__)
 PKG = "debias-vl"
@@ -53,6 +66,15 @@ HELD_OUT_PAIRS = (
     ("mom", "dad"), ("daughter", "son"), ("gal", "guy"),
 )  # fmt: skip
 TEMPLATE = "A photo of a {}."
+PAPER_TABLE_NOTE = (
+    "not quoted: the paper's PDF could not be read offline, so its Waterbirds / CelebA numbers "
+    "are not in this package; compare --full runs with the paper's table yourself"
+)
+FULL_ENV = {
+    "model": "PAPERSHELF_CLIP_MODEL",
+    "waterbirds": "PAPERSHELF_WATERBIRDS_DIR",
+    "celeba": "PAPERSHELF_CELEBA_DIR",
+}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -261,18 +283,26 @@ def _synthetic_records(res: dict[str, dict[str, list[float]]]) -> list[ResultRec
             claim_holds=float(np.mean(top["avg"])) >= float(np.mean(zs["avg"])),
             **common,
         ),
-        ResultRecord(
-            experiment="Waterbirds / CelebA zero-shot CLIP (RN50, ViT-L/14)",
-            metric="worst-group accuracy, Orth-Cali vs zero-shot",
-            values=[wt - wz],
-            higher_is_better=True,
-            comparable=False,
-            package=PKG,
-            paper_note="the paper's setting needs CLIP weights and the datasets (run --full with "
-            "your own copies); its table values could not be checked offline and are not quoted",
-            note="ours: worst-group gain (points) of P* on the synthetic task, not the paper's data",
-        ),
     ]
+
+
+def _paper_table_record(full: bool) -> ResultRecord:
+    # The one place where results say what is missing: the paper's Waterbirds / CelebA table.
+    return ResultRecord(
+        package=PKG,
+        experiment="Waterbirds / CelebA zero-shot CLIP (RN50, ViT-L/14), the paper's table",
+        metric="worst-group / average accuracy: zero-shot, Orth-Proj, Orth-Cali",
+        values=[],
+        claim="calibrated projection raises worst-group accuracy while keeping average "
+        "accuracy, without training data (abstract)",
+        claim_holds=None,
+        higher_is_better=True,
+        comparable=False,
+        paper_note=PAPER_TABLE_NOTE,
+        note="ours: the rows below, measured with your CLIP and data copies"
+        if full
+        else "the quick run has no CLIP; --full measures these with your CLIP and data copies",
+    )
 
 
 def _figure(ctx: ReproduceContext, text: dict | None, syn: dict) -> None:
@@ -326,6 +356,8 @@ def _figure(ctx: ReproduceContext, text: dict | None, syn: dict) -> None:
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction (quick by default, ``ctx.full`` for the CLIP evaluation)."""
     start = time.perf_counter()
+    # Check the --full inputs before spending a minute on the quick part.
+    full_inputs = resolve_full_inputs() if ctx.full else None
     records: list[ResultRecord] = []
     text = None
     encode: Callable[[Sequence[str]], np.ndarray] | None = None
@@ -353,8 +385,9 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         elif step == "synthetic":
             syn = synthetic_zero_shot(ctx.seeds)
             records += _synthetic_records(syn)
-    if ctx.full:
-        records += _full_clip(ctx)
+    records.append(_paper_table_record(ctx.full))
+    if full_inputs is not None:
+        records += full_clip_evaluation(ctx, *full_inputs)
     _figure(ctx, text, syn)
     elapsed = time.perf_counter() - start
     for r in records:
@@ -363,51 +396,177 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     return records
 
 
-def _full_clip(ctx: ReproduceContext) -> list[ResultRecord]:
-    from papershelf.debias_vl.evaluation import evaluate_clip_zero_shot
+def resolve_full_inputs(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[Path], dict[str, Path]]:
+    """The CLIP checkpoints and dataset copies of ``--full``, read from environment variables.
 
-    model = os.environ.get("PAPERSHELF_CLIP_MODEL")
-    sets = {
-        "waterbirds": os.environ.get("PAPERSHELF_WATERBIRDS_DIR"),
-        "celeba": os.environ.get("PAPERSHELF_CELEBA_DIR"),
-    }
-    if not model or not any(sets.values()):
+    ``PAPERSHELF_CLIP_MODEL`` names one or more local ``transformers`` CLIP folders (separated
+    by ``os.pathsep``); ``PAPERSHELF_WATERBIRDS_DIR`` and/or ``PAPERSHELF_CELEBA_DIR`` name the
+    dataset copies (see :func:`~papershelf.debias_vl.evaluation.load_group_split`). Everything
+    is checked here, before any work starts.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Default ``os.environ``.
+
+    Returns
+    -------
+    models : list of Path
+    datasets : dict
+        ``{"waterbirds" | "celeba": folder}`` for the datasets given.
+
+    Raises
+    ------
+    RuntimeError
+        A variable is not set; the message says what to provide.
+    FileNotFoundError, ValueError
+        A folder, file or image is missing or malformed; the message names the variable.
+    """
+    from papershelf.debias_vl.evaluation import _CLIP_HELP, _HELP, load_group_split
+
+    env = os.environ if environ is None else environ
+    model_var = env.get(FULL_ENV["model"], "").strip()
+    datasets = {k: Path(env[v]) for k, v in FULL_ENV.items() if k != "model" and env.get(v)}
+    if not model_var or not datasets:
+        unset = [FULL_ENV["model"]] if not model_var else []
+        if not datasets:
+            unset.append(f"{FULL_ENV['waterbirds']} or {FULL_ENV['celeba']}")
         raise RuntimeError(
-            "--full needs a local CLIP checkpoint and data: set PAPERSHELF_CLIP_MODEL (a "
-            "transformers CLIPModel folder, e.g. openai/clip-vit-large-patch14) and "
-            "PAPERSHELF_WATERBIRDS_DIR (waterbird_complete95_forest2water2 with metadata.csv) "
-            "and/or PAPERSHELF_CELEBA_DIR (img_align_celeba/, list_attr_celeba.txt, "
-            "list_eval_partition.txt)"
+            f"--full evaluates a CLIP you provide on datasets you provide (nothing is "
+            f"downloaded); not set: {', '.join(unset)}. Set {FULL_ENV['model']} to {_CLIP_HELP} "
+            f"(several folders separated by {os.pathsep!r}), and {FULL_ENV['waterbirds']} to "
+            f"{_HELP['waterbirds']} and/or {FULL_ENV['celeba']} to {_HELP['celeba']}"
         )
-    records = []
-    for name, root in sets.items():
-        if not root:
-            continue
-        prompts = WATERBIRDS if name == "waterbirds" else CELEBA
-        res = evaluate_clip_zero_shot(
-            model, Path(root), name, prompts, lam=1000.0, device=ctx.device, progress=ctx.progress
-        )
-        ctx.out_dir.joinpath(f"{name}_group_accuracy.json").write_text(
-            json.dumps(
-                {
-                    k: {**v, "per_group": {str(g): a for g, a in v["per_group"].items()}}
-                    for k, v in res.items()
-                },
-                indent=2,
+    models = [Path(m) for m in model_var.split(os.pathsep) if m.strip()]
+    for model in models:
+        if not (model / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{FULL_ENV['model']}: no config.json in {model}: provide {_CLIP_HELP}"
             )
-        )
-        for method, acc in res.items():
-            for metric in ("worst", "avg", "adj_avg"):
-                if metric not in acc:
-                    continue
-                records.append(
-                    ResultRecord(
-                        package=PKG,
-                        experiment=f"{name} zero-shot CLIP ({Path(model).name})",
-                        metric=f"{metric} accuracy (%), {method}",
-                        values=[100 * acc[metric]],
-                        comparable=False,
-                        paper_note="compare with the paper's Table (numbers not quoted here)",
-                    )
-                )
+    for name, root in datasets.items():
+        try:
+            load_group_split(root, name)
+        except (FileNotFoundError, ValueError) as exc:
+            raise type(exc)(f"{FULL_ENV[name]}: {exc}") from exc
+    return models, datasets
+
+
+DATASET_NAMES = {"waterbirds": "Waterbirds", "celeba": "CelebA"}
+METRIC_NAMES = {"worst": "worst-group", "avg": "average", "adj_avg": "adjusted average"}
+
+
+def full_clip_evaluation(
+    ctx: ReproduceContext, models: Sequence[Path], datasets: Mapping[str, Path]
+) -> list[ResultRecord]:
+    """The paper's zero-shot evaluation (``--full``): every CLIP on every dataset copy.
+
+    Zero-shot, Orth-Proj (P0) and Orth-Cali (P*, lam = 1000) with the official prompt sets;
+    writes ``<dataset>_<model>_group_accuracy.json`` and ``debias_vl_full.png`` into
+    ``ctx.out_dir``.
+
+    Parameters
+    ----------
+    ctx : ReproduceContext
+    models : sequence of Path
+        Local ``transformers`` CLIP folders.
+    datasets : mapping
+        ``{"waterbirds" | "celeba": folder}``.
+
+    Returns
+    -------
+    list of ResultRecord
+        Worst-group, average (and, for Waterbirds, the official adjusted average) accuracy in
+        % per method; the Orth-Cali worst-group record carries the paper's claim that it beats
+        plain zero-shot.
+    """
+    from papershelf.debias_vl.evaluation import evaluate_clip_zero_shot, load_clip
+
+    records: list[ResultRecord] = []
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for model_dir in models:
+        model, tokenizer, image_processor = load_clip(model_dir, ctx.device)
+        for name, root in datasets.items():
+            res = evaluate_clip_zero_shot(
+                model,
+                root,
+                name,
+                WATERBIRDS if name == "waterbirds" else CELEBA,
+                lam=1000.0,
+                tokenizer=tokenizer,
+                image_processor=image_processor,
+                device=ctx.device,
+                progress=ctx.progress,
+            )
+            results[(name, model_dir.name)] = res
+            per_group = {
+                k: {**v, "per_group": {str(g): a for g, a in v["per_group"].items()}}
+                for k, v in res.items()
+            }
+            ctx.out_dir.joinpath(f"{name}_{model_dir.name}_group_accuracy.json").write_text(
+                json.dumps(per_group, indent=2)
+            )
+            records += _full_records(name, model_dir.name, res)
+    _full_figure(ctx, results)
     return records
+
+
+def _full_records(dataset: str, model: str, res: dict[str, Any]) -> list[ResultRecord]:
+    exp = f"{DATASET_NAMES[dataset]} zero-shot CLIP ({model})"
+    note = "test split; official prompt sets; lam=1000; paper's value: see the paper's-table row"
+    zero_shot_worst = 100 * res["zero-shot"]["worst"]
+    records = []
+    for method, acc in res.items():
+        for metric in ("worst", "avg", "adj_avg"):
+            if metric not in acc:
+                continue
+            value = 100 * float(acc[metric])
+            claim: dict[str, Any] = {}
+            if method == "Orth-Cali" and metric == "worst":
+                claim = {
+                    "claim": "calibrated projection raises worst-group accuracy over plain "
+                    f"zero-shot ({zero_shot_worst:.1f}%)",
+                    "claim_holds": value > zero_shot_worst,
+                }
+            records.append(
+                ResultRecord(
+                    package=PKG,
+                    experiment=exp,
+                    metric=f"{METRIC_NAMES[metric]} accuracy (%), {method}",
+                    values=[value],
+                    comparable=False,
+                    note=note,
+                    **claim,
+                )
+            )
+    return records
+
+
+def _full_figure(ctx: ReproduceContext, results: dict[tuple[str, str], dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    for ax, ((dataset, model), res) in zip(axes[0], results.items()):
+        methods = list(res)
+        x = np.arange(len(methods))
+        for offset, metric, color in [(-0.2, "worst", "C3"), (0.2, "avg", "C0")]:
+            ax.bar(
+                x + offset,
+                [100 * res[m][metric] for m in methods],
+                width=0.4,
+                color=color,
+                label=METRIC_NAMES[metric],
+            )
+        ax.set_xticks(x, methods)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{DATASET_NAMES[dataset]}, {model}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure(fig, "debias_vl_full.png", dpi=90)
+    plt.close(fig)
