@@ -191,7 +191,7 @@ def test_reproduce_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "_minilm_encoder", fake_encoder)
     ctx = ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False)
     records = reproduce.run(ctx)
-    assert len(records) == 9
+    assert len(records) == 10
     assert (tmp_path / "debias_vl_quick.png").is_file()
     assert all(r.package == "debias-vl" for r in records)
 

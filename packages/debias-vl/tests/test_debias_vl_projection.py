@@ -18,6 +18,7 @@ from papershelf.debias_vl import (
     calibration_matrix,
     gather_pairs,
     low_rank_projection,
+    profession_pairs,
     projection_matrix,
     spurious_basis,
 )
@@ -138,6 +139,19 @@ def test_generative_variant_is_plain_inverse(problem):
     assert_close(P @ (np.eye(32) + 500.0 * calibration_matrix(Z)), np.eye(32), atol=1e-12)
 
 
+def test_calibrated_projection_never_forms_an_inverse(problem, monkeypatch):
+    V, Z = problem
+    expected = calibrated_projection(V, Z, lam=1000.0)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("an explicit inverse was formed")
+
+    for module, name in [(torch.linalg, "inv"), (torch, "inverse"), (np.linalg, "inv")]:
+        monkeypatch.setattr(module, name, forbidden)
+    assert_close(calibrated_projection(V, Z, lam=1000.0), expected, atol=0)
+    assert_close(calibrated_projection(torch.from_numpy(V), torch.from_numpy(Z)), expected)
+
+
 # --- parity with the official implementation -------------------------------------------------
 
 
@@ -204,6 +218,10 @@ def test_bad_inputs(problem):
         gather_pairs(V, [(0, 8)])
     with pytest.raises(ValueError, match=r"\(i, i\)"):
         gather_pairs(V, [(1, 1)])
+    with pytest.raises(ValueError, match="positive_pairs is empty"):
+        calibrated_projection(V, [], lam=1.0)
+    with pytest.raises(ValueError, match="professions"):
+        profession_pairs([])
 
 
 @settings(max_examples=25, deadline=None)

@@ -176,6 +176,8 @@ def _pairs_work(positive_pairs: ArrayLike) -> tuple[Tensor, OutputSpec]:
         Z = torch.stack([za, zb.to(za.device)], dim=1)
     else:
         Z, spec = as_work_tensor(positive_pairs, "positive_pairs")
+    if Z.numel() == 0:
+        raise ValueError("positive_pairs is empty: give at least one positive pair")
     if Z.ndim != 3 or Z.shape[1] != 2:
         raise ValueError(
             f"positive_pairs must have shape (S, 2, d) or be a tuple (z_a, z_b), got {tuple(Z.shape)}"

@@ -109,6 +109,8 @@ def profession_pairs(
     professions: Sequence[str], template: str = "A photo of a {attr} {cls}."
 ) -> tuple[list[str], list[tuple[int, int]]]:
     """The official Stable Diffusion pairs: "A photo of a male {job}." / "... female {job}."."""
+    if isinstance(professions, str) or not list(professions):
+        raise ValueError("professions must be a non-empty sequence of profession names")
     return pairs_from_grid([p.lower() for p in professions], ["male", "female"], template)
 
 
