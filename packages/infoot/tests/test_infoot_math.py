@@ -11,6 +11,7 @@ import ot
 import pytest
 from sklearn.metrics import pairwise_distances
 
+import papershelf.infoot.sinkhorn as sk
 from papershelf.core.testing import assert_close
 from papershelf.infoot import (
     FusedInfoOT,
@@ -27,6 +28,7 @@ from papershelf.infoot import (
     sinkhorn_log,
     sinkhorn_scaling,
 )
+from papershelf.infoot.mi import _GradientWorkspace, _marginals, _mi_and_gradient
 
 
 def mixture(n, rng, shift=(0.0, 0.0), scale=0.5):
@@ -133,6 +135,37 @@ def test_sinkhorn_scaling_equals_pot(max_iter):
         ref = ot.bregman.sinkhorn(a, b, M, 0.05, numItermax=max_iter)
     ours = sinkhorn_scaling(a, b, M, 0.05, max_iter=max_iter)
     assert_close(ours.plan, ref, rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 20, 8 * 15 * 3])
+@pytest.mark.parametrize(("max_iter", "reg"), [(1000, 0.05), (1000, 1.0), (13, 0.05)])
+def test_one_pass_numpy_sinkhorn_follows_pot_iterations(monkeypatch, block_bytes, max_iter, reg):
+    """The one-pass numpy loop (row blocks) runs POT's iterations: same count, same plan."""
+    rng = np.random.default_rng(7)
+    M = rng.uniform(0, 3, size=(23, 15))
+    a, b = np.full(23, 1 / 23), rng.dirichlet(np.ones(15))
+    monkeypatch.setattr(sk, "_BLOCK_BYTES", block_bytes)  # 3-row blocks: 8 of them
+    with np.errstate(all="ignore"):
+        ref = sk._sinkhorn_scaling(a, b, M, reg, max_iter, 1e-9)  # POT's sequence, dense
+        ours = sk._sinkhorn_scaling_numpy(a, b, M, reg, max_iter, 1e-9)
+    assert (ours.n_iter, ours.converged) == (ref.n_iter, ref.converged)
+    assert ours.converged == (max_iter == 1000)  # 13 iterations: truncated, as in parity
+    assert_close(ours.plan, ref.plan, rtol=1e-13, atol=1e-17)
+    assert ours.err == pytest.approx(ref.err, rel=1e-6)
+
+
+def test_numpy_cost_workspace_is_bitwise_the_generic_formula(small):
+    _, _, _, _, Ks, Kt = small
+    rng = np.random.default_rng(8)
+    P = rng.dirichlet(np.ones(24 * 18)).reshape(24, 18)
+    C = rng.uniform(size=(24, 18))
+    marg = _marginals(Ks, Kt)
+    ws = _GradientWorkspace(24, 18, np.float64)
+    for lam, cost in [(100.0, C), (1.0, None)]:
+        mi, grad = _mi_and_gradient(P, Ks, Kt, marg)
+        M = -grad if cost is None else cost + lam * -grad
+        mi_ws, M_ws = ws.cost(P, Ks, Kt, marg, cost, lam)
+        assert mi_ws == mi and np.array_equal(M_ws, M)
 
 
 def test_sinkhorn_scaling_overflow_returns_previous_iterate_and_log_form_is_stable():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from papershelf.infoot._backend import backend_of
 
 __all__ = ["density_ratio", "kde_mutual_information", "mi_gradient"]
@@ -25,6 +27,43 @@ def _mi_and_gradient(P: Any, Ks: Any, Kt: Any, marginals: Any) -> tuple[float, A
     inner = (Ks @ (P / F)) @ Kt.T
     logR = nx.log(F / marginals)
     return float(nx.sum(P * logR)), logR + inner
+
+
+class _GradientWorkspace:
+    """Linearised cost of one outer step with three reused (n, m) buffers (numpy only).
+
+    The same operations in the same order as :func:`_mi_and_gradient` followed by the cost
+    assembly of the outer loop (bitwise equal results), without its ten temporaries of the
+    size of the plan per step.
+    """
+
+    def __init__(self, n: int, m: int, dtype: Any) -> None:
+        self.a = np.empty((n, m), dtype=dtype)
+        self.b = np.empty((n, m), dtype=dtype)
+        self.c = np.empty((n, m), dtype=dtype)
+
+    def cost(
+        self, P: np.ndarray, Ks: np.ndarray, Kt: np.ndarray, marginals: np.ndarray,
+        C: np.ndarray | None, lam: float,
+    ) -> tuple[float, np.ndarray]:  # fmt: skip
+        """(MI of P, C - lam * grad) or, for ``C=None``, (MI, -grad); the cost is a new array."""
+        a, b, c = self.a, self.b, self.c
+        KtT = Kt.T
+        np.dot(Ks, P, out=a)
+        F = np.dot(a, KtT)  # returned as the cost below, so not a workspace buffer
+        np.divide(P, F, out=a)
+        np.dot(Ks, a, out=b)
+        np.dot(b, KtT, out=c)  # inner
+        np.divide(F, marginals, out=F)
+        np.log(F, out=F)  # log R
+        np.multiply(P, F, out=a)
+        mi = float(np.sum(a))
+        np.add(F, c, out=F)  # the gradient
+        np.negative(F, out=F)
+        if C is not None:
+            np.multiply(lam, F, out=F)
+            np.add(C, F, out=F)
+        return mi, F
 
 
 def _marginals(Ks: Any, Kt: Any) -> Any:

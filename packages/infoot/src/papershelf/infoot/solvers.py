@@ -33,6 +33,8 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from papershelf.core import progress as _progress
 from papershelf.infoot._backend import as_matrix, backend_of
 from papershelf.infoot.kernels import (
@@ -41,7 +43,12 @@ from papershelf.infoot.kernels import (
     label_block_distances,
     pairwise_euclidean,
 )
-from papershelf.infoot.mi import _marginals, _mi_and_gradient, kde_mutual_information
+from papershelf.infoot.mi import (
+    _GradientWorkspace,
+    _marginals,
+    _mi_and_gradient,
+    kde_mutual_information,
+)
 from papershelf.infoot.sinkhorn import _check_reg, sinkhorn_log, sinkhorn_scaling
 
 log = logging.getLogger(__name__)
@@ -111,12 +118,20 @@ def _outer_loop(
         range(max_iter), desc=desc, disable=None if show_progress is None else not show_progress
     )
     marginals = _marginals(Ks, Kt)  # f(x_i) f(y_j) does not change: computed once
+    workspace = None
+    if all(isinstance(x, np.ndarray) for x in (Ks, Kt, P)) and (
+        C is None or isinstance(C, np.ndarray)
+    ):
+        workspace = _GradientWorkspace(n, m, np.result_type(Ks, Kt, P))
     it = 0
     for it in bar:
-        mi, grad = _mi_and_gradient(P, Ks, Kt, marginals)
+        if workspace is not None:
+            mi, M = workspace.cost(P, Ks, Kt, marginals, C, lam)
+        else:
+            mi, grad = _mi_and_gradient(P, Ks, Kt, marginals)
+            grad = -grad
+            M = grad if C is None else C + lam * grad
         history["mutual_information"].append(mi)
-        grad = -grad
-        M = grad if C is None else C + lam * grad
         if sinkhorn == "pot":
             res = sinkhorn_scaling(p, q, M, reg, max_iter=inner_max_iter, tol=inner_tol)
         else:
