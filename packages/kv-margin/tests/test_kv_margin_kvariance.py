@@ -134,3 +134,21 @@ def test_w1_is_a_metric_on_equal_size_clouds(n, d, seed):
     assert wasserstein1(x, z) <= wasserstein1(x, y) + wasserstein1(y, z) + 1e-12
     # a permutation of the points is the same empirical measure
     assert wasserstein1(x[rng.permutation(n)], y) == pytest.approx(wasserstein1(x, y), abs=1e-12)
+
+
+def test_high_dimensional_cost_matches_cdist():
+    # d >= 32 uses the (centred) Gram form with near duplicates recomputed directly
+    from papershelf.kv_margin.kvariance import _euclidean_cost
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(size=(60, 2048)), 0) + 50.0  # far from the origin
+    y = np.maximum(rng.normal(size=(70, 2048)), 0) + 50.0
+    y[:5] = x[:5] + 1e-9 * rng.normal(size=(5, 2048))  # near duplicates
+    y[5] = x[7]  # an exact duplicate
+    ref = cdist(x, y)
+    got = _euclidean_cost(x, y)
+    np.testing.assert_allclose(got, ref, rtol=1e-11, atol=0)
+    assert got[7, 5] == 0.0
+    assert wasserstein1(x, y[:60]) == pytest.approx(
+        wasserstein1(x, y[:60], method="assignment"), rel=1e-12
+    )

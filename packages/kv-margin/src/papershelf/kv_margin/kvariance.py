@@ -33,12 +33,18 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _as_points(x: Any, name: str) -> np.ndarray:
-    """Flatten a (n, ...) array or tensor into a float64 (n, d) numpy array."""
+def _as_points(x: Any, name: str, *, keep_float: bool = False) -> np.ndarray:
+    """Flatten a (n, ...) array or tensor into a float64 (n, d) numpy array.
+
+    ``keep_float`` keeps float32 data as it is: the k-variance only gathers rows from it, and
+    the transport solver upcasts each gathered sample (the same values, without a float64 copy
+    of every feature vector).
+    """
     if _is_torch(x):
         x = x.detach().cpu().numpy()
+    keep = keep_float and getattr(x, "dtype", None) in (np.float32, np.float64)
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = np.asarray(x) if keep else np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be an array or tensor of numbers, got {type(x)!r}") from err
     if arr.ndim == 1:
@@ -66,10 +72,37 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
 
 
+_GRAM_MIN_DIM = 32  # below this the direct loop of cdist is as fast as a matrix product
+_GRAM_RTOL = 1e-2  # Gram entries below this fraction of |x - c|^2 + |y - c|^2 are recomputed
+
+
 def _euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    r"""Pairwise Euclidean distances (float64), exact to round-off.
+
+    For high-dimensional points (CNN features: thousands of coordinates) the direct loop of
+    ``cdist`` costs ``3 n m d`` scalar operations; the Gram form
+    :math:`\lVert x - y \rVert^2 = \lVert x \rVert^2 + \lVert y \rVert^2 - 2 x^\top y` is one
+    BLAS matrix product, about 10x faster at d = 8192. It loses precision by cancellation
+    when a distance is small compared with the norms, so the points are first centred on their
+    common mean (distances do not change) and every entry below ``_GRAM_RTOL`` of
+    :math:`\lVert x - c \rVert^2 + \lVert y - c \rVert^2` (near duplicates) is recomputed
+    directly; the rest has relative error about :math:`\sqrt{d}\,\epsilon / \mathrm{rtol}`
+    (1e-12 at d = 8192).
+    """
     from scipy.spatial.distance import cdist
 
-    return cdist(x, y, metric="euclidean")
+    if x.shape[1] < _GRAM_MIN_DIM:
+        return cdist(x, y, metric="euclidean")
+    c = (x.sum(0) + y.sum(0)) / (len(x) + len(y))
+    xc, yc = x - c, y - c
+    scale = np.einsum("ij,ij->i", xc, xc)[:, None] + np.einsum("ij,ij->i", yc, yc)[None, :]
+    sq = scale - 2.0 * (xc @ yc.T)
+    rows, cols = np.nonzero(sq < _GRAM_RTOL * scale)
+    for i in np.unique(rows):
+        js = cols[rows == i]
+        diff = y[js] - x[i]  # uncentred, as cdist computes it
+        sq[i, js] = np.einsum("ij,ij->i", diff, diff)
+    return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
 
 
 def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> float:
@@ -302,7 +335,7 @@ def k_variance(
     x = (
         features
         if (method == "sinkhorn" and _is_torch(features))
-        else _as_points(features, "features")
+        else _as_points(features, "features", keep_float=True)
     )
     m_ = _check_m(m, len(x), "features")
     gen = _make_rng(rng)
@@ -358,7 +391,7 @@ def class_k_variance(
     x = (
         features
         if (method == "sinkhorn" and _is_torch(features))
-        else _as_points(features, "features")
+        else _as_points(features, "features", keep_float=True)
     )
     y = _as_labels(labels, len(x), n_classes)
     C = int(y.max()) + 1 if n_classes is None else int(n_classes)

@@ -238,8 +238,11 @@ def margins(
             parts.append(_forward(model, layer, x[s : s + bs], yt[s : s + bs], hook, grad))
     finally:
         model.train(was_training)
-    cat = [torch.cat(p) if p[0] is not None else None for p in zip(*parts, strict=True)]
-    return MarginOutput(cat[0], cat[1], cat[2], cat[3], cat[4])  # type: ignore[arg-type]
+    if len(parts) == 1:  # one batch: no copy
+        cat: list[Any] = list(parts[0])
+    else:
+        cat = [torch.cat(p) if p[0] is not None else None for p in zip(*parts, strict=True)]
+    return MarginOutput(cat[0], cat[1], cat[2], cat[3], cat[4])
 
 
 def lipschitz_estimate(

@@ -386,14 +386,27 @@ def _read_keras_weights(path: str | Path) -> list[list[np.ndarray]]:
     def s(v: Any) -> str:
         return v.decode() if isinstance(v, bytes) else str(v)
 
+    def names_attr(obj: Any, key: str) -> list[str] | None:
+        # Keras splits attributes over 64 kB into key0, key1, ...
+        if key in obj.attrs:
+            return [s(v) for v in obj.attrs[key]]
+        if f"{key}0" not in obj.attrs:
+            return None
+        out, k = [], 0
+        while f"{key}{k}" in obj.attrs:
+            out += [s(v) for v in obj.attrs[f"{key}{k}"]]
+            k += 1
+        return out
+
     with h5py.File(path, "r") as f:
         g = f.get("model_weights", f)
-        if "layer_names" not in g.attrs:
+        layer_names = names_attr(g, "layer_names")
+        if layer_names is None:
             raise ValueError(f"{path}: not a Keras HDF5 weight file (no 'layer_names' attribute)")
         out = []
-        for lname in g.attrs["layer_names"]:
-            lg = g[s(lname)]
-            names = [s(w) for w in lg.attrs.get("weight_names", [])]
+        for lname in layer_names:
+            lg = g[lname]
+            names = names_attr(lg, "weight_names") or []
             if names:
                 out.append([np.asarray(lg[w]) for w in names])
     return out
