@@ -127,3 +127,11 @@ def test_measures_on_device(device):
         assert res[k].score == pytest.approx(ref[k].score, rel=1e-9)
     sk = kv_measures(model, x.to(device), y.to(device), "2", seed=2, method="sinkhorn")
     assert sk["kv"].score == pytest.approx(ref["kv"].score, rel=0.1)  # entropic bias: a few %
+
+
+def test_options_are_checked():
+    model, x, y = setup()
+    with pytest.raises(TypeError, match="eps"):
+        kv_margin(model, x, y, "2", eps=0.1)  # eps only enters kV-GN-Margin
+    with pytest.raises(TypeError, match="sead"):
+        kv_gn_margin(model, x, y, "2", sead=0)

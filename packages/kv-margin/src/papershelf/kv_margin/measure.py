@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -223,6 +223,29 @@ def kv_measure_from_arrays(
     )
 
 
+class KVOptions(TypedDict, total=False):
+    """Keyword options of :func:`kv_margin` (documented there; defaults in ``_measure``)."""
+
+    hook: Hook
+    subsample: int | None
+    official: bool
+    seed: int | np.random.Generator | np.random.RandomState
+    class_weights: Any
+    quantile: float
+    m: int | None
+    n_splits: int
+    method: Method
+    n_jobs: int
+    batch_size: int | None
+
+
+class GNOptions(KVOptions, total=False):
+    """Keyword options of :func:`kv_gn_margin` and :func:`kv_measures`: those of kV-Margin
+    and ``eps``."""
+
+    eps: float
+
+
 def _measure(
     variants: tuple[Variant, ...],
     model: nn.Module,
@@ -230,19 +253,21 @@ def _measure(
     y: Any,
     feature_layer: str | nn.Module,
     *,
-    hook: Hook,
-    subsample: int | None,
-    official: bool,
-    seed: int | np.random.Generator | np.random.RandomState,
-    class_weights: Any,
-    quantile: float,
-    eps: float,
-    m: int | None,
-    n_splits: int,
-    method: Method,
-    n_jobs: int,
-    batch_size: int | None,
+    hook: Hook = "input",
+    subsample: int | None = None,
+    official: bool = False,
+    seed: int | np.random.Generator | np.random.RandomState = 0,
+    class_weights: Any = None,
+    quantile: float = 0.5,
+    eps: float = 1e-6,
+    m: int | None = None,
+    n_splits: int = 1,
+    method: Method = "emd",
+    n_jobs: int = 1,
+    batch_size: int | None = None,
 ) -> dict[str, KVMarginResult]:
+    """The one code path of all three measure functions: one forward + backward, the class
+    k-variances once, then each requested variant from the same arrays."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x)!r}")
     y_np = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
@@ -365,38 +390,11 @@ def kv_margin(
     x: Tensor,
     y: Any,
     feature_layer: str | nn.Module,
-    *,
-    hook: Hook = "input",
-    subsample: int | None = None,
-    official: bool = False,
-    seed: int | np.random.Generator | np.random.RandomState = 0,
-    class_weights: Any = None,
-    quantile: float = 0.5,
-    m: int | None = None,
-    n_splits: int = 1,
-    method: Method = "emd",
-    n_jobs: int = 1,
-    batch_size: int | None = None,
+    **options: Unpack[KVOptions],
 ) -> KVMarginResult:
-    return _measure(
-        ("kv",),
-        model,
-        x,
-        y,
-        feature_layer,
-        hook=hook,
-        subsample=subsample,
-        official=official,
-        seed=seed,
-        class_weights=class_weights,
-        quantile=quantile,
-        eps=0.0,
-        m=m,
-        n_splits=n_splits,
-        method=method,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-    )["kv"]
+    if "eps" in options:  # eps only enters kV-GN-Margin
+        raise TypeError("kv_margin() got an unexpected keyword argument 'eps'")
+    return _measure(("kv",), model, x, y, feature_layer, **options)["kv"]
 
 
 def kv_gn_margin(
@@ -404,39 +402,9 @@ def kv_gn_margin(
     x: Tensor,
     y: Any,
     feature_layer: str | nn.Module,
-    *,
-    hook: Hook = "input",
-    subsample: int | None = None,
-    official: bool = False,
-    seed: int | np.random.Generator | np.random.RandomState = 0,
-    class_weights: Any = None,
-    quantile: float = 0.5,
-    eps: float = 1e-6,
-    m: int | None = None,
-    n_splits: int = 1,
-    method: Method = "emd",
-    n_jobs: int = 1,
-    batch_size: int | None = None,
+    **options: Unpack[GNOptions],
 ) -> KVMarginResult:
-    return _measure(
-        ("gn",),
-        model,
-        x,
-        y,
-        feature_layer,
-        hook=hook,
-        subsample=subsample,
-        official=official,
-        seed=seed,
-        class_weights=class_weights,
-        quantile=quantile,
-        eps=eps,
-        m=m,
-        n_splits=n_splits,
-        method=method,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-    )["gn"]
+    return _measure(("gn",), model, x, y, feature_layer, **options)["gn"]
 
 
 def kv_measures(
@@ -444,39 +412,14 @@ def kv_measures(
     x: Tensor,
     y: Any,
     feature_layer: str | nn.Module,
-    *,
-    hook: Hook = "input",
-    subsample: int | None = None,
-    official: bool = False,
-    seed: int | np.random.Generator | np.random.RandomState = 0,
-    class_weights: Any = None,
-    quantile: float = 0.5,
-    eps: float = 1e-6,
-    m: int | None = None,
-    n_splits: int = 1,
-    method: Method = "emd",
-    n_jobs: int = 1,
-    batch_size: int | None = None,
+    **options: Unpack[GNOptions],
 ) -> dict[str, KVMarginResult]:
-    return _measure(
-        ("kv", "gn"),
-        model,
-        x,
-        y,
-        feature_layer,
-        hook=hook,
-        subsample=subsample,
-        official=official,
-        seed=seed,
-        class_weights=class_weights,
-        quantile=quantile,
-        eps=eps,
-        m=m,
-        n_splits=n_splits,
-        method=method,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-    )
+    """kV-Margin and kV-GN-Margin from one forward, one backward and one set of k-variances.
+
+    Same arguments as :func:`kv_gn_margin`; returns ``{"kv": KVMarginResult, "gn":
+    KVMarginResult}``, equal to the two single calls with the same options.
+    """
+    return _measure(("kv", "gn"), model, x, y, feature_layer, **options)
 
 
 kv_margin.__doc__ = (
