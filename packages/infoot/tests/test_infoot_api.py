@@ -132,6 +132,57 @@ def test_unseen_points_project_near_their_cluster():
     assert (yt[dist.argmin(1)] == yq).mean() == 1.0
 
 
+# -- labels and the inverse map (POT's ot.da protocol) ------------------------------------------
+def test_transform_labels_propagates_through_the_coupling(fitted):
+    L = fitted.transform_labels(ys)
+    P = fitted.coupling_
+    assert L.shape == (30, 3)
+    assert_close(L.sum(1), np.ones(30), rtol=0, atol=1e-12)  # a distribution per target
+    onehot = np.eye(3)[ys]
+    assert_close(L, (P / P.sum(0)).T @ onehot, rtol=1e-12)  # POT's formula
+    string_labels = np.array(["a", "b", "c"])[ys]  # any labels; columns in np.unique order
+    assert_close(fitted.transform_labels(string_labels), L, rtol=0)
+    Li = fitted.inverse_transform_labels(np.arange(30) % 3)
+    assert Li.shape == (40, 3)
+    assert_close(Li.sum(1), np.ones(40), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="ys must have shape"):
+        fitted.transform_labels(ys[:-1])
+
+
+def test_label_transfer_recovers_target_classes():
+    est = FusedInfoOT().fit(Xs, Xt, ys=ys)
+    yt = np.arange(30) % 3  # the fixture's target labels
+    assert (est.transform_labels(ys).argmax(1) == yt).mean() >= 0.9
+    assert (est.inverse_transform_labels(yt).argmax(1) == ys).mean() >= 0.9
+
+
+def test_inverse_transform(fitted):
+    P = fitted.coupling_
+    bary = fitted.inverse_transform(Xt)
+    assert_close(bary, (P.T @ Xs) / P.sum(0)[:, None], rtol=1e-12)
+    cond = fitted.inverse_transform(Xt, method="conditional")
+    assert cond.shape == (30, 2)
+    # E[x | y] is a convex combination of the training source
+    assert (cond.min(0) >= Xs.min(0) - 1e-9).all() and (cond.max(0) <= Xs.max(0) + 1e-9).all()
+    with pytest.raises(ValueError, match="barycentric inverse projection is defined only"):
+        fitted.inverse_transform(Xt[:5] + 0.1)
+    with pytest.raises(ValueError, match="Xt must have 2 features"):
+        fitted.inverse_transform(np.ones((3, 4)), method="conditional")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        InfoOT().inverse_transform(Xt)
+
+
+def test_inverse_transform_of_new_targets_train_bandwidth_is_per_point():
+    est = InfoOT(max_iter=10, oos_bandwidth="train").fit(Xs, Xt)
+    new = Xt[:6] + 0.05
+    batch = est.inverse_transform(new, method="conditional")
+    one_by_one = np.vstack([est.inverse_transform(new[i : i + 1], "conditional") for i in range(6)])
+    assert_close(batch, one_by_one, rtol=1e-12, atol=1e-12)
+    # a target point slightly moved maps close to where the training point maps
+    near = est.inverse_transform(Xt, method="conditional")[:6]
+    assert np.abs(batch - near).max() < 0.2 * np.ptp(Xs, axis=0).max()
+
+
 # -- backends ----------------------------------------------------------------------------------
 @with_devices
 @pytest.mark.parametrize("cls", [InfoOT, FusedInfoOT])
@@ -148,6 +199,11 @@ def test_torch_matches_numpy_and_keeps_type(device, cls):
     assert_close(score, a.conditional_score(Xq), rtol=1e-9, atol=1e-12)
     proj = b.transform(T(Xs), method="barycentric")
     assert_close(proj, a.transform(Xs, method="barycentric"), rtol=1e-10)
+    labels = b.transform_labels(ys)
+    assert isinstance(labels, torch.Tensor) and labels.device.type == device
+    assert_close(labels, a.transform_labels(ys), rtol=1e-9, atol=1e-12)
+    inv = b.inverse_transform(T(Xt[:4] + 0.1), method="conditional")
+    assert_close(inv, a.inverse_transform(Xt[:4] + 0.1, method="conditional"), rtol=1e-9)
     with pytest.raises(TypeError, match="same kind of array"):
         b.conditional_score(Xq)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from papershelf.infoot._backend import as_matrix, backend_of, is_torch
+from papershelf.infoot._backend import as_matrix, as_vector, backend_of, is_torch
 from papershelf.infoot.kernels import (
     _check_h,
     gaussian_kernel,
@@ -216,6 +216,101 @@ class _InfoOTBase:
         return conditional_projection(
             density_ratio(self.coupling_, Ks, self._target_kernel(h)), self.xt_
         )
+
+    def inverse_transform(
+        self, Xt: Any, method: str = "barycentric", h: float | None = None
+    ) -> Any:
+        r"""Map target points back into the source domain (POT's ``inverse_transform``).
+
+        Parameters
+        ----------
+        Xt : array, shape (k, d_t)
+            The training target (both methods) or new target points (``"conditional"`` only).
+        method : {"barycentric", "conditional"}
+            ``"barycentric"``: :math:`\sum_i \Gamma_{ij} x_i / \sum_i \Gamma_{ij}` (training
+            target only). ``"conditional"``: :math:`E[x\mid y]` under the kernel joint,
+            :math:`\sum_i R(x_i, y) x_i / \sum_i R(x_i, y)`; for new points the kernel from
+            ``Xt`` to the training target uses the ``oos_bandwidth`` rule (``"query"``: scale of
+            the query-to-target distances; ``"train"``: the training target's scale).
+        h : float, optional
+            Bandwidth of the conditional projection (default: the fitted ``h``).
+
+        Returns
+        -------
+        Xs_proj : array, shape (k, d_s)
+        """
+        self._check_fitted()
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        Xt = as_matrix(Xt, "Xt", like=self.xt_)
+        if Xt.shape[1] != self.xt_.shape[1]:
+            raise ValueError(
+                f"Xt must have {self.xt_.shape[1]} features like the training target, "
+                f"got {Xt.shape[1]}"
+            )
+        P_T = self.coupling_.T
+        in_sample = _same_array(Xt, self.xt_)
+        if method == "barycentric":
+            if not in_sample:
+                raise ValueError(
+                    "the barycentric inverse projection is defined only for the training target "
+                    "(the columns of coupling_); use method='conditional' for new points"
+                )
+            return barycentric_projection(P_T, self.xs_)
+        h = self.h if h is None else h
+        _check_h(h)
+        Ks = self.Ks_ if h == self.h else gaussian_kernel(self.Cs_, h * self.source_kernel_scale_)
+        if in_sample:
+            Kq = self._target_kernel(h)
+        else:
+            Cq = pairwise_euclidean(Xt, self.xt_)
+            scale = _scale(Cq) if self.oos_bandwidth == "query" else self.target_kernel_scale_
+            Kq = gaussian_kernel(Cq, h * scale)
+        return conditional_projection(density_ratio(P_T, Kq, Ks), self.xs_)
+
+    def _propagate(self, labels: Any, P: Any, name: str) -> Any:
+        nx = backend_of(P)
+        y = as_vector(labels, name, P.shape[0])
+        classes = np.unique(y)
+        onehot = (y[:, None] == classes[None, :]).astype(np.float64)
+        D = nx.from_numpy(onehot, type_as=P)
+        # each column of the coupling, normalised: the parity plans miss the column marginals
+        return (P / nx.sum(P, axis=0)[None, :]).T @ D
+
+    def transform_labels(self, ys: Any) -> Any:
+        r"""Soft labels of the training target by label propagation through the coupling.
+
+        :math:`L_{jc} = \sum_i \Gamma_{ij} [y_i = c] / \sum_i \Gamma_{ij}` (POT's
+        ``transform_labels``): each row is a distribution over the classes.
+
+        Parameters
+        ----------
+        ys : array-like, shape (n,)
+            Labels of the training source.
+
+        Returns
+        -------
+        L : array, shape (m, n_classes)
+            Columns in the order of ``numpy.unique(ys)``; rows sum to one.
+        """
+        self._check_fitted()
+        return self._propagate(ys, self.coupling_, "ys")
+
+    def inverse_transform_labels(self, yt: Any) -> Any:
+        r"""Soft labels of the training source from target labels (POT's ``inverse_transform_labels``).
+
+        Parameters
+        ----------
+        yt : array-like, shape (m,)
+            Labels of the training target.
+
+        Returns
+        -------
+        L : array, shape (n, n_classes)
+            Columns in the order of ``numpy.unique(yt)``; rows sum to one.
+        """
+        self._check_fitted()
+        return self._propagate(yt, self.coupling_.T, "yt")
 
 
 class InfoOT(_InfoOTBase):
