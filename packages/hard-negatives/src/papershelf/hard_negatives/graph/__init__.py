@@ -17,16 +17,55 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from papershelf.hard_negatives.graph._data import GRAPH_FAMILIES, synthetic_graph_classes
+    from papershelf.hard_negatives.graph._experiment import (
+        GraphExperimentConfig,
+        GraphExperimentResult,
+        graph_figure,
+        graph_records,
+        run_graph,
+        run_graph_experiment,
+        svm_accuracy,
+        train_infograph,
+    )
     from papershelf.hard_negatives.graph._loss import infograph_jsd, infograph_jsd_hard
+    from papershelf.hard_negatives.graph._model import GINEncoder, InfoGraph, InfoGraphConfig
 
 __all__ = [
+    "GRAPH_FAMILIES",
+    "GINEncoder",
+    "GraphExperimentConfig",
+    "GraphExperimentResult",
+    "InfoGraph",
+    "InfoGraphConfig",
+    "graph_figure",
+    "graph_records",
     "infograph_jsd",
     "infograph_jsd_hard",
+    "run_graph",
+    "run_graph_experiment",
+    "svm_accuracy",
+    "synthetic_graph_classes",
+    "train_infograph",
 ]
 
+# Lazy: the loss needs torch only; the rest imports torch-geometric (and scikit-learn to score).
 _EXPORTS = {
+    "GRAPH_FAMILIES": "_data",
+    "synthetic_graph_classes": "_data",
+    "GraphExperimentConfig": "_experiment",
+    "GraphExperimentResult": "_experiment",
+    "graph_figure": "_experiment",
+    "graph_records": "_experiment",
+    "run_graph": "_experiment",
+    "run_graph_experiment": "_experiment",
+    "svm_accuracy": "_experiment",
+    "train_infograph": "_experiment",
     "infograph_jsd": "_loss",
     "infograph_jsd_hard": "_loss",
+    "GINEncoder": "_model",
+    "InfoGraph": "_model",
+    "InfoGraphConfig": "_model",
 }
 
 
