@@ -7,6 +7,7 @@ are computed with a hand-written numpy forward in Keras' channels-last layout.
 
 import json
 import struct
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -389,3 +390,38 @@ def test_full_reproduction_on_pgdl_tasks(tmp_path, monkeypatch):
     monkeypatch.setenv("KV_MARGIN_PGDL_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="no PGDL task"):
         run(ReproduceContext(out_dir=tmp_path / "out2", full=True))
+
+
+# --- files written by TensorFlow/Keras, scored by the official code ---------------------------
+
+REF_DIR = Path(__file__).parent / "reference"
+TF_TASK = REF_DIR / "pgdl_task"
+TF_REF = json.loads((REF_DIR / "pgdl_reference.json").read_text())
+
+
+@pytest.mark.parametrize("mid", ["model_1", "model_2", "model_3"])
+def test_keras_written_models_match_tensorflow(mid):
+    # pgdl_task/ was written by Keras save_weights and tf.io.TFRecordWriter (see
+    # reference/make_pgdl_reference.py); the expected values are TensorFlow's
+    x, y = load_pgdl_dataset(TF_TASK)
+    assert x.shape == (220, 8, 8, 1) and set(y.tolist()) == {0, 1, 2}
+    model = load_pgdl_model(TF_TASK / mid, dtype=torch.float64)
+    xt = torch.from_numpy(x[:4]).double().permute(0, 3, 1, 2)
+    out = model(xt).detach().numpy()
+    np.testing.assert_allclose(out, TF_REF[f"{mid}_logits_first4"], rtol=1e-5, atol=1e-5)
+    for i, ref in TF_REF[f"{mid}_layer_inputs_first4"].items():
+        h = model[: int(i)](xt).detach()
+        h = h.permute(0, 2, 3, 1) if h.ndim == 4 else h  # TensorFlow's channels-last order
+        np.testing.assert_allclose(h.reshape(4, -1).numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_official_scores_on_keras_written_task():
+    res = score_pgdl_task(TF_TASK, dtype=torch.float64)
+    assert res.gap is None and res.cmi == {}  # no model_configs.json in this task
+    for k, mid in enumerate(res.model_ids):
+        for name, key in (("kV-Margin", "kv"), ("kV-GN-Margin", "gn")):
+            for tag, depth in (("1st", "shallow"), ("8th", "deep")):
+                # official: float32 TensorFlow; here float64 torch
+                assert res.scores[f"{name} {tag}"][k] == pytest.approx(
+                    TF_REF[f"{mid}_{key}_{depth}"], rel=1e-5
+                ), (mid, name, tag)
