@@ -120,7 +120,6 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    torch.set_num_threads(1) if ctx.device == "cpu" and not ctx.full else None
     hp = FULL if ctx.full else QUICK
     data = MovingShapes()
     per_seed: dict[str, list[float]] = {}

@@ -15,6 +15,33 @@ from papershelf.moviegen.text import TextContext
 __all__ = ["euler_sample", "scheduler_sample"]
 
 
+def _initial_state(
+    shape: tuple[int, ...],
+    text: TextContext,
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+    x0: Tensor | None,
+) -> tuple[Tensor, torch.device | str]:
+    """X_0 (``x0``, or noise drawn on the CPU) and the sampling device (default: the text's)."""
+    if text.batch_size != shape[0]:
+        raise ValueError(f"text has batch size {text.batch_size}, shape asks for {shape[0]}")
+    if device is None:
+        device = next(iter(text.states.values())).device
+    if x0 is None:
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(
+            device, dtype
+        ), device
+    if tuple(x0.shape) != tuple(shape):
+        raise ValueError(f"x0 must have shape {tuple(shape)}, got {tuple(x0.shape)}")
+    return x0.to(device, dtype), device
+
+
+def _doubled(model_kwargs: dict[str, object]) -> dict[str, object]:
+    """Model keyword tensors repeated for the [conditional, unconditional] batch of CFG."""
+    return {k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in model_kwargs.items()}
+
+
 def euler_sample(
     model: Callable[..., Tensor],
     shape: tuple[int, ...],
@@ -69,23 +96,12 @@ def euler_sample(
         raise ValueError("t_grid must be a 1-D grid with at least 2 entries")
     if bool((t_grid.diff() <= 0).any()) or t_grid[0] < 0 or t_grid[-1] > 1:
         raise ValueError("t_grid must increase strictly within [0, 1]")
-    if text.batch_size != shape[0]:
-        raise ValueError(f"text has batch size {text.batch_size}, shape asks for {shape[0]}")
-    if device is None:
-        device = next(iter(text.states.values())).device
-    if x0 is None:
-        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    else:
-        if tuple(x0.shape) != tuple(shape):
-            raise ValueError(f"x0 must have shape {tuple(shape)}, got {tuple(x0.shape)}")
-        x = x0.to(device, dtype)
+    x, device = _initial_state(shape, text, generator, device, dtype, x0)
     use_cfg = guidance != 1.0
     if use_cfg:
         uncond = text.null() if uncond is None else uncond
         both = TextContext.cat([text, uncond])
-        kwargs2 = {
-            k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in model_kwargs.items()
-        }
+        kwargs2 = _doubled(model_kwargs)
     ts = t_grid.tolist()
     steps = progress(
         range(len(ts) - 1),
@@ -145,24 +161,14 @@ def scheduler_sample(
         raise ValueError(f"guidance must be >= 1, got {guidance}")
     if not hasattr(scheduler, "timesteps") or not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have timesteps and step() (call set_timesteps first)")
-    if text.batch_size != shape[0]:
-        raise ValueError(f"text has batch size {text.batch_size}, shape asks for {shape[0]}")
-    if device is None:
-        device = next(iter(text.states.values())).device
-    if x0 is None:
-        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    else:
-        x = x0.to(device, dtype)
+    x, device = _initial_state(shape, text, generator, device, dtype, x0)
     use_cfg = guidance != 1.0
     both = TextContext.cat([text, text.null() if uncond is None else uncond]) if use_cfg else text
     for ts in scheduler.timesteps:
         t = (1.0 - float(ts) / 1000.0) * torch.ones(shape[0], device=device)
         t = t.clamp(0.0, 1.0)
         if use_cfg:
-            kw = {
-                k: torch.cat([v, v]) if isinstance(v, Tensor) else v
-                for k, v in model_kwargs.items()
-            }
+            kw = _doubled(model_kwargs)
             v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both, **kw).chunk(2)
             v = v_u + guidance * (v_c - v_u)
         else:

@@ -12,12 +12,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CastDiT", "DiTConfig", "LatentVideoDiT", "dit_param_count", "timestep_embedding"]
+__all__ = [
+    "CastDiT",
+    "DiTConfig",
+    "LatentVideoDiT",
+    "VideoDiTShape",
+    "dit_param_count",
+    "latent_video_dit",
+    "latent_video_dit_param_count",
+    "text_mask_or_all",
+    "timestep_embedding",
+    "token_projection",
+    "token_projection_param_count",
+]
 
 
 @dataclass(frozen=True)
@@ -306,3 +319,67 @@ class LatentVideoDiT(nn.Module):
         out = self.net(tok, t, pos, context, context_mask, time_extra)
         out = out.reshape(B, T, Hp, Wp, C, p, p).permute(0, 4, 1, 2, 5, 3, 6)
         return out.reshape(B, C, T, H, W)
+
+
+class VideoDiTShape(Protocol):
+    """The fields of a cast config that shape its :class:`LatentVideoDiT` (PT2V, Edit)."""
+
+    @property
+    def latent_channels(self) -> int: ...
+    @property
+    def patch(self) -> int: ...
+    @property
+    def max_pos(self) -> tuple[int, int, int]: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def ffn_dim(self) -> int: ...
+
+
+def latent_video_dit(cfg: VideoDiTShape, extra_channels: int = 0) -> LatentVideoDiT:
+    """The :class:`LatentVideoDiT` of a cast config, with ``extra_channels`` conditioning."""
+    return LatentVideoDiT(
+        cfg.latent_channels,
+        extra_channels,
+        cfg.patch,
+        cfg.max_pos,
+        cfg.dim,
+        cfg.depth,
+        cfg.heads,
+        cfg.ffn_dim,
+    )
+
+
+def latent_video_dit_param_count(cfg: VideoDiTShape, extra_channels: int = 0) -> int:
+    """Closed-form parameter count of :func:`latent_video_dit` (transformer + positions)."""
+    vol = cfg.patch**2
+    dcfg = DiTConfig(
+        in_dim=(cfg.latent_channels + extra_channels) * vol,
+        out_dim=cfg.latent_channels * vol,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        ffn_dim=cfg.ffn_dim,
+    )
+    return dit_param_count(dcfg) + cfg.dim * sum(cfg.max_pos)
+
+
+def token_projection(in_dim: int, dim: int) -> nn.Sequential:
+    """Encoder states (text, reference image) -> context tokens: Linear, then LayerNorm."""
+    return nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim))
+
+
+def token_projection_param_count(in_dim: int, dim: int) -> int:
+    """Parameters of :func:`token_projection`."""
+    return (in_dim + 3) * dim
+
+
+def text_mask_or_all(text: Tensor, text_mask: Tensor | None) -> Tensor:
+    """``text_mask`` as bool, or all True (every token real) when omitted; shape (B, L)."""
+    if text_mask is None:
+        return torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+    return text_mask.bool()

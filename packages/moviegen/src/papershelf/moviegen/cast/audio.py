@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papershelf.moviegen.cast._dit import CastDiT, DiTConfig, dit_param_count
+from papershelf.moviegen.cast._dit import (
+    CastDiT,
+    DiTConfig,
+    dit_param_count,
+    token_projection,
+    token_projection_param_count,
+)
 from papershelf.moviegen.cast._flow import flow_pair, integrate, multidiffusion_velocity
 from papershelf.moviegen.schedules import linear_t
 
@@ -215,9 +221,7 @@ def audio_param_count(cfg: AudioDiTConfig) -> int:
         + cfg.max_len * d
         + cfg.video_dim * d
         + d
-        + cfg.text_dim * d
-        + d
-        + 2 * d
+        + token_projection_param_count(cfg.text_dim, d)
     )
 
 
@@ -240,7 +244,7 @@ class AudioDiT(nn.Module):
         self.net.zero_input_columns(cfg.latent_channels)  # context and mask start silent
         self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.dim) * 0.02)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.dim)
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        self.text_proj = token_projection(cfg.text_dim, cfg.dim)
 
     @staticmethod
     def align_video(video: Tensor, length: int) -> Tensor:

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papershelf.moviegen.cast._dit import DiTConfig, LatentVideoDiT, dit_param_count
+from papershelf.moviegen.cast._dit import (
+    latent_video_dit,
+    latent_video_dit_param_count,
+    text_mask_or_all,
+    token_projection,
+    token_projection_param_count,
+)
 from papershelf.moviegen.cast._flow import flow_pair, integrate
 from papershelf.moviegen.schedules import linear_t
 
@@ -138,36 +144,18 @@ class EditModel(nn.Module):
     def __init__(self, cfg: EditConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.video = LatentVideoDiT(
-            cfg.latent_channels,
-            cfg.latent_channels,
-            cfg.patch,
-            cfg.max_pos,
-            cfg.dim,
-            cfg.depth,
-            cfg.heads,
-            cfg.ffn_dim,
-        )
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        self.video = latent_video_dit(cfg, extra_channels=cfg.latent_channels)
+        self.text_proj = token_projection(cfg.text_dim, cfg.dim)
         self.task = EditConditioning(cfg.n_tasks, cfg.dim, cfg.n_task_tokens)
 
     def context(
         self, text: Tensor, task: Tensor, text_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """[instruction tokens, task tokens], its mask, and the time offset."""
-        B, L, _ = text.shape
         tok, temb = self.task(task)
-        m = (
-            torch.ones(B, L, dtype=torch.bool, device=text.device)
-            if text_mask is None
-            else text_mask.bool()
-        )
         ctx = torch.cat([self.text_proj(text), tok], 1)
-        return (
-            ctx,
-            torch.cat([m, torch.ones(B, tok.shape[1], dtype=torch.bool, device=text.device)], 1),
-            temb,
-        )
+        tok_mask = torch.ones(tok.shape[:2], dtype=torch.bool, device=text.device)
+        return ctx, torch.cat([text_mask_or_all(text, text_mask), tok_mask], 1), temb
 
     def forward(
         self,
@@ -222,15 +210,10 @@ class EditModel(nn.Module):
 
 def edit_param_count(cfg: EditConfig) -> int:
     """Closed-form parameter count of :class:`EditModel`."""
-    vol = cfg.patch**2
-    dcfg = DiTConfig(
-        in_dim=2 * cfg.latent_channels * vol,
-        out_dim=cfg.latent_channels * vol,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        ffn_dim=cfg.ffn_dim,
-    )
     d = cfg.dim
     task = cfg.n_tasks * d + d * cfg.n_task_tokens * d + cfg.n_task_tokens * d + d * d + d
-    return dit_param_count(dcfg) + d * sum(cfg.max_pos) + (cfg.text_dim + 3) * d + task
+    return (
+        latent_video_dit_param_count(cfg, extra_channels=cfg.latent_channels)
+        + token_projection_param_count(cfg.text_dim, d)
+        + task
+    )

@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papershelf.moviegen.cast._dit import LatentVideoDiT, dit_param_count
+from papershelf.moviegen.cast._dit import (
+    latent_video_dit,
+    latent_video_dit_param_count,
+    text_mask_or_all,
+    token_projection,
+    token_projection_param_count,
+)
 from papershelf.moviegen.cast._flow import flow_pair, integrate
 from papershelf.moviegen.schedules import linear_t
 
@@ -174,8 +180,8 @@ class PersonalizedConditioner(nn.Module):
                 "image_size must be given when the vision encoder has no int attribute image_size"
             )
         self.image_size = size
-        self.text_proj = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
-        self.image_proj = nn.Sequential(nn.Linear(vision_dim, dim), nn.LayerNorm(dim))
+        self.text_proj = token_projection(text_dim, dim)
+        self.image_proj = token_projection(vision_dim, dim)
 
     def forward(
         self, text: Tensor, reference: Tensor | None = None, text_mask: Tensor | None = None
@@ -194,13 +200,9 @@ class PersonalizedConditioner(nn.Module):
         context : Tensor, shape (B, L + N_img, dim)
         mask : Tensor, shape (B, L + N_img), bool
         """
-        B, L, _ = text.shape
+        B = text.shape[0]
         ctx_t = self.text_proj(text)
-        text_mask = (
-            torch.ones(B, L, dtype=torch.bool, device=text.device)
-            if (text_mask is None)
-            else text_mask.bool()
-        )
+        text_mask = text_mask_or_all(text, text_mask)
         img = (
             reference
             if reference is not None
@@ -228,16 +230,7 @@ class PersonalizedVideoModel(nn.Module):
         self.conditioner = PersonalizedConditioner(
             cfg.text_dim, cfg.vision_dim, cfg.dim, enc, cfg.image_size
         )
-        self.video = LatentVideoDiT(
-            cfg.latent_channels,
-            0,
-            cfg.patch,
-            cfg.max_pos,
-            cfg.dim,
-            cfg.depth,
-            cfg.heads,
-            cfg.ffn_dim,
-        )
+        self.video = latent_video_dit(cfg)
 
     def forward(
         self,
@@ -288,21 +281,8 @@ def apply_stage(model: PersonalizedVideoModel, stage: PT2VStage) -> list[nn.Para
 
 def pt2v_param_count(cfg: PT2VConfig) -> int:
     """Parameters of the video transformer and the projections (vision encoder excluded)."""
-    from papershelf.moviegen.cast._dit import DiTConfig
-
-    vol = cfg.patch**2
-    dcfg = DiTConfig(
-        in_dim=cfg.latent_channels * vol,
-        out_dim=cfg.latent_channels * vol,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        ffn_dim=cfg.ffn_dim,
-    )
-    d = cfg.dim
     return (
-        dit_param_count(dcfg)
-        + d * sum(cfg.max_pos)
-        + (cfg.text_dim + 3) * d
-        + (cfg.vision_dim + 3) * d
+        latent_video_dit_param_count(cfg)
+        + token_projection_param_count(cfg.text_dim, cfg.dim)
+        + token_projection_param_count(cfg.vision_dim, cfg.dim)
     )

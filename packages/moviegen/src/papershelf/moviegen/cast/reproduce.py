@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -117,11 +118,25 @@ def _opt(params: Any, lr: float, steps: int) -> tuple[torch.optim.Optimizer, Any
     )
 
 
-def _step(opt: torch.optim.Optimizer, sched: Any, loss: Tensor) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    sched.step()
+def _fit(
+    ctx: ReproduceContext,
+    params: Any,
+    lr: float,
+    steps: int,
+    desc: str,
+    loss_fn: Callable[[int], Tensor],
+    losses: list[float] | None = None,
+) -> None:
+    """``steps`` AdamW steps (one-cycle schedule) on ``loss_fn(step)``; losses appended."""
+    opt, sched = _opt(params, lr, steps)
+    for i in ctx.progress(range(steps), desc=desc):
+        loss = loss_fn(i)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if losses is not None:
+            losses.append(loss.item())
 
 
 def _psnr(x: Tensor, y: Tensor) -> float:
@@ -147,13 +162,13 @@ def demo_upsampler(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict
     g = make_generator(seed)
     cfg = UPSAMPLER_PRESETS["tiny"]
     model = SpatialUpsampler(cfg)
-    opt, sched = _opt(model.parameters(), hp["up_lr"], hp["up_steps"])
-    losses = []
-    for _ in ctx.progress(range(hp["up_steps"]), desc="upsampler"):
+
+    def loss(_i: int) -> Tensor:
         hr, _, _ = moving_shapes(hp["up_batch"], 4, 8, obj=3, generator=g)
-        loss = model.loss(hr, generator=g)
-        _step(opt, sched, loss)
-        losses.append(loss.item())
+        return model.loss(hr, generator=g)
+
+    losses: list[float] = []
+    _fit(ctx, model.parameters(), hp["up_lr"], hp["up_steps"], "upsampler", loss, losses)
     ge = make_generator(10_000 + seed)
     hr, _, _ = moving_shapes(hp["up_eval"], 6, 8, obj=3, generator=ge)
     lr = F.avg_pool3d(hr, (1, 2, 2))
@@ -221,23 +236,24 @@ def demo_audio(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict[str
     torch.manual_seed(seed)
     g = make_generator(seed)
     vae = DACVAE1D(VAE_PRESETS["tiny"])
-    opt, sched = _opt(vae.parameters(), 3e-3, hp["vae_steps"])
-    for _ in ctx.progress(range(hp["vae_steps"]), desc="DAC-VAE"):
-        loss, _ = vae.loss(_audio_data(hp["audio_batch"], 16, g)["wav"], generator=g)
-        _step(opt, sched, loss)
+
+    def vae_loss(_: int) -> Tensor:
+        return vae.loss(_audio_data(hp["audio_batch"], 16, g)["wav"], generator=g)[0]
+
+    _fit(ctx, vae.parameters(), 3e-3, hp["vae_steps"], "DAC-VAE", vae_loss)
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         scale = float(vae.encode(_audio_data(256, 16, g)["wav"])[0].std())
     dit = AudioDiT(AUDIO_PRESETS["tiny"])
-    opt, sched = _opt(dit.parameters(), hp["audio_lr"], hp["audio_steps"])
-    losses = []
-    for _ in ctx.progress(range(hp["audio_steps"]), desc="audio DiT"):
+
+    def dit_loss(_: int) -> Tensor:
         d = _audio_data(hp["audio_batch"], 16, g)
         with torch.no_grad():
             z = vae.encode(d["wav"])[0] / scale
-        loss = dit.loss(z, d["feat"], d["text"], generator=g)
-        _step(opt, sched, loss)
-        losses.append(loss.item())
+        return dit.loss(z, d["feat"], d["text"], generator=g)
+
+    losses: list[float] = []
+    _fit(ctx, dit.parameters(), hp["audio_lr"], hp["audio_steps"], "audio DiT", dit_loss, losses)
     dit.eval()
     ge = make_generator(10_000 + seed)
     n, st = hp["audio_eval"], 2 * hp["sample_steps"]
@@ -309,15 +325,16 @@ def demo_pt2v(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict[str,
     torch.manual_seed(seed)
     g = make_generator(seed)
     model = PersonalizedVideoModel(PT2V_PRESETS["tiny"])
-    losses = []
+    losses: list[float] = []
     for stage, steps in zip(PT2V_STAGES, hp["pt2v_steps"], strict=True):
-        opt, sched = _opt(apply_stage(model, stage), hp["pt2v_lr"], steps)
         frames = 2 if stage.num_frames is not None else 4  # "8 latent frames" scaled down
-        for _ in ctx.progress(range(steps), desc=f"PT2V {stage.name}"):
-            video, text, ref, _ = _pt2v_batch(hp["pt2v_batch"], frames, stage.cross_paired, g)
-            loss = model.loss(space_to_depth(video), text, ref, generator=g)
-            _step(opt, sched, loss)
-            losses.append(loss.item())
+
+        def loss(_i: int, frames: int = frames, cross: bool = stage.cross_paired) -> Tensor:
+            video, text, ref, _ = _pt2v_batch(hp["pt2v_batch"], frames, cross, g)
+            return model.loss(space_to_depth(video), text, ref, generator=g)
+
+        params = apply_stage(model, stage)
+        _fit(ctx, params, hp["pt2v_lr"], steps, f"PT2V {stage.name}", loss, losses)
     model.eval()
     ge = make_generator(10_000 + seed)
     video, text, ref, colours = _pt2v_batch(hp["pt2v_eval"], 4, True, ge)
@@ -370,54 +387,49 @@ def demo_edit(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict[str,
     torch.manual_seed(seed)
     g = make_generator(seed)
     model = EditModel(EDIT_PRESETS["tiny"])
-    B, losses, per_stage = hp["edit_batch"], [], []
+    B, lr = hp["edit_batch"], hp["edit_lr"]
+    losses: list[float] = []
+    per_stage: list[dict[str, float]] = []
     s1, s2, s3 = hp["edit_steps"]
     enc = space_to_depth
+    edit_task, t2v_task = torch.ones(B, dtype=torch.long), torch.zeros(B, dtype=torch.long)
+
+    def score_stage() -> None:
+        model.eval()
+        per_stage.append(_edit_eval(model, hp, seed))
+
     # Stage 1: single-frame editing (a one-frame video) multitasked with T2V.
-    opt, sched = _opt(model.parameters(), hp["edit_lr"], s1)
-    for i in ctx.progress(range(s1), desc="edit stage 1"):
+    def stage1(i: int) -> Tensor:
         if i % 2:
             src, tgt, _, b = _edit_batch(B, 1, g)
-            loss = model.loss(enc(tgt), enc(src), _instr(b), torch.ones(B, dtype=torch.long), g)
-        else:
-            vid, col, start = moving_shapes(B, 4, 8, obj=3, generator=g)
-            x1 = enc(vid)
-            loss = model.loss(
-                x1,
-                torch.zeros_like(x1),
-                _t2v_prompt(col, start),
-                torch.zeros(B, dtype=torch.long),
-                g,
-            )
-        _step(opt, sched, loss)
-        losses.append(loss.item())
-    model.eval()
-    per_stage.append(_edit_eval(model, hp, seed))
+            return model.loss(enc(tgt), enc(src), _instr(b), edit_task, g)
+        vid, col, start = moving_shapes(B, 4, 8, obj=3, generator=g)
+        x1 = enc(vid)
+        return model.loss(x1, torch.zeros_like(x1), _t2v_prompt(col, start), t2v_task, g)
+
+    _fit(ctx, model.parameters(), lr, s1, "edit stage 1", stage1, losses)
+    score_stage()
     model.train()
+
     # Stage 2: animated frame pairs - one edit pair moved by the same translation.
-    opt, sched = _opt(model.parameters(), hp["edit_lr"], s2)
-    for _ in ctx.progress(range(s2), desc="edit stage 2"):
+    def stage2(_i: int) -> Tensor:
         src, tgt, _, b = _edit_batch(B, 4, g)
-        loss = model.loss(enc(tgt), enc(src), _instr(b), torch.ones(B, dtype=torch.long), g)
-        _step(opt, sched, loss)
-        losses.append(loss.item())
-    model.eval()
-    per_stage.append(_edit_eval(model, hp, seed))
+        return model.loss(enc(tgt), enc(src), _instr(b), edit_task, g)
+
+    _fit(ctx, model.parameters(), lr, s2, "edit stage 2", stage2, losses)
+    score_stage()
     # Stage 3: backtranslation - edit real clips, learn to map the result back to them.
     real, _, a, b = _edit_batch(hp["bt_pool"], 4, g)
     task1 = torch.ones(real.shape[0], dtype=torch.long)
     fake = model.edit(enc(real), _instr(b), task1, hp["sample_steps"], g)
     model.train()
-    opt, sched = _opt(model.parameters(), hp["edit_lr"] / 2, s3)
-    for _ in ctx.progress(range(s3), desc="edit stage 3"):
+
+    def stage3(_: int) -> Tensor:
         idx = torch.randint(0, real.shape[0], (B,), generator=g)
-        loss = model.loss(
-            enc(real[idx]), fake[idx], _instr(a[idx]), torch.ones(B, dtype=torch.long), g
-        )
-        _step(opt, sched, loss)
-        losses.append(loss.item())
-    model.eval()
-    per_stage.append(_edit_eval(model, hp, seed))
+        return model.loss(enc(real[idx]), fake[idx], _instr(a[idx]), edit_task, g)
+
+    _fit(ctx, model.parameters(), lr / 2, s3, "edit stage 3", stage3, losses)
+    score_stage()
     ge = make_generator(30_000 + seed)
     src, _, _, b = _edit_batch(4, 4, ge)
     out = depth_to_space(
@@ -509,8 +521,6 @@ def run_cast(ctx: ReproduceContext) -> list[ResultRecord]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if ctx.device == "cpu" and not ctx.full:
-        torch.set_num_threads(1)
     hp = FULL if ctx.full else QUICK
     vals: dict[str, list[float]] = {}
     times: dict[str, float] = {}

@@ -194,20 +194,23 @@ class FlowMatchingTrainer:
         for i in range(self.grad_accum):
             sl = slice(i * mb, (i + 1) * mb)
             with self._autocast(x1.device):
-                loss = flow_matching_loss(
-                    self.model,
-                    x1[sl],
-                    text.index(sl),
-                    sigma_min=self.sigma_min,
-                    cfg_dropout=self.cfg_dropout,
-                    generator=self.generator,
-                )
+                loss = self._micro_batch_loss(x1, text, sl)
             (loss / self.grad_accum).backward()
             total += float(loss.detach()) / self.grad_accum
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self.optimizer.step()
         return self._finish_step(total)
+
+    def _micro_batch_loss(self, x1: Tensor, text: TextContext, sl: slice) -> Tensor:
+        return flow_matching_loss(
+            self.model,
+            x1[sl],
+            text.index(sl),
+            sigma_min=self.sigma_min,
+            cfg_dropout=self.cfg_dropout,
+            generator=self.generator,
+        )
 
     def _finish_step(self, total: float) -> float:
         self.scheduler.step()
@@ -228,14 +231,7 @@ class FlowMatchingTrainer:
         for i in range(self.grad_accum):
             sl = slice(i * mb, (i + 1) * mb)
             with acc.accumulate(self.model):
-                loss = flow_matching_loss(
-                    self.model,
-                    x1[sl],
-                    text.index(sl),
-                    sigma_min=self.sigma_min,
-                    cfg_dropout=self.cfg_dropout,
-                    generator=self.generator,
-                )
+                loss = self._micro_batch_loss(x1, text, sl)
                 acc.backward(loss)  # divides by gradient_accumulation_steps
                 total += float(loss.detach()) / self.grad_accum
                 if acc.sync_gradients and self.max_grad_norm is not None:
