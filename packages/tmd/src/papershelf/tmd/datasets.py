@@ -8,7 +8,9 @@ node features) cannot see it and depth-2 trees can.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 
 from papershelf.tmd.graphs import one_hot
 
-__all__ = ["load_tu_dataset", "molecule_like_graphs"]
+__all__ = ["load_tu_dataset", "molecule_like_graphs", "tu_data_root", "tu_raw_files"]
 
 _DEFAULT_TYPE_PROBS = (0.3, 0.15, 0.15, 0.15, 0.1, 0.1, 0.05)
 
@@ -117,27 +119,108 @@ def molecule_like_graphs(
     return [out[i] for i in order]
 
 
-def load_tu_dataset(name: str, root: str = "data") -> list[Any]:
-    """A TU graph-classification dataset (MUTAG, PTC_MR, PROTEINS, ...) via PyTorch Geometric.
+TU_ENV = "PAPERSHELF_DATA"
+TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"  # where PyG's TUDataset downloads from
 
-    PyG downloads the files into ``root`` on first use (this needs the network); later calls
-    read them from disk.
+
+def tu_data_root() -> Path:
+    """The folder that holds the TU datasets: ``$PAPERSHELF_DATA/TUDataset``.
+
+    Without the ``PAPERSHELF_DATA`` environment variable, ``./data/TUDataset`` (the folder of
+    PyG's examples).
+
+    Returns
+    -------
+    pathlib.Path
+        Dataset ``NAME`` is read from ``<root>/NAME/raw/NAME_A.txt`` and the other TU files.
+    """
+    base = os.environ.get(TU_ENV)
+    return (Path(base) if base else Path("data")) / "TUDataset"
+
+
+def tu_raw_files(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The raw files PyG's ``TUDataset`` needs for ``name`` (it downloads when one is missing).
 
     Parameters
     ----------
     name : str
         TU dataset name, e.g. ``"MUTAG"``.
-    root : str
-        Folder of the downloaded files.
+    root : str or path, optional
+        Dataset root (default :func:`tu_data_root`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<root>/<name>/raw/<name>_A.txt`` and ``..._graph_indicator.txt``, then the graph
+        labels (needed for classification); node labels, when present, become one-hot ``x``.
+    """
+    raw = Path(root if root is not None else tu_data_root()) / name / "raw"
+    return [raw / f"{name}_{part}.txt" for part in ("A", "graph_indicator", "graph_labels")]
+
+
+def _missing_message(name: str, missing: list[Path]) -> str:
+    raw = missing[0].parent.absolute()
+    return (
+        f"TU dataset {name!r} not found: {', '.join(p.name for p in missing)} missing in {raw}. "
+        f"Put the TU files there ({name}_A.txt, {name}_graph_indicator.txt, "
+        f"{name}_graph_labels.txt and, if the dataset has them, {name}_node_labels.txt: the "
+        f"contents of {TU_URL}/{name}.zip), or set {TU_ENV} to the folder whose TUDataset/ "
+        f"holds them, or call load_tu_dataset({name!r}, download=True) once with network access"
+    )
+
+
+def load_tu_dataset(
+    name: str, root: str | os.PathLike[str] | None = None, *, download: bool = False
+) -> list[Any]:
+    """A TU graph-classification dataset (MUTAG, PTC_MR, PROTEINS, ...) via PyTorch Geometric.
+
+    Reads ``<root>/<name>/raw/<name>_*.txt`` (the TU format: ``_A`` edges, ``_graph_indicator``,
+    ``_graph_labels``, ``_node_labels``) through PyG's ``TUDataset``, which caches a processed
+    copy in ``<root>/<name>/processed``. Nothing is downloaded unless ``download=True``.
+
+    Parameters
+    ----------
+    name : str
+        TU dataset name, e.g. ``"MUTAG"``.
+    root : str or path, optional
+        Dataset root; default :func:`tu_data_root` (``$PAPERSHELF_DATA/TUDataset``).
+    download : bool
+        Let PyG download ``name`` from the TU collection when its files are missing (needs the
+        network). ``False``: a missing dataset raises :class:`FileNotFoundError` saying where
+        to put the files.
 
     Returns
     -------
     list of torch_geometric.data.Data
-        Graphs with ``x`` (node labels one-hot, float32), ``edge_index`` and ``y``.
+        Graphs with ``x`` (node labels one-hot, float32; a constant ``[1.0]`` per node for
+        unlabelled graphs such as IMDB-BINARY), ``edge_index`` (both directions) and ``y``
+        (labels mapped to 0, 1, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        Files missing and ``download=False``.
+    RuntimeError
+        The download failed (no network, unknown name).
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    base = Path(root) if root is not None else tu_data_root()
+    files = tu_raw_files(name, base)
+    missing = [p for p in files if not p.is_file()]
+    if missing and not download:
+        raise FileNotFoundError(_missing_message(name, missing))
     from torch_geometric.datasets import TUDataset
 
-    ds = TUDataset(root, name=name)
+    try:
+        ds = TUDataset(str(base), name=name)
+    except Exception as err:
+        if not missing:
+            raise
+        raise RuntimeError(
+            f"downloading TU dataset {name!r} from {TU_URL}/{name}.zip failed ({err!r}); "
+            + _missing_message(name, [p for p in files if not p.is_file()] or missing)
+        ) from err
     if ds.num_node_features == 0:  # unattributed graphs (IMDB): constant features
         from torch_geometric.data import Data
 

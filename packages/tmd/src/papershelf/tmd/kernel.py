@@ -6,14 +6,15 @@ semi-definite, which libsvm accepts (as the official ``svc.py`` does).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from papershelf.tmd.distance import Weights, pairwise_tmd
 
-__all__ = ["TMDSVC", "TreeMoversKernel"]
+__all__ = ["TMDSVC", "SplitResult", "TreeMoversKernel", "svm_split_accuracy"]
 
 
 def _check_gamma(gamma: Any, name: str = "gamma") -> float:
@@ -100,6 +101,19 @@ class TreeMoversKernel:
         return np.exp(-_check_gamma(self.gamma) * self._distances(self.graphs_, None))
 
 
+def _permutations(n: int, count: int, random_state: Any) -> list[np.ndarray]:
+    """``count`` random permutations of ``range(n)`` (Python's shuffle for a random.Random)."""
+    if isinstance(random_state, random.Random):
+        out = []
+        for _ in range(count):
+            idx = list(range(n))
+            random_state.shuffle(idx)
+            out.append(np.asarray(idx, dtype=np.intp))
+        return out
+    rng = np.random.default_rng(random_state)
+    return [rng.permutation(n) for _ in range(count)]
+
+
 class TMDSVC:
     r"""The paper's TMD-SVM: an SVM on the kernel :math:`\exp(-\gamma\,\mathrm{TMD})`.
 
@@ -123,8 +137,10 @@ class TMDSVC:
         ``"precomputed"``: ``fit`` takes a TMD matrix of shape (n, n) and ``predict`` one of
         shape (m, n) against the training graphs (reuse one :func:`pairwise_tmd` matrix
         across cross-validation folds).
-    random_state : int, optional
-        Seed of the validation splits.
+    random_state : int, numpy Generator or random.Random, optional
+        Seed of the validation splits. A :class:`random.Random` draws them exactly as the
+        official ``svc.py`` does (``random.shuffle`` of the training indices, the first tenth
+        held out), continuing its stream (see :func:`svm_split_accuracy`).
     n_jobs, memoize : see :func:`~papershelf.tmd.pairwise_tmd`
 
     Attributes
@@ -241,11 +257,9 @@ class TMDSVC:
             raise ValueError(f"y must have shape ({n},), got {labels.shape}")
         if len(np.unique(labels)) < 2:
             raise ValueError("y must hold at least two classes")
-        rng = np.random.default_rng(self.random_state)
         n_val = max(1, int(n * self.validation_fraction))
         scores = np.zeros(len(gammas))
-        for _ in range(self.n_splits):
-            perm = rng.permutation(n)
+        for perm in _permutations(n, self.n_splits, self.random_state):
             val, tr = perm[:n_val], perm[n_val:]
             if len(np.unique(labels[tr])) < 2:
                 continue
@@ -274,3 +288,77 @@ class TMDSVC:
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on ``(X, y)``."""
         return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+class SplitResult(NamedTuple):
+    """One run of the TMD-SVM protocol: test accuracy, chosen bandwidth, validation scores."""
+
+    accuracy: float
+    gamma: float
+    validation_scores: tuple[float, ...]  # mean validation accuracy of each candidate gamma
+
+
+def svm_split_accuracy(
+    dist: Any,
+    y: Any,
+    seed: int,
+    *,
+    gammas: Sequence[float] = (0.01, 0.05, 0.1),
+    C: float = 1.0,
+    n_splits: int = 10,
+) -> SplitResult:
+    r"""One run of the paper's TMD-SVM evaluation (the official ``svc.py --rs seed``).
+
+    The graphs are shuffled with ``random.Random(seed)``; the first ``n // 10`` are the test
+    set, the rest the training set. :math:`\gamma` is chosen among ``gammas`` on ``n_splits``
+    random 90/10 splits of the training set drawn from the same stream (:class:`TMDSVC` with a
+    :class:`random.Random`), then ``SVC(kernel="precomputed", C=C)`` on
+    :math:`\exp(-\gamma\,\mathrm{TMD})` is fitted on the training set and scored on the test
+    set. The splits are the ones ``svc.py`` draws with ``random.seed(seed)``, so the accuracies
+    equal the official script's on the same TMD matrix (tested).
+
+    Parameters
+    ----------
+    dist : array-like, shape (n, n)
+        TMD matrix of the whole dataset (:func:`~papershelf.tmd.pairwise_tmd`; the paper:
+        ``w=0.5, depth=4``), in dataset order.
+    y : array-like, shape (n,)
+        Class labels.
+    seed : int
+        The run's seed (``svc.py --rs``); the paper repeats over seeds.
+    gammas, C, n_splits
+        As in :class:`TMDSVC` (the official values are the defaults).
+
+    Returns
+    -------
+    SplitResult
+        ``accuracy`` on the held-out tenth, the chosen ``gamma`` and the mean validation
+        accuracy of each candidate (``svc.py``'s ``best_k_count / 10``).
+
+    References
+    ----------
+    Chuang & Jegelka, NeurIPS 2022, Section 6; chingyaoc/TMD ``svc.py``.
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    labels = np.asarray(y)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"dist must be a square TMD matrix, got shape {d.shape}")
+    n = d.shape[0]
+    if labels.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), got {labels.shape}")
+    if n < 10:
+        raise ValueError(f"the 90/10 protocol needs at least 10 graphs, got {n}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    rnd = random.Random(int(seed))
+    idx = list(range(n))
+    rnd.shuffle(idx)
+    n_test = n // 10
+    test, train = np.asarray(idx[:n_test]), np.asarray(idx[n_test:])
+    model = TMDSVC(metric="precomputed", gammas=gammas, C=C, n_splits=n_splits, random_state=rnd)
+    model.fit(d[np.ix_(train, train)], labels[train])
+    return SplitResult(
+        model.score(d[np.ix_(test, train)], labels[test]),
+        float(model.gamma_),
+        tuple(float(v) for v in model.validation_scores_),
+    )
