@@ -26,7 +26,7 @@ from papershelf.hard_negatives.graph import (
 
 
 def test_synthetic_families_are_balanced_undirected_and_equally_dense():
-    graphs = synthetic_graph_classes(30, seed=1)
+    graphs = synthetic_graph_classes(30, node_features="degree", seed=1)
     labels = np.array([int(g.y) for g in graphs])
     assert len(graphs) == 120 and np.bincount(labels).tolist() == [30] * len(GRAPH_FAMILIES)
     for g in graphs[:20]:
@@ -39,8 +39,9 @@ def test_synthetic_families_are_balanced_undirected_and_equally_dense():
     for label in range(4):
         deg = [g.edge_index.shape[1] / g.num_nodes for g in graphs if int(g.y) == label]
         assert 3.0 < np.mean(deg) < 5.0  # mean degree 4 for every family
-    again = synthetic_graph_classes(30, seed=1)
+    again = synthetic_graph_classes(30, seed=1)  # same graphs, constant features
     assert all(torch.equal(a.edge_index, b.edge_index) for a, b in zip(graphs, again))
+    assert all(g.x.shape == (g.num_nodes, 1) and bool((g.x == 1).all()) for g in again)
 
 
 def test_synthetic_bad_arguments():
@@ -50,6 +51,8 @@ def test_synthetic_bad_arguments():
         synthetic_graph_classes(5, min_nodes=10, max_nodes=8)
     with pytest.raises(ValueError, match="mean_degree"):
         synthetic_graph_classes(5, mean_degree=20.0)
+    with pytest.raises(ValueError, match="node_features"):
+        synthetic_graph_classes(5, node_features="random")  # type: ignore[arg-type]
 
 
 def test_infograph_shapes_and_loss_on_a_fake_dataset_batch():
@@ -110,7 +113,7 @@ def test_training_lowers_the_loss():
             )
 
     torch.manual_seed(3)
-    start = loss_of(InfoGraph(InfoGraphConfig(11, 8, 2)))
+    start = loss_of(InfoGraph(InfoGraphConfig(1, 8, 2)))
     trained = train_infograph(graphs, loss_fn, cfg, seed=3)
     assert not trained.training
     assert loss_of(trained) < start - 1.0

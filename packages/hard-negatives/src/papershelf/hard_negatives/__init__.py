@@ -3,7 +3,8 @@
 Robinson et al., "Contrastive Learning with Hard Negative Samples", ICLR 2021
 (https://arxiv.org/abs/2010.04592), with the debiased contrastive loss of Chuang et al.,
 NeurIPS 2020, as its ``beta = 0`` member. Drop-in losses in log space: ``hcl_loss(z1, z2)``,
-``HardNegativeLoss``, ``debiased_loss``, ``nt_xent_loss``, ``hcl_from_logits``.
+``HardNegativeLoss``, ``debiased_loss``, ``nt_xent_loss``, ``hcl_from_logits``. The graph
+variant (InfoGraph with hard negatives) is :mod:`papershelf.hard_negatives.graph`.
 """
 
 from __future__ import annotations

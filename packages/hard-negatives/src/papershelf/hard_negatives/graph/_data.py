@@ -2,11 +2,15 @@
 
 The TU datasets of the paper (MUTAG, PROTEINS, ...) are downloads; these classes are generated
 in a second and differ only in structure (degree spread, clustering, communities), not in size
-or density, so an encoder has to look past the degree histogram. Node features are one-hot
-degrees, as the official code uses for TU datasets without node attributes.
+or density. Node features are constant by default, so that everything an encoder knows about a
+graph it has to read from the structure; ``node_features="degree"`` gives one-hot degrees, as
+the official code uses for TU datasets without node attributes (the degree histogram alone then
+separates the families fairly well).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -70,6 +74,7 @@ def synthetic_graph_classes(
     min_nodes: int = 12,
     max_nodes: int = 30,
     mean_degree: float = 4.0,
+    node_features: Literal["constant", "degree"] = "constant",
     max_degree: int = 10,
     seed: int = 0,
 ) -> list[Data]:
@@ -83,22 +88,28 @@ def synthetic_graph_classes(
         Node count of each graph, uniform in ``[min_nodes, max_nodes]``.
     mean_degree : float, default 4.0
         Expected mean degree of every family.
+    node_features : {"constant", "degree"}, default "constant"
+        ``"constant"``: ``x`` is a column of ones, shape (n_nodes, 1). ``"degree"``: one-hot
+        degrees ``min(degree, max_degree)``, shape (n_nodes, max_degree + 1).
     max_degree : int, default 10
-        Node features are one-hot degrees ``min(degree, max_degree)``, shape
-        (n_nodes, max_degree + 1).
+        Cap of the one-hot degree features.
     seed : int, default 0
         Seed of the generator.
 
     Returns
     -------
     list of torch_geometric.data.Data
-        ``x`` (n_nodes, max_degree + 1) float32, ``edge_index`` (2, 2 * n_edges) with both
+        ``x`` (n_nodes, 1) or (n_nodes, max_degree + 1) float32, ``edge_index`` (2, 2 * n_edges) with both
         directions, ``y`` (1,) int64.
     """
     if n_per_class < 1 or min_nodes < 4 or max_nodes < min_nodes:
         raise ValueError(
             "need n_per_class >= 1 and 4 <= min_nodes <= max_nodes, got "
             f"n_per_class={n_per_class}, min_nodes={min_nodes}, max_nodes={max_nodes}"
+        )
+    if node_features not in ("constant", "degree"):
+        raise ValueError(
+            f"node_features must be 'constant' or 'degree', got node_features={node_features!r}"
         )
     if not 1.0 <= mean_degree < min_nodes - 1:
         raise ValueError(f"mean_degree must lie in [1, min_nodes - 1), got {mean_degree}")
@@ -109,8 +120,11 @@ def synthetic_graph_classes(
             n = int(rng.integers(min_nodes, max_nodes + 1))
             edges = np.array(sorted(make(n, mean_degree, rng)), dtype=np.int64).reshape(-1, 2)
             edge_index = torch.from_numpy(np.concatenate([edges, edges[:, ::-1]]).T.copy())
-            degree = torch.bincount(edge_index[0], minlength=n).clamp(max=max_degree)
-            x = torch.nn.functional.one_hot(degree, max_degree + 1).float()
+            if node_features == "constant":
+                x = torch.ones(n, 1)
+            else:
+                degree = torch.bincount(edge_index[0], minlength=n).clamp(max=max_degree)
+                x = torch.nn.functional.one_hot(degree, max_degree + 1).float()
             graphs.append(Data(x=x, edge_index=edge_index, y=torch.tensor([label])))
     order = rng.permutation(len(graphs))
     return [graphs[i] for i in order]
