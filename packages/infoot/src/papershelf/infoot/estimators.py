@@ -25,14 +25,10 @@ from papershelf.infoot.kernels import (
     label_block_distances,
     pairwise_euclidean,
 )
-from papershelf.infoot.mi import density_ratio
+from papershelf.infoot.mi import density_ratio, kde_mutual_information
 from papershelf.infoot.projection import barycentric_projection, conditional_projection
 from papershelf.infoot.sinkhorn import _check_reg
-from papershelf.infoot.solvers import (
-    _check_solver_options,
-    fused_infoot_plan,
-    infoot_plan,
-)
+from papershelf.infoot.solvers import _check_solver_options, _outer_loop
 
 __all__ = ["FusedInfoOT", "InfoOT"]
 
@@ -134,9 +130,26 @@ class _InfoOTBase:
     def _finish(self, P: Any, hist: dict[str, Any]) -> None:
         self.coupling_ = P
         self.n_iter_ = int(hist["n_iter"])
-        # the outer loop's last entry is the MI of the returned plan
-        self.mutual_information_ = float(hist["mutual_information"][-1])
-        self.log_ = hist
+        self._history = hist
+
+    @property
+    def mutual_information_(self) -> float:
+        r""":math:`\hat I` of the fitted coupling (computed on first access: two n^3 products)."""
+        if "_history" not in self.__dict__:
+            raise AttributeError("mutual_information_ is set by fit")
+        hist = self._history
+        mis = hist["mutual_information"]
+        if len(mis) == hist["n_iter"]:  # the MI of each step's plan, not yet the final one
+            mis.append(kde_mutual_information(self.coupling_, self.Ks_, self.Kt_))
+        return float(mis[-1])
+
+    @property
+    def log_(self) -> dict[str, Any]:
+        """Outer-loop history: MI per plan (the last is the fitted one), plan changes, inner runs."""
+        if "_history" not in self.__dict__:
+            raise AttributeError("log_ is set by fit")
+        _ = self.mutual_information_  # completes the MI history
+        return self._history
 
     # -- projections -----------------------------------------------------------------------
     def _target_kernel(self, h: float) -> Any:
@@ -402,10 +415,10 @@ class InfoOT(_InfoOTBase):
         self.xs_, self.xt_ = Xs, Xt
         Cs = pairwise_euclidean(Xs)
         self._set_kernels(Cs, pairwise_euclidean(Xt), _scale(Cs))
-        P, hist = infoot_plan(
-            self.Ks_, self.Kt_, reg=self.reg, max_iter=self.max_iter, tol=self.tol,
-            sinkhorn=self.sinkhorn, inner_max_iter=self.inner_max_iter,
-            inner_tol=self.inner_tol, progress=self.progress, log=True,
+        # the checks of infoot_plan hold by construction; the final MI waits for its first use
+        P, hist = _outer_loop(
+            None, self.Ks_, self.Kt_, 1.0, self.reg, self.max_iter, self.tol, self.sinkhorn,
+            self.inner_max_iter, self.inner_tol, None, self.progress, "InfoOT", final_mi=False,
         )  # fmt: skip
         self._finish(P, hist)
         return self
@@ -507,10 +520,10 @@ class FusedInfoOT(_InfoOTBase):
         self._set_kernels(Cs, pairwise_euclidean(Xt), _scale(C_feat))
         C = pairwise_euclidean(Xs, Xt)
         self.cost_ = C if self.metric == "euclidean" else C**2
-        P, hist = fused_infoot_plan(
-            self.cost_, self.Ks_, self.Kt_, lam=self.lam, reg=self.reg, max_iter=self.max_iter,
-            tol=self.tol, sinkhorn=self.sinkhorn, inner_max_iter=self.inner_max_iter,
-            inner_tol=self.inner_tol, progress=self.progress, log=True,
+        P, hist = _outer_loop(
+            self.cost_, self.Ks_, self.Kt_, float(self.lam), self.reg, self.max_iter, self.tol,
+            self.sinkhorn, self.inner_max_iter, self.inner_tol, None, self.progress,
+            "FusedInfoOT", final_mi=False,
         )  # fmt: skip
         self._finish(P, hist)
         return self

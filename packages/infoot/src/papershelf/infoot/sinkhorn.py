@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from papershelf.infoot._backend import backend_of
 
@@ -103,7 +104,12 @@ def sinkhorn_scaling(
     _check_reg(reg)
     # 0/inf/NaN are detected and handled below (as POT does): no numpy warnings per step
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if all(isinstance(x, np.ndarray) for x in (a, b, M)) and M.ndim == 2:
+        if (
+            all(isinstance(x, np.ndarray) for x in (a, b, M))
+            and M.ndim == 2
+            and M.dtype in (np.float32, np.float64)
+            and a.dtype == b.dtype == M.dtype
+        ):
             return _sinkhorn_scaling_numpy(a, b, M, reg, max_iter, tol)
         return _sinkhorn_scaling(a, b, M, reg, max_iter, tol)
 
@@ -118,50 +124,50 @@ def _sinkhorn_scaling_numpy(
     """POT's iteration sequence with one pass over the kernel per iteration (numpy only).
 
     POT reads two n x m matrices per iteration (``K.T @ u`` and ``Kp @ v``) and a third every
-    10 iterations (the error check). Here each row block of ``Kp = diag(1/a) K`` gives its
-    rows of ``u = 1 / (Kp v)`` and, while it is still in cache, its share of
-    ``K^T u = Kp^T (a * u)``, which the next iteration and the error check use. The updates,
-    their order, the stopping test and the 0/inf/NaN fallback are POT's; only the summation
-    order of ``K^T u`` differs (rounding: ~1e-15 relative on the plan).
+    10 iterations (the error check). Here each row block of ``K`` gives its rows of
+    ``u = a / (K v)`` and, while it is still in cache, adds its share of ``K^T u`` (BLAS
+    ``gemv`` with ``beta = 1``), which the next iteration and the error check use. The updates,
+    their order, the stopping test and the 0/inf/NaN fallback are POT's; only the rounding
+    differs (``a / (K v)`` for POT's ``1 / (diag(1/a) K v)``, and the summation order of
+    ``K^T u``): ~1e-15 relative on the plan.
     """
     n, m = M.shape
-    dtype = np.result_type(M.dtype, a.dtype, b.dtype)
     K = np.divide(M, -reg)
     np.exp(K, out=K)
-    Kp = (1 / a).reshape(-1, 1) * K
-    n_blocks = max(1, -(-n * m * Kp.itemsize // _BLOCK_BYTES))
+    gemv = get_blas_funcs("gemv", (K,))
+    n_blocks = max(1, -(-n * m * K.itemsize // _BLOCK_BYTES))
     rows = -(-n // n_blocks)
-    blocks = []
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        blk = Kp[start:stop]
-        blocks.append((start, stop, blk, blk.T, a[start:stop]))
     # double buffers: (u, v) is the last accepted iterate, (u_new, v_new) the candidate
-    u = np.ones(n, dtype=dtype) / n
-    v = np.ones(m, dtype=dtype) / m
+    u = np.ones(n, dtype=K.dtype) / n
+    v = np.ones(m, dtype=K.dtype) / m
     u_new, v_new = np.empty_like(u), np.empty_like(v)
+    # per block: the rows of K, their transpose (Fortran order, as gemv wants it), the rows
+    # of a, and the matching rows of both u buffers
+    blocks = [
+        (K[s : s + rows], K[s : s + rows].T, a[s : s + rows], u[s : s + rows], u_new[s : s + rows])
+        for s in range(0, n, rows)
+    ]
     KtU = K.T @ u
-    part, au = np.empty_like(v), np.empty_like(u)
-    dot, divide, multiply, add = np.dot, np.divide, np.multiply, np.add
+    dot, divide, add = np.dot, np.divide, np.add
     err = 1.0
     numerical_error = converged = False
+    flip = 1  # which buffer of the pair is the candidate
     ii = 0
     for ii in range(max_iter):
         divide(b, KtU, out=v_new)
         KtU.fill(0.0)
-        for start, stop, blk, blk_t, a_blk in blocks:
-            u_blk, au_blk = u_new[start:stop], au[start:stop]
+        for blk, blk_t, a_blk, u_blk0, u_blk1 in blocks:
+            u_blk = u_blk1 if flip else u_blk0
             dot(blk, v_new, out=u_blk)
-            divide(1.0, u_blk, out=u_blk)
-            multiply(a_blk, u_blk, out=au_blk)
-            dot(blk_t, au_blk, out=part)
-            add(KtU, part, out=KtU)
+            divide(a_blk, u_blk, out=u_blk)
+            KtU = gemv(1.0, blk_t, u_blk, 1.0, KtU, overwrite_y=1)
         # u, v >= 0, so a finite sum rules out POT's five cases (0 in K^T u gives inf in v)
         if not math.isfinite(float(add.reduce(u_new)) + float(add.reduce(v_new))):
             numerical_error = True
             break
         u, u_new = u_new, u
         v, v_new = v_new, v
+        flip = 1 - flip
         if ii % 10 == 0:
             err = float(np.linalg.norm(v * KtU - b))
             if err < tol:

@@ -96,6 +96,7 @@ def _outer_loop(
     P0: Any | None,
     show_progress: bool | None,
     desc: str,
+    final_mi: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     _check_reg(reg)
     inner_max_iter = _check_solver_options(sinkhorn, max_iter, inner_max_iter, inner_tol, tol)
@@ -159,7 +160,8 @@ def _outer_loop(
     if hasattr(bar, "close"):
         bar.close()
     history["n_iter"] = it + 1
-    history["mutual_information"].append(kde_mutual_information(P, Ks, Kt))
+    if final_mi:  # two more n^3 products; the estimators compute it on first access
+        history["mutual_information"].append(kde_mutual_information(P, Ks, Kt))
     if history["numerical_errors"]:
         warnings.warn(
             f"{desc}: the scaling-form Sinkhorn hit 0/inf/NaN in {history['numerical_errors']} "
