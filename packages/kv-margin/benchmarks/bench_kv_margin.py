@@ -62,8 +62,10 @@ def _margin_loop(output: torch.Tensor, label: np.ndarray) -> np.ndarray:
     out = output.detach()
     margins = []
     for i in range(len(out)):
-        output_y = out[i][label[i]]
-        output_max = np.max(np.concatenate([out[i][: label[i]], out[i][label[i] + 1 :]]))
+        output_y = out[i][label[i]].cpu()  # numpy reads eager tensors through the host
+        output_max = np.max(
+            np.concatenate([out[i][: label[i]].cpu(), out[i][label[i] + 1 :].cpu()])
+        )
         margins.append(output_y - output_max)
     return np.stack(margins)
 
@@ -74,7 +76,9 @@ def _runner_up_stack(output: torch.Tensor, label: np.ndarray) -> torch.Tensor:
     outputs = []
     for i in range(len(out)):
         y2 = np.argmax(
-            np.concatenate([out[i][: label[i]], np.array([-10000.0]), out[i][label[i] + 1 :]])
+            np.concatenate(
+                [out[i][: label[i]].cpu(), np.array([-10000.0]), out[i][label[i] + 1 :].cpu()]
+            )
         )
         outputs.append(torch.stack([output[i, int(label[i])], output[i, int(y2)]]))
     return torch.stack(outputs)

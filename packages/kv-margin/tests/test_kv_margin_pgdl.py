@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from papershelf.core.testing import with_devices
 from papershelf.kv_margin import kv_measures, pgdl_cmi
 from papershelf.kv_margin.pgdl import (
     keras_to_torch,
@@ -415,8 +416,9 @@ def test_keras_written_models_match_tensorflow(mid):
         np.testing.assert_allclose(h.reshape(4, -1).numpy(), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_official_scores_on_keras_written_task():
-    res = score_pgdl_task(TF_TASK, dtype=torch.float64)
+@with_devices
+def test_official_scores_on_keras_written_task(device):
+    res = score_pgdl_task(TF_TASK, dtype=torch.float64, device=device)
     assert res.gap is None and res.cmi == {}  # no model_configs.json in this task
     for k, mid in enumerate(res.model_ids):
         for name, key in (("kV-Margin", "kv"), ("kV-GN-Margin", "gn")):

@@ -34,7 +34,9 @@ from papershelf.kv_margin.margins import Hook, _per_class_max, margins
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "GNOptions",
     "KVMarginResult",
+    "KVOptions",
     "kv_gn_margin",
     "kv_margin",
     "kv_measure_from_arrays",
