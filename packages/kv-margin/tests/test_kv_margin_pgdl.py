@@ -350,8 +350,12 @@ def test_load_dataset(tmp_path):
     assert ys.dtype == np.int64 and ys.tolist() == y.tolist()
     xs1, _ = load_pgdl_dataset(task / "dataset_1", shards=[1])
     np.testing.assert_array_equal(xs1, x[45:])
+    xf, _ = load_pgdl_dataset(task, shard_order="filesystem")
+    assert sorted(map(tuple, xf.reshape(90, -1))) == sorted(map(tuple, x.reshape(90, -1)))
     with pytest.raises(ValueError, match="shard"):
         load_pgdl_dataset(task, "test")
+    with pytest.raises(ValueError, match="shard_order"):
+        load_pgdl_dataset(task, shard_order="glob")
 
 
 def test_score_pgdl_task(tmp_path):

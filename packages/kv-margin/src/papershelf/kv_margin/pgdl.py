@@ -532,6 +532,7 @@ def load_pgdl_dataset(
     *,
     verify: bool = True,
     shards: Sequence[int] | None = None,
+    shard_order: Literal["numeric", "filesystem"] = "numeric",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A PGDL data set split from its TFRecord shards, as numpy arrays.
 
@@ -544,7 +545,11 @@ def load_pgdl_dataset(
     verify : bool
         Verify the TFRecord checksums.
     shards : sequence of int, optional
-        Positions (in numeric shard order) of the shards to read; default all.
+        Positions (in ``shard_order``) of the shards to read; default all.
+    shard_order : {"numeric", "filesystem"}
+        ``"numeric"``: ``shard_2`` before ``shard_10``. ``"filesystem"``: the directory's own
+        order, which is what the official ingestion's ``glob.glob`` gives; the official
+        subsample draws row indices, so this order matters for parity on multi-shard tasks.
 
     Returns
     -------
@@ -554,9 +559,13 @@ def load_pgdl_dataset(
         Labels.
     """
     p = Path(path)
+    if shard_order not in ("numeric", "filesystem"):
+        raise ValueError(f"shard_order must be 'numeric' or 'filesystem', got {shard_order!r}")
     for cand in (p / "dataset_1" / split, p / split, p):
-        files = sorted(cand.glob("shard_*.tfrecord"), key=_shard_key) if cand.is_dir() else []
+        files = list(cand.glob("shard_*.tfrecord")) if cand.is_dir() else []
         if files:
+            if shard_order == "numeric":
+                files.sort(key=_shard_key)
             break
     else:
         raise ValueError(f"no shard_*.tfrecord files for split {split!r} under {p}")
@@ -641,6 +650,7 @@ def score_pgdl_task(
     dtype: torch.dtype = torch.float32,
     batch_size: int | None = 500,
     verify: bool = True,
+    shard_order: Literal["numeric", "filesystem"] = "numeric",
     progress: Callable[..., Any] | None = None,
 ) -> PGDLTaskScores:
     """kV-Margin and kV-GN-Margin of every model of a PGDL task, as the official submissions.
@@ -665,6 +675,8 @@ def score_pgdl_task(
         Forward/backward batch size.
     verify : bool
         Verify the TFRecord checksums.
+    shard_order : {"numeric", "filesystem"}
+        Order of the training shards, see :func:`load_pgdl_dataset`.
     progress : callable, optional
         ``progress(iterable, total=, desc=)`` bar over the models.
 
@@ -678,7 +690,7 @@ def score_pgdl_task(
     dirs = _model_dirs(task)
     if not dirs:
         raise ValueError(f"no model folders (with config.json) in {task}")
-    x_np, y = load_pgdl_dataset(task, "train", verify=verify)
+    x_np, y = load_pgdl_dataset(task, "train", verify=verify, shard_order=shard_order)
     x = _to_torch_inputs(x_np, dtype).to(device)
     tags = {"shallow": "1st", "deep": "8th"}
     scores: dict[str, list[float]] = {}
