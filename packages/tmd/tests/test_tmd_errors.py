@@ -75,6 +75,12 @@ def test_other_arguments() -> None:
         one_hot([0, 3], num_classes=3)
     with pytest.raises(ValueError, match="node_attr"):
         from_networkx(nx.path_graph(3), node_attr="label")
+    labelled = nx.path_graph(2)
+    nx.set_node_attributes(labelled, [1.0], "x")
+    with pytest.raises(ValueError, match=r"others\[1\]: node_attr='x'"):
+        pairwise_tmd([labelled], [labelled, nx.path_graph(2)])
+    with pytest.raises(ValueError, match=r"graphs\[0\]: graph has no nodes"):
+        pairwise_tmd([nx.Graph()], node_attr=None)
     with pytest.raises(ValueError, match="at least two classes"):
         TMDSVC(metric="precomputed").fit(np.zeros((4, 4)), [1, 1, 1, 1])
     with pytest.raises(ValueError, match="gammas"):

@@ -45,15 +45,22 @@ def test_float64_features_match_official(setting: tuple[int, dict]) -> None:
     np.testing.assert_allclose(ours, REF["float64"][k], rtol=1e-12, atol=1e-12)
 
 
-def test_pure_float64_within_1e6_of_official_float32() -> None:
-    """exact_float32=False skips the official float32 rounding: differences stay below 1e-7."""
-    k, s = 6, REF["settings"][6]
-    ours = [
-        tmd(GRAPHS32[i], GRAPHS32[j], w=s["w"], depth=s["depth"], exact_float32=False)
-        for i, j in REF["pairs"]
-    ]
-    np.testing.assert_allclose(ours, REF["float32"][k], rtol=1e-7, atol=1e-9)
-    assert ours != REF["float32"][k]  # the rounding is real: some entries differ
+def test_pure_float64_within_4e8_of_official_float32() -> None:
+    """exact_float32=False skips the official float32 rounding of the blank-tree distances:
+    over all 252 values the relative difference stays below 4e-8 (measured 3.2e-8)."""
+    worst, differ = 0.0, 0
+    for k, s in SETTINGS:
+        ours = np.array([
+            tmd(GRAPHS32[i], GRAPHS32[j], w=s["w"], depth=s["depth"], exact_float32=False)
+            for i, j in REF["pairs"]
+        ])  # fmt: skip
+        ref = np.array(REF["float32"][k])
+        nz = ref != 0
+        assert np.all(ours[~nz] == 0)
+        worst = max(worst, float(np.max(np.abs(ours[nz] - ref[nz]) / ref[nz])))
+        differ += int(np.sum(ours != ref))
+    assert worst < 4e-8
+    assert differ > 0  # the rounding is real: some entries differ
 
 
 @pytest.mark.parametrize("memoize", [True, False])

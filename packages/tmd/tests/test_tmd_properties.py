@@ -132,6 +132,34 @@ def test_memoized_equals_per_pair_equals_parallel() -> None:
     assert memo[2, 1] == tmd(graphs[2], others[1], depth=3)
 
 
+def test_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """n_jobs > 1 runs the table blocks and the pairs in worker processes, same values."""
+    import os
+
+    from papershelf.tmd import distance
+
+    rng = np.random.default_rng(8)
+    graphs = [random_graph(rng, int(rng.integers(3, 10))) for _ in range(12)]
+    ref = pairwise_tmd(graphs, w=0.5, depth=4)
+    pools: list[int] = []
+    real_pool = distance._pool
+
+    def counting_pool(n_jobs: int, *args: object) -> object:
+        pools.append(n_jobs)
+        return real_pool(n_jobs, *args)
+
+    monkeypatch.setattr(distance, "_pool", counting_pool)
+    monkeypatch.setattr(distance, "_PAIRS_PER_BLOCK", 50)  # several table blocks per level
+    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=2), ref)
+    assert len(pools) == 4 and set(pools) == {2}  # 3 table levels + the pairs
+    pools.clear()
+    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, memoize=False, n_jobs=2), ref)
+    assert pools == [2]
+    pools.clear()
+    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=-1), ref)
+    assert all(n == max(1, (os.cpu_count() or 1)) for n in pools)
+
+
 def test_neighbor_direction() -> None:
     path = (torch.eye(3), torch.tensor([[0, 1], [1, 2]]))  # directed 0 -> 1 -> 2
     rev = (torch.eye(3), torch.tensor([[1, 2], [0, 1]]))  # directed 2 -> 1 -> 0
@@ -162,6 +190,35 @@ def test_networkx_input_and_one_hot() -> None:
     assert tmd(plain, (torch.ones(3, 1), und(3, [(0, 1), (1, 2)]))) == 0.0
 
 
+def test_networkx_collections_and_attributes() -> None:
+    """networkx graphs in pairwise_tmd with a named node attribute, DiGraphs, no attribute."""
+    rng = np.random.default_rng(9)
+    nx_graphs, data = [], []
+    for _ in range(5):
+        g = nx.gnp_random_graph(int(rng.integers(2, 8)), 0.4, seed=int(rng.integers(1000)))
+        labels = rng.integers(0, 3, g.number_of_nodes())
+        for v in g.nodes:
+            g.nodes[v]["feat"] = one_hot([int(labels[v])], 3)[0].tolist()
+        nx_graphs.append(g)
+        data.append(from_networkx(g, "feat"))
+    d_nx = pairwise_tmd(nx_graphs, w=0.5, depth=3, node_attr="feat")
+    assert np.array_equal(d_nx, pairwise_tmd(data, w=0.5, depth=3))
+    mixed = pairwise_tmd(data[:2], nx_graphs, w=0.5, depth=3, node_attr="feat")
+    assert np.array_equal(mixed, d_nx[:2])
+    # scalar attributes become 1-d features; None gives constant features
+    path = nx.path_graph(3)
+    nx.set_node_attributes(path, {0: 1.0, 1: 2.0, 2: 1.0}, "h")
+    assert tmd(path, (torch.tensor([[1.0], [2.0], [1.0]]), und(3, [(0, 1), (1, 2)])),
+               node_attr="h") == 0.0  # fmt: skip
+    assert tmd(nx.cycle_graph(6), nx.cycle_graph(6), node_attr=None) == 0.0
+    assert tmd(nx.path_graph(3), nx.path_graph(3), node_attr=None, w=1.0, depth=2) == 0.0
+    # DiGraph: edges once, source -> target, so children are out-neighbours
+    dig = nx.DiGraph([(0, 1), (1, 2)])
+    assert from_networkx(dig, None).edge_index.tolist() == [[0, 1], [1, 2]]
+    assert tmd(dig, (torch.ones(3, 1), torch.tensor([[0, 1], [1, 2]])), node_attr=None) == 0.0
+    assert tmd(dig, nx.path_graph(3), node_attr=None, depth=2) > 0
+
+
 def test_classes_are_wl_colours() -> None:
     """The memoisation classes are PyG's WLConv colour classes (undirected, one-hot labels)."""
     from torch_geometric.nn import WLConv
@@ -186,18 +243,53 @@ def test_gin_stability_bound_with_pascal_weights() -> None:
     from papershelf.tmd.stability import GIN
 
     rng = np.random.default_rng(6)
-    torch.manual_seed(0)
-    graphs = [random_graph(rng, int(rng.integers(3, 9)), d=3) for _ in range(10)]
-    graphs = [(x.float(), ei) for x, ei in graphs]
+    graphs = [random_graph(rng, int(rng.integers(1, 9)), d=3) for _ in range(16)]
     worst = 0.0
     for layers in (1, 2, 3):
-        model = GIN(3, hidden=8, num_layers=layers, bias=False)
-        emb = torch.cat([model.embed(x, ei) for x, ei in graphs]).detach().double()
         d = pairwise_tmd(graphs, w=pascal_weights(layers + 1), depth=layers + 1)
-        gap = torch.cdist(emb, emb).numpy()
-        ratio = gap / np.maximum(model.lipschitz_bound() * d, 1e-12)
-        worst = max(worst, float(ratio.max()))
-    assert 0.0 < worst <= 1.0 + 1e-5
+        for seed, hidden in ((0, 4), (1, 8), (2, 16)):
+            torch.manual_seed(seed)
+            model = GIN(3, hidden=hidden, num_layers=layers, bias=False).double()
+            with torch.no_grad():
+                emb = torch.cat([model.embed(x, ei) for x, ei in graphs])
+            gap = torch.cdist(emb, emb).numpy()
+            ratio = gap / np.maximum(model.lipschitz_bound() * d, 1e-300)
+            worst = max(worst, float(ratio.max()))
+    assert 0.0 < worst <= 1.0 + 1e-12
+
+
+def _identity_gin(layers: int) -> torch.nn.Module:
+    """A bias-free GIN whose MLPs are identities on non-negative inputs (K_l = 1)."""
+    from papershelf.tmd.stability import GIN
+
+    model = GIN(3, hidden=3, num_layers=layers, bias=False).double()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and m.in_features == m.out_features == 3:
+                m.weight.copy_(torch.eye(3))
+    return model
+
+
+def test_gin_bound_is_tight_and_needs_pascal_weights() -> None:
+    """On one-hot features the identity GIN attains the bound (ratio 1) with the Pascal weights,
+    and breaks it with uniform weights: the test sees the weights, not just a loose bound."""
+    rng = np.random.default_rng(0)
+    graphs = [random_graph(rng, int(rng.integers(1, 9)), p=0.35) for _ in range(30)]
+    for layers in (1, 2, 3):
+        model = _identity_gin(layers)
+        assert model.lipschitz_bound() == pytest.approx(1.0)
+        with torch.no_grad():
+            emb = torch.cat([model.embed(x, ei) for x, ei in graphs])
+        gap = torch.cdist(emb, emb).numpy()[~np.eye(len(graphs), dtype=bool)]
+
+        def ratio(w: object, gap: np.ndarray = gap, depth: int = layers + 1) -> float:
+            d = pairwise_tmd(graphs, w=w, depth=depth)  # type: ignore[arg-type]
+            return float((gap / np.maximum(d[~np.eye(len(graphs), dtype=bool)], 1e-300)).max())
+
+        assert ratio(pascal_weights(layers + 1)) == pytest.approx(1.0, abs=1e-12)
+        assert ratio(0.5) > 1.5  # too small weights: the "bound" fails
+        if layers >= 2:
+            assert ratio(1.0) > 1.3
 
 
 def test_auto_memoize_falls_back_to_per_pair(monkeypatch: pytest.MonkeyPatch) -> None:

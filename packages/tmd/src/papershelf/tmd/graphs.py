@@ -128,7 +128,10 @@ def _as_numpy(a: Any, name: str) -> np.ndarray:
 def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) -> _Graph:
     """Validate one input graph and build its internal record."""
     if hasattr(g, "nodes") and hasattr(g, "edges") and hasattr(g, "is_directed"):
-        g = from_networkx(g, node_attr)
+        try:
+            g = from_networkx(g, node_attr)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{what}: {err}") from err
     if isinstance(g, tuple) and len(g) == 2:
         x_raw, ei_raw = g
     elif hasattr(g, "edge_index") and hasattr(g, "x"):
