@@ -126,19 +126,21 @@ def test_svm_accuracy_on_separable_data():
     assert svm_accuracy(x, y, outer_folds=4, inner_folds=2, c_grid=(1.0,)) == 100.0
 
 
+TINY = dict(
+    n_per_class=6,
+    min_nodes=6,
+    max_nodes=8,
+    hidden_dim=4,
+    num_layers=1,
+    betas=(0.0, 2.0),
+    svm_c=(1.0,),
+    outer_folds=2,
+    inner_folds=2,
+)
+
+
 def test_tiny_experiment_records_and_figure(tmp_path):
-    cfg = GraphExperimentConfig(
-        n_per_class=6,
-        min_nodes=6,
-        max_nodes=8,
-        epochs=1,
-        hidden_dim=4,
-        num_layers=1,
-        betas=(0.0, 2.0),
-        svm_c=(1.0,),
-        outer_folds=2,
-        inner_folds=2,
-    )
+    cfg = GraphExperimentConfig(epochs=1, **TINY)
     result = run_graph_experiment(cfg, seeds=(0, 1))
     assert set(result.accuracy) == {
         "InfoGraph (JSD)",
@@ -153,4 +155,20 @@ def test_tiny_experiment_records_and_figure(tmp_path):
     assert all(not r.comparable for r in records)
     ctx = ReproduceContext(out_dir=tmp_path, seeds=(0, 1))
     assert len(run_graph(ctx, cfg)) == len(records)
+    assert (tmp_path / "hcl_graph_beta.png").is_file()
+
+
+def test_cli_prints_the_table_and_writes_json_and_figure(tmp_path, monkeypatch, capsys):
+    import json
+
+    from papershelf.hard_negatives.graph import __main__ as cli
+
+    monkeypatch.setattr(
+        cli, "GraphExperimentConfig", lambda **kw: GraphExperimentConfig(**TINY, **kw)
+    )
+    cli.main(["--seeds", "0", "1", "--epochs", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| InfoGraph (JSD) |" in out and "claim holds" in out
+    payload = json.loads((tmp_path / "graph_results.json").read_text())
+    assert payload["seeds"] == [0, 1] and len(payload["records"]) == 8
     assert (tmp_path / "hcl_graph_beta.png").is_file()

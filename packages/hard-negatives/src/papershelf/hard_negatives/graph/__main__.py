@@ -30,12 +30,12 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m papershelf.hard_negatives.graph", description=__doc__
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=GraphExperimentConfig.epochs)
+    ap.add_argument("--epochs", type=int, default=None, help="default: GraphExperimentConfig's")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("graph-results"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = GraphExperimentConfig(epochs=args.epochs)
+    cfg = GraphExperimentConfig(**({} if args.epochs is None else {"epochs": args.epochs}))
     started = time.perf_counter()
     result = run_graph_experiment(cfg, args.seeds, progress=progress)
     wall = time.perf_counter() - started
