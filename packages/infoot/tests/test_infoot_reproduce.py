@@ -37,6 +37,7 @@ def test_run_tiny(tmp_path, monkeypatch):
             "toy": (30, 3),
             "retrieval": (40, 40, 10),
             "cross": 30,
+            "manifold": (30, 1.0),
         },
     )
     records = reproduce.run(ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False))
@@ -58,7 +59,17 @@ def test_registry_is_light():
 
 @pytest.mark.parametrize("sizes", [reproduce.QUICK_SIZES, reproduce.FULL_SIZES])
 def test_size_tables_complete(sizes):
-    assert set(sizes) == {"da", "converged_iter", "toy", "retrieval", "cross"}
+    assert set(sizes) == {"da", "converged_iter", "toy", "retrieval", "cross", "manifold"}
+
+
+def test_manifold_views_are_aligned_copies_of_one_manifold():
+    for kind in reproduce.MANIFOLDS:
+        Xs, Xt, match = reproduce.manifold_views(kind, 0, 40, noise=0.0)
+        assert Xs.shape == (40, 100) and Xt.shape == (40, 50)
+        # noise-free views are linear images of the same points: matched rows, same rank
+        assert np.linalg.matrix_rank(np.c_[Xs, Xt[match]]) <= 3
+    with pytest.raises(ValueError, match="kind must be"):
+        reproduce.manifold_views("torus", 0, 10, 1.0)
 
 
 def test_office_caltech_protocol_on_tiny_fake_features(tmp_path, monkeypatch):

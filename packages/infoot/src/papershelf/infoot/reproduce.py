@@ -9,9 +9,12 @@ Quick mode (default, about 2 minutes on 2 CPU cores), per seed:
 2. Robustness to outliers on a 2-D toy (3 clusters, 10% far outliers in the source): where the
    projections of the outliers land, barycentric vs conditional.
 3. Unseen samples: cross-domain retrieval of shifted digits for source digits never seen in
-   ``fit`` (conditional score, P@1/5/15) against nearest neighbours; plus a cross-dimension
-   alignment (64-d digits vs a 16-d nonlinear view) where plain InfoOT is compared with entropic
-   Gromov-Wasserstein (FOSCTTM).
+   ``fit`` (conditional score, P@1/5/15) against nearest neighbours.
+4. Alignment across dimensions (the paper's single-cell claim), plain InfoOT against entropic
+   Gromov-Wasserstein (FOSCTTM): simulated manifolds (bifurcation, circular frustum, Swiss roll)
+   seen through two random linear views of 100 and 50 dimensions plus noise, in the manner of
+   the MMD-MA / SCOT simulations; and 64-d digits against a 16-d nonlinear view, a setting that
+   keeps too little geometry for either method (reported without a claim).
 
 A figure shows the couplings and the outlier projections on the 2-D toy.
 
@@ -168,33 +171,101 @@ def retrieval(seed: int, n_source: int, n_target: int, n_query: int):
     return out
 
 
-def cross_dimension(seed: int, n: int):
-    import ot
+# entropic GW regularisation on max-normalised distances (the session-1 setting; a grid of
+# 1e-3 / 5e-3 / 2e-2 is in the README)
+GW_EPSILON = 5e-3
+
+
+def digits_views(seed: int, n: int):
+    """``n`` digits (64-d) and a 16-d nonlinear view ``tanh(X W / 4)``, target rows shuffled.
+
+    Returns ``(Xs, Xt, match, ys, yt)`` with source ``i`` matching target ``match[i]``.
+    """
     from sklearn.datasets import load_digits
 
     rng = make_rng(seed)
-    X, _ = load_digits(return_X_y=True)
-    Xs = X[rng.permutation(len(X))[:n]]
+    X, y = load_digits(return_X_y=True)
+    idx = rng.permutation(len(X))[:n]
+    Xs = X[idx]
     W = rng.standard_normal((64, 16)) / 8.0
     perm = rng.permutation(n)
     Xt = np.tanh(Xs @ W / 4.0)[perm]
-    match = np.argsort(perm)  # source i is target match[i]
+    return Xs, Xt, np.argsort(perm), y[idx], y[idx][perm]
+
+
+def cross_dimension(seed: int, n: int):
+    Xs, Xt, match, _, _ = digits_views(seed, n)
     t0 = time.perf_counter()
     est = InfoOT(h=0.5, reg=0.05).fit(Xs, Xt)
     t_info = time.perf_counter() - t0
     out = {"InfoOT": foscttm(est.transform(Xs, "barycentric"), Xt, match)}
-    Cs = ot.dist(Xs, Xs, metric="euclidean")
-    Ct = ot.dist(Xt, Xt, metric="euclidean")
-    p = np.full(n, 1 / n)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        G = ot.gromov.entropic_gromov_wasserstein(
-            Cs / Cs.max(), Ct / Ct.max(), p, p, "square_loss", epsilon=5e-3, max_iter=200
-        )
+    G = _gw_alignment(Xs, Xt, GW_EPSILON)
     t_gw = time.perf_counter() - t0
     out["entropic GW"] = foscttm(G @ Xt / G.sum(1, keepdims=True), Xt, match)
     return out, {"InfoOT": t_info, "entropic GW": t_gw}
+
+
+MANIFOLDS = ("bifurcation", "circular frustum", "Swiss roll")
+
+
+def manifold_views(kind: str, seed: int, n: int, noise: float, dims: tuple[int, int] = (100, 50)):
+    """Two views of different dimension of one low-dimensional manifold (single-cell style).
+
+    In the manner of the simulations of MMD-MA and SCOT that the paper aligns: ``n`` points on
+    a bifurcating trajectory (2-D), a circular frustum or a Swiss roll (3-D), standardised,
+    mapped to ``dims[0]`` and ``dims[1]`` dimensions by random Gaussian matrices, plus
+    Gaussian noise of sd ``noise``; the target rows are shuffled. Returns
+    ``(Xs, Xt, match)`` with source ``i`` matching target ``match[i]``.
+    """
+    rng = make_rng(seed)
+    if kind == "bifurcation":  # a trunk that splits into two branches of different length
+        s, branch = rng.random(n), rng.integers(0, 2, n)
+        trunk = s < 0.4
+        x = np.where(trunk, s / 0.4 * 5, 5 + (s - 0.4) / 0.6 * np.where(branch, 6, 3))
+        Z = np.c_[x, np.where(trunk, 0.0, (x - 5) * np.where(branch, 1.0, -1.5))]
+    elif kind == "circular frustum":
+        t, z = 2 * np.pi * rng.random(n), rng.random(n)
+        Z = np.c_[(1 + z) * np.cos(t), (1 + z) * np.sin(t), 3 * z]
+    elif kind == "Swiss roll":
+        t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+        Z = np.c_[t * np.cos(t), 10 * rng.random(n), t * np.sin(t)]
+    else:
+        raise ValueError(f"kind must be one of {MANIFOLDS}, got {kind!r}")
+    Z = (Z - Z.mean(0)) / Z.std(0)
+    views = [
+        Z @ rng.standard_normal((Z.shape[1], d)) + noise * rng.standard_normal((n, d)) for d in dims
+    ]
+    perm = rng.permutation(n)
+    return views[0], views[1][perm], np.argsort(perm)
+
+
+def _gw_alignment(Xs: np.ndarray, Xt: np.ndarray, epsilon: float) -> np.ndarray:
+    """Entropic GW (POT, PGD solver) on max-normalised Euclidean distances; returns the plan."""
+    import ot
+
+    Cs = ot.dist(Xs, Xs, metric="euclidean")
+    Ct = ot.dist(Xt, Xt, metric="euclidean")
+    p, q = np.full(len(Xs), 1 / len(Xs)), np.full(len(Xt), 1 / len(Xt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ot.gromov.entropic_gromov_wasserstein(
+            Cs / Cs.max(), Ct / Ct.max(), p, q, "square_loss", epsilon=epsilon, max_iter=200
+        )
+
+
+def manifold_alignment(seed: int, n: int, noise: float) -> dict[str, dict[str, float]]:
+    """FOSCTTM of plain InfoOT (official defaults) and entropic GW on each simulated manifold."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in MANIFOLDS:
+        Xs, Xt, match = manifold_views(kind, seed, n, noise)
+        est = InfoOT(h=0.5, reg=0.05, progress=False).fit(Xs, Xt)
+        G = _gw_alignment(Xs, Xt, GW_EPSILON)
+        out[kind] = {
+            "InfoOT": foscttm(est.transform(Xs, "barycentric"), Xt, match),
+            "entropic GW": foscttm(G @ Xt / G.sum(1, keepdims=True), Xt, match),
+        }
+    return out
 
 
 # -- figure -----------------------------------------------------------------------------------
@@ -283,13 +354,15 @@ def office_caltech(decaf_dir: Path, seeds: tuple[int, ...], bar: Any) -> list[Re
 
 # -- runner -----------------------------------------------------------------------------------
 # (source, target, held-out target); inner cap of the converged mode; (points, outliers);
-# (fit, targets, unseen queries); points in the cross-dimension alignment
+# (fit, targets, unseen queries); points in the digits cross-dimension alignment; (points,
+# noise sd) of the simulated manifolds
 QUICK_SIZES: dict[str, Any] = {
     "da": (250, 250, 500),
     "converged_iter": 1000,
     "toy": (150, 15),
     "retrieval": (300, 400, 100),
     "cross": 200,
+    "manifold": (200, 1.0),
 }
 FULL_SIZES: dict[str, Any] = {
     "da": (600, 600, 597),
@@ -297,6 +370,7 @@ FULL_SIZES: dict[str, Any] = {
     "toy": (300, 30),
     "retrieval": (600, 800, 100),
     "cross": 600,
+    "manifold": (600, 1.0),
 }
 
 
@@ -313,7 +387,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     cross: dict[str, list[float]] = {}
     cross_times: dict[str, list[float]] = {}
     toy_for_figure = None
-    steps = [(s, e) for s in seeds for e in ("da", "toy", "retrieval", "cross")]
+    manifold: dict[str, dict[str, list[float]]] = {}
+    steps = [(s, e) for s in seeds for e in ("da", "toy", "retrieval", "cross", "manifold")]
     for seed, exp in ctx.progress(steps, total=len(steps), desc="infoot experiments"):
         if exp == "da":
             n_s, n_t, n_te = sizes["da"]
@@ -333,6 +408,10 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         elif exp == "retrieval":
             for k, v in retrieval(seed, *sizes["retrieval"]).items():
                 ret.setdefault(k, []).append(v)
+        elif exp == "manifold":
+            for kind, metrics in manifold_alignment(seed, *sizes["manifold"]).items():
+                for k, v in metrics.items():
+                    manifold.setdefault(kind, {}).setdefault(k, []).append(v)
         else:
             res, times = cross_dimension(seed, sizes["cross"])
             for k, v in res.items():
@@ -409,18 +488,47 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     cross_exp = (
         f"cross-dimension alignment: {sizes['cross']} digits (64-d) vs a 16-d nonlinear view"
     )
-    gw = mean(cross["entropic GW"])
+    sc_note = "paper: single-cell alignment vs SCOT (table not read offline)"
     for k, v in cross.items():
-        rec = dict(values=v, comparable=False, higher_is_better=False,
-                   paper_note="paper: single-cell alignment vs SCOT (table not read offline)",
+        rec = dict(values=v, comparable=False, higher_is_better=False, paper_note=sc_note,
                    config={"time_s": mean(cross_times[k])})  # fmt: skip
         if k == "InfoOT":
-            rec.update(
+            # the 16-d view keeps little of the digits' geometry (README: distance rank
+            # correlation ~0.5): neither method recovers instances, so no claim is read here
+            rec["note"] = "both near random (0.5); the view keeps little geometry"
+        records.append(ResultRecord(PKG, cross_exp, f"FOSCTTM: {k}", seeds=list(seeds), **rec))
+
+    n_man, noise = sizes["manifold"]
+    per_seed: dict[str, list[float]] = {}
+    for kind, metrics in manifold.items():
+        man_exp = (
+            f"simulated single-cell-style alignment, {kind}: {n_man} points, 100-d vs 50-d "
+            f"views, noise sd {noise}"
+        )
+        for k, v in metrics.items():
+            per_seed.setdefault(k, []).append(v)
+            records.append(
+                ResultRecord(PKG, man_exp, f"FOSCTTM: {k}", values=v, seeds=list(seeds),
+                             comparable=False, higher_is_better=False, paper_note=sc_note)
+            )  # fmt: skip
+    if per_seed:
+        avg = {k: np.mean(v, axis=0).tolist() for k, v in per_seed.items()}
+        gw = mean(avg["entropic GW"])
+        records.append(
+            ResultRecord(
+                PKG,
+                f"simulated single-cell-style alignment, mean of {', '.join(manifold)}",
+                "FOSCTTM: InfoOT",
+                values=avg["InfoOT"],
+                seeds=list(seeds),
+                comparable=False,
+                higher_is_better=False,
+                paper_note=sc_note,
                 claim="InfoOT aligns domains of different dimension better than entropic GW",
-                claim_holds=mean(v) < gw,
+                claim_holds=mean(avg["InfoOT"]) < gw,
                 note=f"entropic GW {gw:.3f}; random 0.5",
             )
-        records.append(ResultRecord(PKG, cross_exp, f"FOSCTTM: {k}", seeds=list(seeds), **rec))
+        )
 
     if toy_for_figure is not None:
         toy_figure(ctx, toy_for_figure)
