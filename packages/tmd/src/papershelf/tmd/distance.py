@@ -392,7 +392,8 @@ def tmd(
     exact_float32 : bool, optional
         Round level-1 distances and distances to the blank tree to float32 as the official
         code does with float32 features (``None``: when both graphs have float32 features).
-        ``False`` computes in float64 throughout; values differ by at most ~1e-7 relative.
+        ``False`` computes in float64 throughout; values differ by less than 4e-8 relative
+        (measured on the official reference values).
     node_attr : str or None
         Feature attribute of networkx inputs (see :func:`~papershelf.tmd.from_networkx`).
 
