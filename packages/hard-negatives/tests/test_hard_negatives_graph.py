@@ -273,3 +273,18 @@ def test_bad_inputs():
         infograph_jsd_hard(l_enc, g_enc * float("nan"), batch, beta=1.0)
     with pytest.raises(TypeError, match=r"l_enc must be a torch\.Tensor"):
         infograph_jsd_hard(l_enc.numpy(), g_enc, batch, beta=1.0)
+
+
+def test_loss_needs_torch_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from papershelf.hard_negatives.graph import infograph_jsd_hard\n"
+        "l, g, b = torch.randn(5, 3), torch.randn(2, 3), torch.tensor([0, 0, 1, 1, 1])\n"
+        "infograph_jsd_hard(l, g, b, beta=1.0)\n"
+        "print('torch_geometric' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
