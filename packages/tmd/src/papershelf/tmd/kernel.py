@@ -169,7 +169,7 @@ class TMDSVC:
         n_splits: int = 10,
         validation_fraction: float = 0.1,
         metric: Literal["tmd", "precomputed"] = "tmd",
-        random_state: int | None = None,
+        random_state: int | np.random.Generator | random.Random | None = None,
         n_jobs: int | None = 1,
         memoize: bool | Literal["auto"] = "auto",
     ) -> None:
