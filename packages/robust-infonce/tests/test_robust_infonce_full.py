@@ -64,3 +64,22 @@ def test_cli_full_runs_end_to_end_on_fake_cifar10(fake_cifar, monkeypatch):
     [claim] = [r for r in records if r["claim"] is not None]
     assert "60% noisy views: RINCE q=0.5 minus InfoNCE" in claim["experiment"]
     assert claim["status"] in ("reproduced", "not reproduced")
+
+
+@pytest.mark.slow
+def test_papershelf_command_full_in_a_subprocess(fake_cifar):
+    import os
+    import shutil
+    import subprocess
+
+    exe = shutil.which("papershelf")
+    assert exe, "the papershelf command is not installed"
+    out = fake_cifar / "cli"
+    cmd = [exe, "reproduce", "robust-infonce", "--full", "--seeds", "1", "--device", "cpu"]
+    done = subprocess.run(
+        [*cmd, "--out", str(out)], env=os.environ, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "robust-infonce" / "results.json").read_text())
+    assert result["command"] == "papershelf reproduce robust-infonce --full --seeds 1"
+    assert len(result["records"]) == 7 and result["figures"] == ["rince_cifar10_noisy_views.png"]

@@ -153,7 +153,7 @@ def _nt_xent(z1, z2, t=0.5):
     return torch.nn.functional.cross_entropy(sim, target)
 
 
-@pytest.mark.parametrize(("dataset", "protocol"), [("cifar10", "official"), ("stl10", "features")])
+@pytest.mark.parametrize(("dataset", "protocol"), [("stl10", "official"), ("cifar10", "features")])
 def test_whole_path_runs_on_tiny_fake_data(tmp_path, dataset, protocol):
     write_fake_cifar10(tmp_path, per_batch=4)
     write_fake_stl10(tmp_path, n_train=4, n_test=2, n_unlabeled=4)

@@ -221,7 +221,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"and {labels.shape}"
         )
     # rows are channel-major 3 x 32 x 32; images are (n, 32, 32, 3)
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 
 def read_cifar10(root: str | os.PathLike[str]) -> PaperScaleData:
