@@ -112,6 +112,15 @@ def _methods(cfg: GraphExperimentConfig) -> dict[str, tuple[LossFn, dict[str, An
     return methods
 
 
+def _seeded_model(graphs: Sequence[Data], cfg: GraphExperimentConfig, seed: int) -> InfoGraph:
+    # the initialisation draws from the global generator: seed it without changing the caller's
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return InfoGraph(
+            InfoGraphConfig(graphs[0].num_node_features, cfg.hidden_dim, cfg.num_layers)
+        )
+
+
 def train_infograph(
     graphs: Sequence[Data],
     loss_fn: LossFn,
@@ -135,8 +144,7 @@ def train_infograph(
     InfoGraph
         The trained model, in eval mode.
     """
-    torch.manual_seed(seed)
-    model = InfoGraph(InfoGraphConfig(graphs[0].num_node_features, cfg.hidden_dim, cfg.num_layers))
+    model = _seeded_model(graphs, cfg, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     # as the official script: the data set is shuffled once and the loader keeps that order, so
     # the mini-batches are fixed and can be collated once
@@ -158,10 +166,7 @@ def train_infograph(
 
 def _embed(model: InfoGraph | None, graphs: Sequence[Data], cfg: GraphExperimentConfig, seed: int):
     if model is None:  # the untrained encoder (official: accuracy before epoch 1)
-        torch.manual_seed(seed)
-        model = InfoGraph(
-            InfoGraphConfig(graphs[0].num_node_features, cfg.hidden_dim, cfg.num_layers)
-        ).eval()
+        model = _seeded_model(graphs, cfg, seed).eval()
     data = Batch.from_data_list(list(graphs))
     emb = model.embed(data.x, data.edge_index, data.batch, data.num_graphs)
     return emb.double().numpy(), data.y.numpy()
