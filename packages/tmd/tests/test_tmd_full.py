@@ -28,8 +28,12 @@ from papershelf.tmd import (
 SVC_REF = json.loads((Path(__file__).parent / "data" / "official_svc_reference.json").read_text())
 
 
-def write_tu(root: Path, name: str, graphs: list[Any]) -> Path:
-    """Write graphs (one-hot ``x``, ``y`` in {0, 1}) as ``<root>/<name>/raw/<name>_*.txt``."""
+def write_tu(root: Path, name: str, graphs: list[Any], attributes: bool = False) -> Path:
+    """Write graphs (one-hot ``x``, ``y`` in {0, 1}) as ``<root>/<name>/raw/<name>_*.txt``.
+
+    ``attributes``: also a continuous ``_node_attributes.txt`` column (as PROTEINS has), which
+    PyG drops by default (``use_node_attr=False``): ``x`` stays the one-hot node labels.
+    """
     raw = root / name / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     edges, indicator, node_labels, graph_labels = [], [], [], []
@@ -42,6 +46,8 @@ def write_tu(root: Path, name: str, graphs: list[Any]) -> Path:
         offset += g.num_nodes
     parts = {"A": edges, "graph_indicator": indicator, "node_labels": node_labels,
              "graph_labels": graph_labels}  # fmt: skip
+    if attributes:
+        parts["node_attributes"] = [f"{0.5 * k:.1f}" for k in range(offset)]
     for part, lines in parts.items():
         (raw / f"{name}_{part}.txt").write_text("\n".join(lines) + "\n")
     return raw
@@ -120,7 +126,7 @@ def test_full_run_end_to_end_on_local_tu_files(
     monkeypatch.delenv("PAPERSHELF_TMD_DATASETS", raising=False)
     for seed, name in enumerate(("MUTAG", "PTC_MR", "PROTEINS")):
         graphs = molecule_like_graphs(20, min_nodes=4, max_nodes=10, random_state=10 + seed)
-        write_tu(tmp_path / "data" / "TUDataset", name, graphs)
+        write_tu(tmp_path / "data" / "TUDataset", name, graphs, attributes=name == "PROTEINS")
     monkeypatch.setattr(reproduce, "_full_sizes", {"svm_graphs": 24, "folds": 3, "n_train": 24,
                         "n_eval": 10, "epochs": 2, "pairs": 30, "tu_n_jobs": 1})  # fmt: skip
     out = tmp_path / "out"
@@ -138,6 +144,7 @@ def test_full_run_end_to_end_on_local_tu_files(
         assert rec.config["runs"] == 10 and rec.config["split_seeds"] == list(range(10))
         assert len(rec.values) == 10 and rec.status == "not comparable"
         graphs = load_tu_dataset(name, tmp_path / "data" / "TUDataset")
+        assert all(torch.all(g.x.sum(dim=1) == 1) for g in graphs)  # one-hot labels only
         dist = np.load(out / f"tmd_{name}_L4_w0.5.npy")
         assert np.array_equal(dist, pairwise_tmd(graphs, w=0.5, depth=4))
         y = np.array([int(g.y) for g in graphs])
