@@ -275,7 +275,7 @@ def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
     note = (
         "the official recipe and data"
         if comparable
-        else PAPER_NOTE + f" (ours: {data}, {cfg.arch}, {cfg.epochs} epochs{scale})"
+        else PAPER_NOTE + f" (ours: {data}, {cfg.arch}, {cfg.epochs} epochs)"
     )
     records = [
         ResultRecord(
