@@ -171,3 +171,35 @@ def test_batch_larger_than_the_data_is_an_error(tmp_path):
     cfg = PaperScaleConfig(data_root=str(tmp_path), **{**TINY, "batch_size": 64})
     with pytest.raises(ValueError, match="batch_size=64 exceeds the 8 SimCLR images"):
         run_grid(_ctx(), [("nt-xent", _nt_xent, 0.0)], cfg)
+
+
+def test_readers_equal_torchvisions_on_the_same_files(tmp_path, monkeypatch):
+    # torchvision's dataset classes check md5 sums; with the check off they read our files
+    from torchvision.datasets import CIFAR10, STL10, cifar
+
+    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
+    monkeypatch.setattr(STL10, "_check_integrity", lambda self: True)
+    write_fake_cifar10(tmp_path, per_batch=3, seed=2)
+    write_fake_stl10(tmp_path, n_train=3, n_test=2, n_unlabeled=2, seed=3)
+    ours = read_cifar10(tmp_path)
+    for train, images, labels in [
+        (True, ours.train, ours.train_labels),
+        (False, ours.test, ours.test_labels),
+    ]:
+        tv = CIFAR10(str(tmp_path), train=train)
+        np.testing.assert_array_equal(images, tv.data)
+        assert labels.tolist() == tv.targets
+    assert tv.classes[0] == "airplane"
+    ours = read_stl10(tmp_path)
+    for split, images, labels in [
+        ("train+unlabeled", ours.pretrain, None),
+        ("train", ours.train, ours.train_labels),
+        ("test", ours.test, ours.test_labels),
+    ]:
+        tv = STL10(str(tmp_path), split=split)
+        assert len(images) == len(tv.data)
+        for i in range(len(tv.data)):
+            np.testing.assert_array_equal(images[i], tv.data[i].transpose(1, 2, 0))  # CHW
+        if labels is not None:
+            assert labels.tolist() == tv.labels.tolist()

@@ -62,6 +62,9 @@ OVERRIDES_ENV = "PAPERSHELF_FULL_OVERRIDES"  # JSON object of PaperScaleConfig f
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = "test_batch"
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
 STL10_DIR = "stl10_binary"
 STL10_FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin")
 STL10_SIZE = 96
@@ -672,7 +675,7 @@ def write_fake_cifar10(root: str | os.PathLike[str], *, per_batch: int = 20, see
     """Write random images in the CIFAR-10 python format: ``root/cifar-10-batches-py``.
 
     Five training batches and a test batch of ``per_batch`` images each, labels cycling
-    through 0..9. Returns the ``cifar-10-batches-py`` folder.
+    through 0..9, and ``batches.meta``. Returns the ``cifar-10-batches-py`` folder.
     """
     rng = np.random.default_rng(seed)
     folder = Path(root) / CIFAR10_DIR
@@ -686,6 +689,9 @@ def write_fake_cifar10(root: str | os.PathLike[str], *, per_batch: int = 20, see
         }
         with (folder / name).open("wb") as fh:
             pickle.dump(batch, fh, protocol=2)
+    meta = {"label_names": list(CIFAR10_CLASSES), "num_cases_per_batch": per_batch}
+    with (folder / "batches.meta").open("wb") as fh:
+        pickle.dump(meta, fh, protocol=2)
     return folder
 
 
