@@ -228,3 +228,5 @@ def test_readme_quickstart():
     ns = run_readme_quickstart(HERE.parent / "README.md")
     assert ns["P"].shape == (60, 50)
     assert ns["accuracy"] >= 0.9
+    assert ns["soft_labels"].shape == (50, 3) and ns["Xt_back"].shape == (50, 2)
+    assert (ns["soft_labels"].argmax(1) == ns["yt"]).mean() >= 0.9
