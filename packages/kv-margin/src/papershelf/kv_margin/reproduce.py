@@ -342,7 +342,6 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """
     if ctx.full and os.environ.get(PGDL_ENV):
         return run_pgdl(ctx, os.environ[PGDL_ENV], os.environ.get(PGDL_REFERENCE_ENV) or None)
-    torch.set_num_threads(1)
     cfg = FULL if ctx.full else SweepConfig()
     per_seed: list[tuple[list[dict[str, Any]], dict[str, np.ndarray]]] = []
     t0 = time.perf_counter()

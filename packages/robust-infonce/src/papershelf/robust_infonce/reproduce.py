@@ -23,8 +23,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-import torch
-
 from papershelf.core import ReproduceContext, ResultRecord
 from papershelf.core.contrastive_digits import (
     DigitsConfig,
@@ -76,7 +74,6 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction; see the module docstring."""
     if ctx.full:
         return _run_full(ctx)
-    torch.set_num_threads(1)
     seeds = ctx.seeds if len(ctx.seeds) > 1 else (0, 1, 2)
     cfg = QUICK
     xtr, ytr, xte, yte = load_digits_split(cfg.classes)

@@ -291,7 +291,6 @@ def _tu_experiment(ctx: ReproduceContext, name: str, root: Any, n_jobs: int) -> 
 
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction; returns the result records (the core writes results.json)."""
-    torch.set_num_threads(1)
     size = _full_sizes if ctx.full else _quick_sizes
     if ctx.full:  # fail before any work when a TU dataset is missing
         tu_root, tu_names = tu_data_root(), _tu_names()
