@@ -533,8 +533,9 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
                 claim="InfoOT aligns domains of different dimension better than entropic GW "
                 "(by more than one standard error of the paired per-seed difference)",
                 claim_holds=bool(diff.mean() > se),
-                note=f"entropic GW {gw:.3f}; GW - InfoOT {diff.mean():+.3f} ± {se:.3f} (se); "
-                f"InfoOT lower in {int((info_all < gw_all).sum())} of {info_all.size} "
+                note=f"entropic GW {gw:.3f}; GW - InfoOT {diff.mean():+.3f}"
+                + (f" ± {se:.3f} (se); " if len(diff) > 1 else " (one seed: no standard error); ")
+                + f"InfoOT lower in {int((info_all < gw_all).sum())} of {info_all.size} "
                 "manifold-seed pairs; random 0.5",
             )
         )
