@@ -40,14 +40,32 @@ def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
     tiny = reproduce.DigitsConfig(classes=(3, 5, 8, 9), epochs=2, batch_size=64, draws=1)
     monkeypatch.setattr(reproduce, "SETTINGS", {"tiny": (tiny, 0.25)})
     monkeypatch.setattr(reproduce, "BETAS", (0.0, 1.0))
+    from papershelf.hard_negatives.graph import GraphExperimentConfig
+
+    graph = GraphExperimentConfig(
+        n_per_class=6,
+        epochs=1,
+        batch_size=8,
+        hidden_dim=4,
+        num_layers=1,
+        betas=(0.0, 1.0),
+        svm_c=(1.0,),
+        outer_folds=2,
+        inner_folds=2,
+    )
+    monkeypatch.setattr(reproduce, "GRAPH_CONFIG", graph)
     ctx = ReproduceContext(out_dir=tmp_path, seeds=(0, 1))
     records = reproduce.run(ctx)
     names = [r.experiment for r in records]
     assert "tiny: HCL beta=1 (tau+=0.25)" in names
     assert "tiny: SimCLR" in names
-    claims = [r for r in records if r.claim is not None]
-    assert len(claims) == 3 and all(r.claim_holds in (True, False) for r in claims)
+    digits = [r for r in records if r.claim is not None and r.experiment.startswith("tiny")]
+    assert len(digits) == 3 and all(r.claim_holds in (True, False) for r in digits)
     assert (tmp_path / "hcl_beta.png").is_file()
+    # then the graph variant, on the tiny graph setting
+    assert "graphs: InfoGraph (JSD)" in names
+    assert "graphs: JSD_hard beta=1, paper sign (tau+=0.5) minus InfoGraph" in names
+    assert (tmp_path / "hcl_graph_beta.png").is_file()
 
 
 def test_full_mode_explains_what_it_needs(tmp_path, monkeypatch):

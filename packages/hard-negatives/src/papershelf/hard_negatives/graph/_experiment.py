@@ -9,8 +9,7 @@ equal size and density (:func:`synthetic_graph_classes`) instead of the paper's 
 which are downloads. Needs the ``graph`` and ``reproduce`` extras (torch-geometric,
 scikit-learn, matplotlib for the figure).
 
-Not wired into ``papershelf reproduce``; :func:`run_graph` has the signature of a reproduction's
-``run`` so that it can be called from one.
+``papershelf reproduce hard-negatives`` calls :func:`run_graph` after the digits experiment.
 """
 
 from __future__ import annotations
