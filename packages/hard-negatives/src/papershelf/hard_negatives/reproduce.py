@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 
-from papershelf.core import ReproduceContext, ResultRecord
+from papershelf.core import ReproduceContext, ResultRecord, paired_difference
 from papershelf.core.contrastive_digits import (
     DigitsConfig,
     augment,
@@ -66,16 +65,6 @@ def _loss_fn(beta: float | None, tau_plus: float):
     if beta is None:
         return lambda z1, z2: nt_xent_loss(z1, z2, temperature=TEMPERATURE)
     return lambda z1, z2: hcl_loss(z1, z2, beta=beta, tau_plus=tau_plus, temperature=TEMPERATURE)
-
-
-def difference_holds(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, bool]:
-    """Mean of ``a - b`` over matched seeds, its paired standard error, and whether it exceeds
-    2 standard errors. Seeds are matched: the same seed gives both runs the same initialisation,
-    batches, augmentations and probe draws."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    diff = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return diff, se, bool(diff > 0 and diff > 2 * se)
 
 
 def clamped_share(
@@ -185,7 +174,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             (0.0, None, "DCL beats SimCLR"),
             (1.0, 0.0, "HCL (beta=1) beats DCL"),
         ]:
-            diff, se, holds = difference_holds(five[(setting, better)], five[(setting, worse)])
+            diff, se, holds = paired_difference(five[(setting, better)], five[(setting, worse)])
             records.append(
                 ResultRecord(
                     package=PACKAGE,
@@ -308,7 +297,7 @@ def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
         (0.0, None, "DCL beats SimCLR"),
         (1.0, 0.0, "HCL (beta=1) beats DCL"),
     ]:
-        diff, se, holds = difference_holds(acc[_method_name(better)], acc[_method_name(worse)])
+        diff, se, holds = paired_difference(acc[_method_name(better)], acc[_method_name(worse)])
         records.append(
             ResultRecord(
                 package=PACKAGE,

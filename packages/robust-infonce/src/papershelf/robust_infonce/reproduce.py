@@ -17,13 +17,11 @@ object of ``PaperScaleConfig`` fields) shrinks it for smoke runs.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 
-from papershelf.core import ReproduceContext, ResultRecord
+from papershelf.core import ReproduceContext, ResultRecord, paired_difference
 from papershelf.core.contrastive_digits import (
     DigitsConfig,
     linear_probe,
@@ -54,16 +52,6 @@ def _loss_fn(name: str):
     if not kw:
         return lambda z1, z2: info_nce_loss(z1, z2, temperature=TEMPERATURE)
     return lambda z1, z2: rince_loss(z1, z2, q=kw["q"], lam=LAM, temperature=TEMPERATURE)
-
-
-def difference_holds(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, bool]:
-    """Mean of ``a - b`` over matched seeds, its paired standard error, and whether it exceeds
-    2 standard errors. Seeds are matched: the same seed gives both runs the same initialisation,
-    batches, augmentations and probe draws."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    diff = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return diff, se, bool(diff > 0 and diff > 2 * se)
 
 
 def _label(mode: str, p: float) -> str:
@@ -140,7 +128,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
     claim_cells = [("fixed", max(NOISE_RATES))] + [("resampled", p) for p in RESAMPLED_RATES[-1:]]
     for mode, p in claim_cells:
         for name in (n for n in LOSSES if n != "InfoNCE"):
-            diff, se, holds = difference_holds(five[(mode, p, name)], five[(mode, p, "InfoNCE")])
+            diff, se, holds = paired_difference(five[(mode, p, name)], five[(mode, p, "InfoNCE")])
             records.append(
                 ResultRecord(
                     package=PACKAGE,
@@ -168,7 +156,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
             ]
             for p in (0.0, p_max)
         }
-        diff, se, holds = difference_holds(gain[p_max], gain[0.0])
+        diff, se, holds = paired_difference(gain[p_max], gain[0.0])
         records.append(
             ResultRecord(
                 package=PACKAGE,
@@ -279,7 +267,7 @@ def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
     ]
     p_max = max(FULL_NOISE_RATES)
     for name in FULL_LOSSES[1:]:
-        diff, se, holds = difference_holds(
+        diff, se, holds = paired_difference(
             acc[f"{name}, {p_max:.0%} noisy views"], acc[f"InfoNCE, {p_max:.0%} noisy views"]
         )
         records.append(

@@ -12,6 +12,7 @@ from papershelf.core.progress import progress
 from papershelf.core.records import (
     STATUSES,
     ResultRecord,
+    paired_difference,
     read_results,
     records_from_json,
     records_to_json,
@@ -37,6 +38,7 @@ __all__ = [
     "get_reproduction",
     "make_generator",
     "make_rng",
+    "paired_difference",
     "package_versions",
     "progress",
     "read_results",

@@ -13,14 +13,16 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
+    "PairedDifference",
     "ResultRecord",
     "Status",
     "format_value",
+    "paired_difference",
     "read_results",
     "records_from_json",
     "records_to_json",
@@ -28,6 +30,48 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+
+class PairedDifference(NamedTuple):
+    """Mean of a paired difference, its standard error, and whether it clears ``z`` of them."""
+
+    diff: float
+    se: float
+    holds: bool
+
+
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], *, z: float = 2.0
+) -> PairedDifference:
+    """Compare two methods run on matched seeds.
+
+    Seeds are matched when the same seed gives both runs the same initialisation, batches and
+    evaluation draws, so the per-seed differences ``a[i] - b[i]`` cancel the shared noise.
+
+    Parameters
+    ----------
+    a, b : sequence of float, shape (n_seeds,)
+        Per-seed results of the two methods, in the same seed order.
+    z : float
+        How many paired standard errors the mean difference must exceed (default 2).
+
+    Returns
+    -------
+    PairedDifference
+        ``(diff, se, holds)``: the mean of ``a - b``, its paired standard error (``inf`` for one
+        seed, where it cannot be estimated) and ``diff > 0 and diff > z * se``.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have one value per seed each, got {len(a)} and {len(b)}")
+    if not a:
+        raise ValueError("a and b must not be empty")
+    if z < 0:
+        raise ValueError(f"z must be non-negative, got {z}")
+    diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    diff = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
+    return PairedDifference(diff, se, bool(diff > 0 and diff > z * se))
+
 
 Status = Literal["reproduced", "within tolerance", "not reproduced", "not comparable"]
 STATUSES: tuple[Status, ...] = (

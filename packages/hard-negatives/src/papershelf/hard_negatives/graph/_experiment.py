@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from papershelf.core import ResultRecord
+from papershelf.core import ResultRecord, paired_difference
 from papershelf.hard_negatives.graph._data import GRAPH_FAMILIES, synthetic_graph_classes
 from papershelf.hard_negatives.graph._loss import infograph_jsd, infograph_jsd_hard
 from papershelf.hard_negatives.graph._model import InfoGraph, InfoGraphConfig
@@ -278,12 +278,6 @@ def run_graph_experiment(
     return result
 
 
-def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return statistics.fmean(diffs), se
-
-
 def graph_records(result: GraphExperimentResult) -> list[ResultRecord]:
     """:class:`~papershelf.core.ResultRecord` rows of a :func:`run_graph_experiment` result:
     one per method, the two baselines, and one paired claim per hard-negative setting."""
@@ -316,7 +310,7 @@ def graph_records(result: GraphExperimentResult) -> list[ResultRecord]:
     for name, vals in result.accuracy.items():
         note = ""
         if name != "InfoGraph (JSD)":
-            diff, se = _paired(vals, base)
+            diff, se, _ = paired_difference(vals, base)
             note = f"minus InfoGraph {diff:+.2f} ± {se:.2f} (paired standard error)"
         records.append(
             ResultRecord(
@@ -356,7 +350,7 @@ def graph_records(result: GraphExperimentResult) -> list[ResultRecord]:
     for name, vals in result.accuracy.items():
         if result.settings[name].get("beta") in (None, 0.0):
             continue
-        diff, se = _paired(vals, base)
+        diff, se, holds = paired_difference(vals, base)
         records.append(
             ResultRecord(
                 package=PACKAGE,
@@ -364,7 +358,7 @@ def graph_records(result: GraphExperimentResult) -> list[ResultRecord]:
                 metric="SVM accuracy difference (points)",
                 values=[diff],
                 claim="hard negative sampling beats InfoGraph by more than 2 standard errors",
-                claim_holds=bool(diff > 2 * se),
+                claim_holds=holds,
                 comparable=False,
                 paper_note="paper: JSD_hard above InfoGraph on most TU datasets (graph table)",
                 note=f"difference {diff:+.2f} ± {se:.2f} (paired standard error over "
