@@ -122,6 +122,31 @@ def test_out_of_sample_query_bandwidth_depends_on_batch_train_bandwidth_does_not
     assert_close(alone, one_by_one, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("oos", ["query", "train"])
+def test_far_query_points_stay_finite_and_rows_are_scale_free(oos):
+    """A point far from every training point used to give a 0/0 row; the score is invariant to
+    the scale of a query row, so rows are scaled to a maximum of 1 and stay finite."""
+    from papershelf.infoot.kernels import gaussian_kernel, pairwise_euclidean
+    from papershelf.infoot.mi import density_ratio
+
+    est = FusedInfoOT(max_iter=10, oos_bandwidth=oos).fit(Xs, Xt)
+    far = np.array([[400.0, -300.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value" on the way
+        R = est.conditional_score(np.vstack([Xq, far]))
+        proj = est.transform(far, method="conditional")
+        back = est.inverse_transform(far, method="conditional")
+    assert np.isfinite(R).all() and np.isfinite(proj).all() and np.isfinite(back).all()
+    # on ordinary points the row-scaled kernel gives the plain kernel's ratio
+    C = pairwise_euclidean(Xq, Xs)
+    scale = est.source_feature_scale_ if oos == "train" else None
+    if scale is not None:
+        plain = density_ratio(
+            est.coupling_, gaussian_kernel(C, est.h * scale), est._target_kernel(est.h)
+        )
+        assert_close(est.conditional_score(Xq), plain, rtol=1e-12, atol=0)
+
+
 def test_unseen_points_project_near_their_cluster():
     """Conditional projection of unseen source points lands by the matching target cluster."""
     est = FusedInfoOT(oos_bandwidth="train").fit(Xs, Xt, ys=ys)

@@ -21,6 +21,7 @@ import numpy as np
 from papershelf.infoot._backend import as_matrix, as_vector, backend_of, is_torch
 from papershelf.infoot.kernels import (
     _check_h,
+    _row_scaled_gaussian_kernel,
     gaussian_kernel,
     label_block_distances,
     pairwise_euclidean,
@@ -187,7 +188,9 @@ class _InfoOTBase:
             )
         Cq = pairwise_euclidean(X, self.xs_)
         scale = _scale(Cq) if self.oos_bandwidth == "query" else self.source_feature_scale_
-        Kq = gaussian_kernel(Cq, h * scale)
+        # R is invariant to the scale of a query row: rows scaled to a maximum of 1 stay finite
+        # for points far from every training point (the plain kernel underflows to 0 / 0)
+        Kq = _row_scaled_gaussian_kernel(Cq, h * scale)
         return density_ratio(self.coupling_, Kq, self._target_kernel(h))
 
     def transform(self, X: Any, method: str = "barycentric", h: float | None = None) -> Any:
@@ -278,7 +281,7 @@ class _InfoOTBase:
         else:
             Cq = pairwise_euclidean(Xt, self.xt_)
             scale = _scale(Cq) if self.oos_bandwidth == "query" else self.target_kernel_scale_
-            Kq = gaussian_kernel(Cq, h * scale)
+            Kq = _row_scaled_gaussian_kernel(Cq, h * scale)  # see conditional_score
         return conditional_projection(density_ratio(P_T, Kq, Ks), self.xs_)
 
     def _propagate(self, labels: Any, P: Any, name: str) -> Any:

@@ -138,6 +138,20 @@ def gaussian_kernel(C: Any, sigma: float) -> Any:
     return nx.exp(-((C / sigma) ** 2) / 2)
 
 
+def _row_scaled_gaussian_kernel(C: Any, sigma: float) -> Any:
+    """:func:`gaussian_kernel` with each row divided by its largest entry.
+
+    For uses that are invariant to the scale of a row (the query rows of a density ratio): a
+    point far from every training point keeps a finite, meaningful row instead of a row of
+    underflowed zeros (0 / 0 in the ratio).
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    nx = backend_of(C)
+    E = (C / sigma) ** 2 / 2
+    return nx.exp(-(E - nx.min(E, axis=1)[:, None]))
+
+
 def gaussian_kernels(Cs: Any, Ct: Any, h: float) -> tuple[Any, Any]:
     r"""Source and target kernels with the InfoOT bandwidth rule (official ``compute_kernel``).
 
