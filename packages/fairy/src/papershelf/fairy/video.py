@@ -25,7 +25,8 @@ def _one_frame(f: Any, i: int) -> torch.Tensor:
     if isinstance(f, np.ndarray):
         if f.ndim != 3 or f.shape[-1] != 3:
             raise ValueError(f"frames[{i}]: a numpy frame must have shape (H, W, 3), got {f.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)
+        # a copy: frames may be read-only (decoded video) and must not alias the result
+        t = torch.from_numpy(np.array(f)).permute(2, 0, 1)
         return t.float() / 255.0 if f.dtype == np.uint8 else t.float()
     if isinstance(f, torch.Tensor):
         if f.ndim != 3 or f.shape[0] != 3:
