@@ -349,7 +349,9 @@ def _real_edit(ctx: ReproduceContext) -> list[ResultRecord]:
     except ImportError:
         name = "fairy_edit.gif"
     write_video(res.frames, ctx.path(name), fps=30)
-    src = torch.stack([torch.from_numpy(np.array(a)).permute(2, 0, 1).float() / 255 for a in frames])
+    src = torch.stack(
+        [torch.from_numpy(np.array(a)).permute(2, 0, 1).float() / 255 for a in frames]
+    )
     return [
         ResultRecord(
             PKG,
