@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
 
+from papershelf.core.timing import time_call
 from papershelf.hard_negatives import hcl_loss, nt_xent_loss
 
 
@@ -47,13 +47,8 @@ def official_style_hcl(z1, z2, tau_plus, beta, t):
 
 
 def cpu_ms(fn, rounds: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t0)
-    return best * 1e3
+    """Per-thread CPU milliseconds, min of ``rounds`` after one warm-up call."""
+    return time_call(fn, rounds) * 1e3
 
 
 def main() -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
 from papershelf.core import describe_hardware
+from papershelf.core.timing import time_call
 from papershelf.hessian_trace import (
     deep_linear_trace,
     hessian_trace_exact,
@@ -26,13 +25,8 @@ from papershelf.hessian_trace import (
 
 
 def timeit(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median wall seconds of ``repeat`` calls after one warm-up call."""
+    return time_call(fn, repeat, clock="wall", stat="median")
 
 
 def hutchinson_loop(loss, ws, probes: int) -> float:

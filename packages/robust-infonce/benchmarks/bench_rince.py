@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from papershelf.core.timing import time_call
 from papershelf.robust_infonce import info_nce_loss, rince_loss
 
 
@@ -44,13 +44,8 @@ def official_style_rince(z1, z2, q, lam, t):
 
 
 def cpu_ms(fn, rounds: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t0)
-    return best * 1e3
+    """Per-thread CPU milliseconds, min of ``rounds`` after one warm-up call."""
+    return time_call(fn, rounds) * 1e3
 
 
 def main() -> None:
