@@ -5,22 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-from papershelf.core.contrastive_cifar import OVERRIDES_ENV, write_fake_cifar10
+from papershelf.core.contrastive_cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 from papershelf.core.registry import get_reproduction
 from papershelf.core.reproduce import run_reproduction
 
-TINY = {
-    "dataset": "cifar10",
-    "arch": "resnet18",
-    "epochs": 1,
-    "batch_size": 2,
-    "max_steps": 1,
-    "linear_epochs": 1,
-    "linear_batch_size": 4,
-    "max_linear_steps": 1,
-    "max_images": 8,
-    "workers": 0,
-}
+TINY = {"dataset": "cifar10", **SMOKE_OVERRIDES}
 
 
 def test_full_config_is_the_official_stl10_recipe(monkeypatch):

@@ -8,19 +8,9 @@ import math
 import pytest
 
 from papershelf.core.cli import main
-from papershelf.core.contrastive_cifar import OVERRIDES_ENV, write_fake_cifar10
+from papershelf.core.contrastive_cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 
-TINY = {
-    "arch": "resnet18",
-    "epochs": 1,
-    "batch_size": 2,
-    "max_steps": 1,
-    "linear_epochs": 1,
-    "linear_batch_size": 4,
-    "max_linear_steps": 1,
-    "max_images": 8,
-    "workers": 0,
-}
+TINY = SMOKE_OVERRIDES
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import torch
 
 from papershelf.core.contrastive_cifar import (
     OVERRIDES_ENV,
+    SMOKE_OVERRIDES,
     PaperScaleConfig,
     SimCLRNet,
     load_data,
@@ -22,17 +23,7 @@ from papershelf.core.contrastive_cifar import (
     write_fake_stl10,
 )
 
-TINY = dict(
-    arch="resnet18",
-    epochs=1,
-    batch_size=2,
-    max_steps=1,
-    linear_epochs=1,
-    linear_batch_size=4,
-    max_linear_steps=1,
-    max_images=8,
-    workers=0,
-)
+TINY = SMOKE_OVERRIDES
 
 
 def _ctx(seeds=(0,)):

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 __all__ = [
     "DATA_ENV",
     "OVERRIDES_ENV",
+    "SMOKE_OVERRIDES",
     "PaperScaleConfig",
     "PaperScaleData",
     "SimCLRNet",
@@ -58,6 +59,19 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 DATA_ENV = "PAPERSHELF_DATA"  # folder holding cifar-10-batches-py/ and/or stl10_binary/
 OVERRIDES_ENV = "PAPERSHELF_FULL_OVERRIDES"  # JSON object of PaperScaleConfig fields
+# the smallest run of the whole --full path (seconds on a CPU, with write_fake_cifar10 /
+# write_fake_stl10 data): for tests and smoke runs, e.g. OVERRIDES_ENV=json.dumps(SMOKE_OVERRIDES)
+SMOKE_OVERRIDES: dict[str, int | str] = {
+    "arch": "resnet18",
+    "epochs": 1,
+    "batch_size": 2,
+    "max_steps": 1,
+    "linear_epochs": 1,
+    "linear_batch_size": 4,
+    "max_linear_steps": 1,
+    "max_images": 8,
+    "workers": 0,
+}
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
