@@ -384,7 +384,7 @@ def test_full_reproduction_on_pgdl_tasks(tmp_path, monkeypatch):
     from papershelf.kv_margin.reproduce import run
 
     make_task(tmp_path / "input_data")
-    monkeypatch.setenv("KV_MARGIN_PGDL_DIR", str(tmp_path / "input_data"))
+    monkeypatch.setenv("PAPERSHELF_PGDL_DIR", str(tmp_path / "input_data"))
     recs = run(ReproduceContext(out_dir=tmp_path / "out", full=True))
     assert (tmp_path / "out" / "kv_margin_pgdl_scatter.png").is_file()
     assert len(recs) == 4  # 2 measures x 2 layers for the one task
@@ -392,7 +392,7 @@ def test_full_reproduction_on_pgdl_tasks(tmp_path, monkeypatch):
     r = by["PGDL task9_v1: kV-GN-Margin 1st"]
     assert r.paper_value == 21.85 and r.comparable  # official README, task 9
     assert 0.0 <= r.mean <= 100.0
-    monkeypatch.setenv("KV_MARGIN_PGDL_DIR", str(tmp_path))
+    monkeypatch.setenv("PAPERSHELF_PGDL_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="no PGDL task"):
         run(ReproduceContext(out_dir=tmp_path / "out2", full=True))
 

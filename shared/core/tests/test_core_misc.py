@@ -163,3 +163,15 @@ def test_time_call_counts_warmup_and_repeats_and_validates():
         kw = {"repeats": 1, **bad}
         with pytest.raises(ValueError, match=next(iter(bad))):
             time_call(lambda: None, **kw)
+
+
+def test_data_root_reads_papershelf_data(monkeypatch, tmp_path):
+    from papershelf.core.io import DATA_ENV, data_root
+
+    assert DATA_ENV == "PAPERSHELF_DATA"
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert data_root() == tmp_path
+    monkeypatch.setenv(DATA_ENV, "")
+    assert data_root() is None
+    monkeypatch.delenv(DATA_ENV)
+    assert data_root() is None

@@ -12,10 +12,10 @@ Quick: 32 models (two values per axis). ``--full``: the 72-model grid of the spe
 (width {64, 256} x lr {1e-3, 3e-3} x weight decay {0, 1e-4} x train size {200, 500, 1000}
 x label noise {0, 0.1, 0.2}) and k-variance averaged over 5 splits as well.
 
-``--full`` with the environment variable ``KV_MARGIN_PGDL_DIR`` set to downloaded PGDL data
+``--full`` with the environment variable ``PAPERSHELF_PGDL_DIR`` set to downloaded PGDL data
 (a task folder such as ``public_data/input_data/task1_v4``, or a folder of task folders) scores
 the PGDL task models instead, as the official submissions do, and compares the PGDL score with
-the official README's; ``KV_MARGIN_PGDL_REFERENCE`` names the ``reference_data`` folder when
+the official README's; ``PAPERSHELF_PGDL_REFERENCE`` names the ``reference_data`` folder when
 the ``model_configs.json`` files are not inside the task folders.
 """
 
@@ -55,7 +55,7 @@ PAPER_PGDL_TABLE = {
     "kV-Margin 8th": (29.72, 27.19, 6.01, 15.10, 0.81, 1.71, 0.37, 1.43),
     "kV-GN-Margin 8th": (41.09, 46.28, 6.71, 15.99, 1.11, 5.93, 0.66, 8.14),
 }
-PGDL_ENV, PGDL_REFERENCE_ENV = "KV_MARGIN_PGDL_DIR", "KV_MARGIN_PGDL_REFERENCE"
+PGDL_ENV, PGDL_REFERENCE_ENV = "PAPERSHELF_PGDL_DIR", "PAPERSHELF_PGDL_REFERENCE"
 PGDL_TOLERANCE = 1.0  # CMI x 100: same seed and procedure; float32 ties may still flip a pair
 
 
@@ -338,7 +338,7 @@ def _pgdl_figure(ctx: ReproduceContext, results: list[Any]) -> None:
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the digits sweep (quick: 32 models; ``--full``: 72 models) and compare the measures.
 
-    With ``--full`` and ``KV_MARGIN_PGDL_DIR`` set, score the PGDL tasks there instead.
+    With ``--full`` and ``PAPERSHELF_PGDL_DIR`` set, score the PGDL tasks there instead.
     """
     if ctx.full and os.environ.get(PGDL_ENV):
         return run_pgdl(ctx, os.environ[PGDL_ENV], os.environ.get(PGDL_REFERENCE_ENV) or None)

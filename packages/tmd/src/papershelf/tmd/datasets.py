@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from papershelf.core.io import DATA_ENV, data_root
 from papershelf.tmd.graphs import one_hot
 
 __all__ = ["load_tu_dataset", "molecule_like_graphs", "tu_data_root", "tu_raw_files"]
@@ -119,7 +120,7 @@ def molecule_like_graphs(
     return [out[i] for i in order]
 
 
-TU_ENV = "PAPERSHELF_DATA"
+TU_ENV = DATA_ENV  # PAPERSHELF_DATA, shared by every package's --full data
 TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"  # where PyG's TUDataset downloads from
 
 
@@ -134,8 +135,7 @@ def tu_data_root() -> Path:
     pathlib.Path
         Dataset ``NAME`` is read from ``<root>/NAME/raw/NAME_A.txt`` and the other TU files.
     """
-    base = os.environ.get(TU_ENV)
-    return (Path(base) if base else Path("data")) / "TUDataset"
+    return (data_root() or Path("data")) / "TUDataset"
 
 
 def tu_raw_files(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from papershelf.core.io import DATA_ENV, data_root
+
 __all__ = [
     "DATA_ENV",
     "OVERRIDES_ENV",
@@ -57,7 +59,6 @@ __all__ = [
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-DATA_ENV = "PAPERSHELF_DATA"  # folder holding cifar-10-batches-py/ and/or stl10_binary/
 OVERRIDES_ENV = "PAPERSHELF_FULL_OVERRIDES"  # JSON object of PaperScaleConfig fields
 # the smallest run of the whole --full path (seconds on a CPU, with write_fake_cifar10 /
 # write_fake_stl10 data): for tests and smoke runs, e.g. OVERRIDES_ENV=json.dumps(SMOKE_OVERRIDES)
@@ -364,7 +365,7 @@ class PaperScaleData:
 
 
 def _data_root(cfg: PaperScaleConfig) -> Path:
-    root = cfg.data_root or os.environ.get(DATA_ENV)
+    root = cfg.data_root or data_root()  # $PAPERSHELF_DATA: cifar-10-batches-py/, stl10_binary/
     if not root or not os.path.isdir(root):
         expected = CIFAR10_DIR if cfg.dataset == "cifar10" else STL10_DIR
         raise RuntimeError(

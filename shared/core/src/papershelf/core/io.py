@@ -13,7 +13,24 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "save_figure"]
+__all__ = [
+    "DATA_ENV",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "data_root",
+    "save_figure",
+]
+
+#: The environment variable naming the folder of data sets that users download themselves
+#: (the paper-scale ``--full`` runs read from it; nothing is downloaded for them).
+DATA_ENV = "PAPERSHELF_DATA"
+
+
+def data_root() -> Path | None:
+    """The folder named by ``$PAPERSHELF_DATA``, or ``None`` when the variable is unset or empty."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value) if value else None
 
 
 def _umask() -> int:
