@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from papershelf.core.testing import assert_gathered_loss_matches_single_process, slow
+from papershelf.contrastive_bench.testing import assert_gathered_loss_matches_single_process
+from papershelf.core.testing import slow
 
 CONFIGS = [
     dict(beta=1.0, tau_plus=0.1, temperature=0.5),

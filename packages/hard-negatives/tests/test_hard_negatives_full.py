@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from papershelf.core.contrastive_cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
+from papershelf.contrastive_bench.cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 from papershelf.core.registry import get_reproduction
 from papershelf.core.reproduce import run_reproduction
 

@@ -1,7 +1,7 @@
 """Throughput of the ``--full`` SimCLR recipe on this machine, to size a paper-scale run.
 
 Times SimCLR steps (two augmented views, forward, loss, backward, Adam) and linear-probe steps of
-:mod:`papershelf.core.contrastive_cifar` on generated data in the real formats (real CIFAR-10 and
+:mod:`papershelf.contrastive_bench.cifar` on generated data in the real formats (real CIFAR-10 and
 STL10 sizes, random pixels: throughput does not depend on the pixel values), with data loading
 in worker processes as in a real run, and extrapolates to the paper's epochs. Seconds per step
 are the difference of a long and a short run divided by the extra steps, so loader start-up and
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from papershelf.core.contrastive_cifar import (
+from papershelf.contrastive_bench.cifar import (
     PaperScaleConfig,
     SimCLRNet,
     linear_probe,

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from papershelf.contrastive_bench.cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 from papershelf.core.cli import main
-from papershelf.core.contrastive_cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 
 TINY = SMOKE_OVERRIDES
 

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from papershelf.core.distributed import gather_with_grad
+    from papershelf.hard_negatives._distributed import gather_with_grad
     from papershelf.hard_negatives._loss import (
         ClampCollapseWarning,
         DebiasedContrastiveLoss,
@@ -48,7 +48,7 @@ _EXPORTS = {
     "HardNegativeLoss": "_loss",
     "beta_schedule": "_loss",
     "debiased_loss": "_loss",
-    "gather_with_grad": "_loss",  # re-exported from papershelf.core.distributed
+    "gather_with_grad": "_loss",  # re-exported from papershelf.hard_negatives._distributed
     "hcl_from_logits": "_loss",
     "hcl_loss": "_loss",
     "nt_xent_loss": "_loss",

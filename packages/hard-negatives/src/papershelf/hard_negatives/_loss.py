@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papershelf.core.checks import check_pair, check_tensor, reduce_loss
-from papershelf.core.distributed import gather_with_grad, rank_and_world_size
+from papershelf.hard_negatives._checks import check_pair, check_tensor, reduce_loss
+from papershelf.hard_negatives._distributed import gather_with_grad, rank_and_world_size
 
 __all__ = [
     "ClampCollapseWarning",

@@ -12,7 +12,7 @@ with the JSD_hard loss across beta and both weight signs on four generated rando
 cropped to 32x32, read from ``$PAPERSHELF_DATA/stl10_binary``), ResNet-50 with a CIFAR stem,
 batch 256, 400 epochs, t=0.5, tau_plus=0.1, then the official linear evaluation (100 epochs on
 the frozen encoder): SimCLR, DCL and HCL beta in {0.5, 1, 2}, beside the official README's
-numbers; see :mod:`papershelf.core.contrastive_cifar`. ``$PAPERSHELF_FULL_OVERRIDES`` (a JSON
+numbers; see :mod:`papershelf.contrastive_bench.cifar`. ``$PAPERSHELF_FULL_OVERRIDES`` (a JSON
 object of ``PaperScaleConfig`` fields) changes it, e.g. ``{"dataset": "cifar10"}``, or shrinks it
 for smoke runs.
 """
@@ -26,14 +26,14 @@ from dataclasses import replace
 
 import torch
 
-from papershelf.core import ReproduceContext, ResultRecord, paired_difference
-from papershelf.core.contrastive_digits import (
+from papershelf.contrastive_bench.digits import (
     DigitsConfig,
     augment,
     linear_probe,
     load_digits_split,
     train_contrastive,
 )
+from papershelf.core import ReproduceContext, ResultRecord, paired_difference
 from papershelf.hard_negatives._loss import hcl_loss, nt_xent_loss
 
 PACKAGE = "hard-negatives"
@@ -240,13 +240,13 @@ FULL_TOLERANCE = 1.0  # points of linear top-1 below the paper still "within tol
 def full_config():
     """The ``--full`` configuration (the official HCL image recipe), after
     ``$PAPERSHELF_FULL_OVERRIDES``."""
-    from papershelf.core.contrastive_cifar import PaperScaleConfig
+    from papershelf.contrastive_bench.cifar import PaperScaleConfig
 
     return PaperScaleConfig(dataset="stl10", arch="resnet50", epochs=400).with_overrides()
 
 
 def _is_paper_setting(cfg) -> bool:
-    from papershelf.core.contrastive_cifar import PaperScaleConfig
+    from papershelf.contrastive_bench.cifar import PaperScaleConfig
 
     paper = PaperScaleConfig(dataset="stl10", arch="resnet50", epochs=400)
     return replace(cfg, workers=paper.workers, data_root=None) == paper
@@ -255,7 +255,7 @@ def _is_paper_setting(cfg) -> bool:
 def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
     import dataclasses
 
-    from papershelf.core.contrastive_cifar import run_grid
+    from papershelf.contrastive_bench.cifar import run_grid
 
     cfg = full_config()
     comparable = _is_paper_setting(cfg)

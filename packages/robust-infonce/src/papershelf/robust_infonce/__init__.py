@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from papershelf.core.distributed import gather_with_grad
+    from papershelf.robust_infonce._distributed import gather_with_grad
     from papershelf.robust_infonce._loss import (
         RINCELoss,
         info_nce_loss,
@@ -37,7 +37,7 @@ __all__ = [
 # `papershelf` command loads) does not import torch.
 _EXPORTS = {
     "RINCELoss": "_loss",
-    "gather_with_grad": "_loss",  # re-exported from papershelf.core.distributed
+    "gather_with_grad": "_loss",  # re-exported from papershelf.robust_infonce._distributed
     "info_nce_loss": "_loss",
     "moco_rince_loss": "_loss",
     "rince_from_logits": "_loss",

@@ -11,7 +11,7 @@ read by a linear probe with all labels and with 5 labels per class. Needs the ``
 (each pair's second view is another random image with that probability): ResNet-18 with a CIFAR
 stem on CIFAR-10 read from ``$PAPERSHELF_DATA/cifar-10-batches-py``, batch 256, 400 epochs, the
 official HCL/DCL image recipe (RINCE released no CIFAR code), linear evaluation on the frozen
-encoder; see :mod:`papershelf.core.contrastive_cifar`. ``$PAPERSHELF_FULL_OVERRIDES`` (a JSON
+encoder; see :mod:`papershelf.contrastive_bench.cifar`. ``$PAPERSHELF_FULL_OVERRIDES`` (a JSON
 object of ``PaperScaleConfig`` fields) shrinks it for smoke runs.
 """
 
@@ -21,13 +21,13 @@ import statistics
 import time
 from dataclasses import replace
 
-from papershelf.core import ReproduceContext, ResultRecord, paired_difference
-from papershelf.core.contrastive_digits import (
+from papershelf.contrastive_bench.digits import (
     DigitsConfig,
     linear_probe,
     load_digits_split,
     train_contrastive,
 )
+from papershelf.core import ReproduceContext, ResultRecord, paired_difference
 from papershelf.robust_infonce._loss import info_nce_loss, rince_loss
 
 PACKAGE = "robust-infonce"
@@ -231,7 +231,7 @@ FULL_NOISE_RATES = NOISE_RATES
 
 def full_config():
     """The ``--full`` configuration, after ``$PAPERSHELF_FULL_OVERRIDES``."""
-    from papershelf.core.contrastive_cifar import PaperScaleConfig
+    from papershelf.contrastive_bench.cifar import PaperScaleConfig
 
     return PaperScaleConfig(dataset="cifar10", arch="resnet18", epochs=400).with_overrides()
 
@@ -239,7 +239,7 @@ def full_config():
 def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
     import dataclasses
 
-    from papershelf.core.contrastive_cifar import run_grid
+    from papershelf.contrastive_bench.cifar import run_grid
 
     cfg = full_config()
     cells = [(p, name) for p in FULL_NOISE_RATES for name in FULL_LOSSES]

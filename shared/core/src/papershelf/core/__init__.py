@@ -21,7 +21,7 @@ from papershelf.core.records import (
 from papershelf.core.registry import ReproduceContext, Reproduction, discover, get_reproduction
 from papershelf.core.seeding import make_generator, make_rng, seed_everything
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "STATUSES",

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from papershelf.core.checks import check_tensor, reduce_loss
+from papershelf.hard_negatives._checks import check_tensor, reduce_loss
 from papershelf.hard_negatives._loss import _check_float
 
 __all__ = ["infograph_jsd", "infograph_jsd_hard"]

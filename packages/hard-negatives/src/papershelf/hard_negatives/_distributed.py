@@ -1,7 +1,10 @@
 """All-gather with gradients, for losses whose negatives span every ``torch.distributed`` rank.
 
 Paper-agnostic (used by the contrastive losses of robust-infonce and hard-negatives);
-imports torch, so it is not imported by ``papershelf.core`` itself.
+imports torch, so it is imported only by the loss module.
+
+This package's own copy (it moved out of papershelf-core so that a core release cannot
+change a loss); the same file lives in ``packages/robust-infonce/src/papershelf/robust_infonce/_distributed.py``.
 """
 
 from __future__ import annotations

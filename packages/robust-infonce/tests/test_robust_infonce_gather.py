@@ -1,6 +1,6 @@
 import torch
 
-from papershelf.core.distributed import gather_with_grad, rank_and_world_size
+from papershelf.robust_infonce._distributed import gather_with_grad, rank_and_world_size
 
 
 def test_single_process_is_identity_and_keeps_the_graph():

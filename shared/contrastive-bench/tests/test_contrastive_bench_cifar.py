@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from papershelf.core.contrastive_cifar import (
+from papershelf.contrastive_bench.cifar import (
     OVERRIDES_ENV,
     SMOKE_OVERRIDES,
     PaperScaleConfig,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from papershelf.core.checks import check_pair, check_tensor, reduce_loss
+from papershelf.robust_infonce._checks import check_pair, check_tensor, reduce_loss
 
 
 @pytest.mark.parametrize(

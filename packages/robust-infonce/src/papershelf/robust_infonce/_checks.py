@@ -2,6 +2,9 @@
 
 Paper-agnostic: the contrastive-loss packages validate ``(z1, z2)`` and reduce per-row losses
 the same way. Imports torch, so it is not loaded by ``papershelf.core`` itself.
+
+This package's own copy (it moved out of papershelf-core so that a core release cannot
+change a loss); the same file lives in ``packages/hard-negatives/src/papershelf/hard_negatives/_checks.py``.
 """
 
 from __future__ import annotations
