@@ -22,7 +22,7 @@ def test_readme_quickstart_runs():
 
 
 def test_public_api():
-    assert fairy.__version__ == "0.1.0"
+    assert fairy.__version__ == "0.2.0"
     for name in fairy.__all__:
         assert hasattr(fairy, name)
 

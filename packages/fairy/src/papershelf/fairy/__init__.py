@@ -2,30 +2,70 @@
 
 Wu et al., "Fairy: Fast Parallelized Instruction-Guided Video-to-Video Synthesis", CVPR 2024
 (arXiv:2312.13834). Works with any diffusers InstructPix2Pix pipeline.
+
+The package's API is torch and diffusers; importing ``papershelf.fairy`` imports neither until
+a name that needs them is used (PEP 562). The top level holds what a user needs first; the
+rest lives in the submodules (``attention``, ``anchors``, ``video``, ``metrics``, ``augment``,
+``train``, ``costs``, ``testing``, ``toy``).
 """
 
-from papershelf.fairy.anchors import select_anchors
-from papershelf.fairy.attention import (
-    AnchorAttentionState,
-    AnchorAttnProcessor,
-    anchor_attention,
-    anchor_sdpa,
-)
-from papershelf.fairy.editor import FairyOutput, FairyVideoEditor
-from papershelf.fairy.video import read_video, to_frames_tensor, write_video
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+# name -> submodule; the first block is the public top level (``__all__``), the second keeps
+# the names of 0.1 importable from here
+_LAZY = {
+    "FairyPipeline": "pipeline",
+    "FairyVideoEditor": "editor",
+    "FairyOutput": "editor",
+    "load_video": "video",
+    "write_video": "video",
+    "select_anchors": "anchors",
+    "anchor_attention": "attention",
+    # 0.1 names
+    "AnchorAttentionState": "attention",
+    "AnchorAttnProcessor": "attention",
+    "anchor_sdpa": "attention",
+    "read_video": "video",
+    "to_frames_tensor": "video",
+}
 
 __all__ = [
-    "AnchorAttentionState",
-    "AnchorAttnProcessor",
     "FairyOutput",
+    "FairyPipeline",
     "FairyVideoEditor",
     "__version__",
     "anchor_attention",
-    "anchor_sdpa",
-    "read_video",
+    "load_video",
     "select_anchors",
-    "to_frames_tensor",
     "write_video",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from papershelf.fairy.anchors import select_anchors
+    from papershelf.fairy.attention import (
+        AnchorAttentionState,
+        AnchorAttnProcessor,
+        anchor_attention,
+        anchor_sdpa,
+    )
+    from papershelf.fairy.editor import FairyOutput, FairyVideoEditor
+    from papershelf.fairy.pipeline import FairyPipeline
+    from papershelf.fairy.video import load_video, read_video, to_frames_tensor, write_video
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'papershelf.fairy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"papershelf.fairy.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

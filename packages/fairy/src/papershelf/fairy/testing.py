@@ -61,6 +61,27 @@ def tiny_clip_tokenizer(max_length: int = 16) -> Any:
         )
 
 
+def tiny_text_encoder(seed: int = 0) -> Any:
+    """A tiny random ``CLIPTextModel`` (hidden 32, 5 layers, 4 heads, context 16; 68k parameters)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    return CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-5,
+            num_attention_heads=4,
+            num_hidden_layers=5,
+            vocab_size=1000,
+            max_position_embeddings=16,
+        )
+    ).eval()
+
+
 def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] = (32, 64)) -> Any:
     """A tiny randomly initialised ``StableDiffusionInstructPix2PixPipeline`` on the CPU.
 
@@ -74,7 +95,8 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
     Returns
     -------
     diffusers.StableDiffusionInstructPix2PixPipeline
-        UNet (1.4M parameters, 6 ``attn1`` layers), VAE (0.7M), 5-layer CLIP text encoder
+        UNet (1.4M parameters, 6 ``attn1`` layers; ``sample_size`` 16, so the editor's
+        default longer side is 16 x 2 = 32 pixels), VAE (0.7M), 5-layer CLIP text encoder
         (hidden 32), byte-level tokenizer, Euler-Ancestral scheduler; no safety checker.
     """
     from diffusers import (
@@ -83,14 +105,12 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
         StableDiffusionInstructPix2PixPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
     n = len(block_out_channels)
     torch.manual_seed(seed)
     unet: Any = UNet2DConditionModel(
         block_out_channels=block_out_channels,
         layers_per_block=2,
-        sample_size=32,
+        sample_size=16,
         in_channels=8,
         out_channels=4,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
@@ -109,27 +129,17 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
         latent_channels=4,
         norm_num_groups=min(32, block_out_channels[0]),
     )
-    torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=512,
-            eos_token_id=513,
-            pad_token_id=513,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-5,
-            num_attention_heads=4,
-            num_hidden_layers=5,
-            vocab_size=1000,
-            max_position_embeddings=16,
-        )
-    )
+    text_encoder = tiny_text_encoder(seed + 2)
     scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
     )
     pipe: Any = StableDiffusionInstructPix2PixPipeline(
         vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
+        text_encoder=text_encoder,
         tokenizer=tiny_clip_tokenizer(16),
         unet=unet.eval(),
         scheduler=scheduler,
@@ -209,8 +219,9 @@ def distributed_edit_worker(
     """One rank of a ``torch.distributed`` (gloo, CPU) edit of a synthetic video.
 
     For ``torch.multiprocessing.spawn``; saves the frames every rank returns to
-    ``out_dir/rank{rank}.pt``. Used by the tests to check that distributed editing equals
-    single-process editing.
+    ``out_dir/rank{rank}.pt`` (a dict: ``frames`` and ``indices``, the whole video on rank 0,
+    the rank's own segment elsewhere). Used by the tests to check that distributed editing
+    equals single-process editing.
     """
     import os
 
@@ -231,6 +242,6 @@ def distributed_edit_worker(
             chunk_size=chunk_size,
             distributed=True,
         )
-        torch.save(res.frames, f"{out_dir}/rank{rank}.pt")
+        torch.save({"frames": res.frames, "indices": res.frame_indices}, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()

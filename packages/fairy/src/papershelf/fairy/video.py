@@ -1,7 +1,8 @@
 """Frame conversion and video I/O: tensors, uint8 arrays and PIL images in; MP4/GIF files.
 
-Reading and writing MP4 needs the ``video`` extra (imageio + imageio-ffmpeg); GIF works with
-Pillow alone.
+Reading and writing MP4 and other containers needs the ``video`` extra (PyAV, FFmpeg's own
+decoders and encoders); GIF works with Pillow alone. :func:`load_video` returns the frame rate
+so that :func:`write_video` can keep it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["frames_to_numpy", "frames_to_pil", "read_video", "to_frames_tensor", "write_video"]
+from papershelf.core.validation import check_int, check_real
+
+__all__ = [
+    "frames_to_numpy",
+    "frames_to_pil",
+    "load_video",
+    "read_video",
+    "resize_frames",
+    "to_frames_tensor",
+    "write_video",
+]
 
 
 def _one_frame(f: Any, i: int) -> torch.Tensor:
@@ -105,57 +117,124 @@ def frames_to_pil(frames: torch.Tensor) -> list[Any]:
     return [Image.fromarray(a) for a in frames_to_numpy(frames)]
 
 
-def read_video(path: str | Path, *, max_frames: int | None = None) -> list[np.ndarray]:
-    """Read an MP4 (``video`` extra) or GIF file into a list of (H, W, 3) uint8 frames."""
+def load_video(path: str | Path, *, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video file into frames and its frame rate.
+
+    MP4/MOV/MKV/WebM/AVI... are decoded with PyAV (the ``video`` extra); GIF with Pillow.
+
+    Parameters
+    ----------
+    path : str or Path
+        The video file.
+    max_frames : int, optional
+        Stop after this many frames (``>= 1``).
+
+    Returns
+    -------
+    frames : ndarray, shape (N, H, W, 3), uint8
+    fps : float
+        The stream's average frame rate (GIF: from the first frame's duration; 10 if unset).
+    """
     path = Path(path)
+    if max_frames is not None:
+        max_frames = check_int("max_frames", max_frames, low=1)
     if not path.is_file():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(f"path: no such video file: {path}")
     frames: list[np.ndarray] = []
     if path.suffix.lower() == ".gif":
         from PIL import Image, ImageSequence
 
         with Image.open(path) as im:
+            duration = float(im.info.get("duration") or 100.0)
             for fr in ImageSequence.Iterator(im):
                 frames.append(np.asarray(fr.convert("RGB")).copy())
                 if max_frames is not None and len(frames) >= max_frames:
                     break
-        return frames
-    iio = _imageio()
-    reader = iio.get_reader(str(path))
-    try:
-        for fr in reader:
-            frames.append(np.asarray(fr)[..., :3].copy())
-            if max_frames is not None and len(frames) >= max_frames:
-                break
-    finally:
-        reader.close()
-    return frames
+        fps = 1000.0 / duration
+    else:
+        av = _av()
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"path: {path} has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 30.0
+            for fr in container.decode(stream):
+                frames.append(fr.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    if not frames:
+        raise ValueError(f"path: {path} holds no frames")
+    return np.stack(frames), fps
 
 
-def write_video(frames: Any, path: str | Path, *, fps: float = 30.0) -> Path:
-    """Write frames (any form :func:`to_frames_tensor` takes) to an MP4 or GIF file."""
+def read_video(path: str | Path, *, max_frames: int | None = None) -> list[np.ndarray]:
+    """The frames of :func:`load_video` as a list of (H, W, 3) uint8 arrays (no frame rate)."""
+    return list(load_video(path, max_frames=max_frames)[0])
+
+
+def write_video(frames: Any, path: str | Path, *, fps: float = 30.0, codec: str = "libx264") -> Path:
+    """Write frames to a video file at ``fps`` frames per second.
+
+    Parameters
+    ----------
+    frames : any form :func:`to_frames_tensor` takes
+        Tensor (N, 3, H, W) in [0, 1], uint8 array (N, H, W, 3), list of PIL images...
+    path : str or Path
+        ``.gif`` is written with Pillow; anything else (``.mp4``...) with PyAV (``video``
+        extra), H.264 in yuv420p (odd sizes are padded by one edge row/column).
+    fps : float, default 30
+        Frame rate; pass the source's (:func:`load_video` returns it) to keep time.
+    codec : str, default "libx264"
+        Any encoder of the installed FFmpeg (``"mpeg4"``...).
+
+    Returns
+    -------
+    Path
+    """
     path = Path(path)
+    fps = check_real("fps", fps, low=0.0, inclusive=(False, True))
     arr = frames_to_numpy(to_frames_tensor(frames))
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
     if path.suffix.lower() == ".gif":
         from PIL import Image
 
         ims = [Image.fromarray(a) for a in arr]
         ims[0].save(path, save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0)
         return path
-    iio = _imageio()
-    with iio.get_writer(str(path), fps=fps, macro_block_size=1) as w:
+    av = _av()
+    from fractions import Fraction
+
+    h, w = arr.shape[1:3]
+    if h % 2 or w % 2:  # yuv420p needs even sizes
+        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1_000_000))
+        stream.height, stream.width = arr.shape[1:3]
+        stream.pix_fmt = "yuv420p"
         for a in arr:
-            w.append_data(a)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
-def _imageio() -> Any:
+def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize (N, 3, H, W) frames in [0, 1] (bicubic, antialiased; clamped to [0, 1])."""
+    if tuple(frames.shape[-2:]) == (height, width):
+        return frames
+    out = F.interpolate(
+        frames, size=(height, width), mode="bicubic", antialias=True, align_corners=False
+    )
+    return out.clamp_(0.0, 1.0)
+
+
+def _av() -> Any:
     try:
-        import imageio.v2 as iio
+        import av
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "MP4 I/O needs the video extra: pip install 'papershelf-fairy[video]'"
+            "video files other than GIF need the video extra: "
+            'pip install "papershelf-fairy[video]"'
         ) from exc
-    return iio
+    return av
