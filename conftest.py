@@ -1,5 +1,13 @@
 """Workspace-wide pytest configuration: one thread, as on a busy 2-core machine."""
 
-from papershelf.core.testing import limit_threads
+import os
 
-limit_threads(1)
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+try:
+    import torch
+except ImportError:  # members without torch are tested without it
+    pass
+else:
+    torch.set_num_threads(1)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from papershelf.core import cli, registry
+from papershelf.core.io import _umask
 from papershelf.core.registry import (
     Reproduction,
     UnknownReproductionError,
@@ -68,7 +69,7 @@ def fake(tmp_path, monkeypatch):
         EntryPoint(n, f"fakepaper:{attr}", registry.ENTRY_POINT_GROUP)
         for n, attr in (("good", "GOOD"), ("bad", "BAD"), ("empty", "EMPTY"))
     ]
-    monkeypatch.setattr(registry, "discover", lambda *a, **k: discover(eps, **k))
+    monkeypatch.setattr(registry, "_entry_points", lambda: eps)
     fake_meta = [
         SimpleNamespace(
             name=ep.name,
@@ -157,10 +158,15 @@ def test_run_writes_results_and_crash_keeps_old(fake, tmp_path):
     empty = run_reproduction(reg["empty"], out)
     assert not empty.ok and "no result records" in empty.error
 
-    # rerunning replaces the folder whole
-    (out / "good" / "stale.png").write_text("x")
+    # rerunning replaces the files it writes and leaves the user's own files alone
+    (out / "good" / "notes.txt").write_text("mine")
+    (out / "good" / "results.json").write_text("old")
     assert run_reproduction(reg["good"], out).ok
-    assert not (out / "good" / "stale.png").exists()
+    assert (out / "good" / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "good" / "results.json").read_text())["records"]
+    # normal permissions (mkdtemp makes 0700), no temporary folder left
+    assert (out / "good").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_cli_reproduce_finishes_others_and_exits_nonzero(fake, tmp_path, capsys):
@@ -275,3 +281,73 @@ def test_cpu_threads_validates():
 def test_cli_rejects_bad_threads(fake, tmp_path, capsys):
     assert cli.main(["reproduce", "good", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_cli_out_errors_are_one_line(fake, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["reproduce", "good", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("papershelf: error: cannot write results to --out")
+        and "Traceback" not in err
+    )
+    assert err.count("\n") == 1
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root ignores the mode; the file case covers it
+            assert cli.main(["reproduce", "good", "--out", str(locked)]) == 2
+            assert "cannot write results" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+SLOW_RUNNER = """
+import signal, sys, time
+from importlib.metadata import EntryPoint
+from papershelf.core import cli, registry
+from papershelf.core.registry import Reproduction
+
+SLOW = Reproduction(name="slow", distribution="papershelf-slow", title="t", authors="a",
+                    venue="v", url="https://example.org", bibtex="@x{y}", run="__main__:run")
+
+def run(ctx):
+    (ctx.out_dir / "partial.txt").write_text("half")
+    print("started", flush=True)
+    time.sleep(60)
+
+import __main__
+__main__.SLOW = SLOW
+registry._entry_points = lambda: [EntryPoint("slow", "__main__:SLOW", registry.ENTRY_POINT_GROUP)]
+sys.exit(cli.main(["reproduce", "slow", "--out", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")]
+)
+def test_cli_signals_clean_up_and_exit_with_one_line(tmp_path, sig, code, word):
+    import signal
+
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_RUNNER)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "started" in line:
+            break
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(out.glob(".*")), "temporary folder left behind"

@@ -38,8 +38,9 @@ def test_mean_std():
         (dict(paper_value=0.95, higher_is_better=None, tolerance=0.02), "not reproduced"),
         (dict(paper_value=None), "not comparable"),
         (dict(paper_value=0.1, comparable=False), "not comparable"),
-        (dict(claim="clusters stay together", claim_holds=True), "reproduced"),
-        (dict(claim="clusters stay together", claim_holds=False), "not reproduced"),
+        (dict(claim="clusters stay together", claim_holds=True), "holds"),
+        (dict(claim="clusters stay together", claim_holds=False), "not shown"),
+        (dict(claim="clusters stay together", verdict="contradicted"), "contradicted"),
         (dict(claim="clusters stay together"), "not comparable"),
     ],
 )
@@ -54,7 +55,7 @@ def test_round_trip_and_derived_keys_not_trusted(tmp_path):
     ]
     text = records_to_json(records, package="demo", mode="quick")
     payload = json.loads(text)
-    assert payload["schema"] == 1 and payload["mode"] == "quick"
+    assert payload["schema"] == 2 and payload["mode"] == "quick"
     assert payload["records"][0]["status"] == "reproduced"
     payload["records"][0]["status"] = "bogus"
     back = records_from_json(json.dumps(payload))
@@ -110,7 +111,7 @@ def test_table_puts_ours_beside_paper():
     assert (
         "| demo | exp | acc | 0.85 ± 0.071 | 0.85 (Table 2) | reproduced | – | a\\|b |" == lines[2]
     )
-    assert "does not hold" in lines[3] and "not reproduced" in lines[3]
+    assert "(not shown)" in lines[3] and "| not shown |" in lines[3]
     assert len(lines) == 4
 
 
@@ -138,3 +139,61 @@ def test_paired_difference():
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="empty"):
         paired_difference([], [])
+
+
+def test_paired_difference_rejects_nan():
+    from papershelf.core import paired_difference
+
+    with pytest.raises(ValueError, match="finite"):
+        paired_difference([1.0, math.nan], [0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "kw", "verdict"),
+    [
+        ([0.81, 0.83, 0.80], [0.78, 0.79, 0.78], {}, "holds"),
+        ([0.78, 0.79, 0.78], [0.81, 0.83, 0.80], {}, "contradicted"),
+        ([0.78, 0.79, 0.78], [0.81, 0.83, 0.80], {"direction": "less"}, "holds"),
+        ([0.80, 0.79, 0.81], [0.79, 0.80, 0.80], {}, "not shown"),
+        ([0.9], [0.1], {}, "not shown"),  # one seed never shows anything
+        ([0.81, 0.83, 0.80], [0.78, 0.79, 0.78], {"margin": 0.05}, "contradicted"),
+    ],
+)
+def test_claim_test_verdicts(a, b, kw, verdict):
+    from papershelf.core.records import claim_test
+
+    assert claim_test(a, b, **kw).verdict == verdict
+
+
+def test_claim_test_interval_is_student_t():
+    from papershelf.core.records import claim_test
+
+    # differences 1, 2, 3: mean 2, se 1/sqrt(3), t_{0.95, 2} = 2.920
+    t = claim_test([1.0, 2.0, 3.0])
+    assert t.diff == pytest.approx(2.0) and t.se == pytest.approx(1 / math.sqrt(3))
+    assert t.low == pytest.approx(2.0 - 2.920 / math.sqrt(3))
+    assert t.high == pytest.approx(2.0 + 2.920 / math.sqrt(3))
+    # large n follows the normal quantile (Cornish-Fisher correction small)
+    big = claim_test([float(i % 7) for i in range(200)])
+    assert (big.high - big.diff) / big.se == pytest.approx(1.6525, abs=2e-3)
+    for bad in ([1.0, math.nan], []):
+        with pytest.raises(ValueError):
+            claim_test(bad)
+    with pytest.raises(ValueError, match="direction"):
+        claim_test([1.0, 2.0], direction="up")
+
+
+def test_record_from_claim_test_round_trips():
+    from papershelf.core.records import claim_test
+
+    t = claim_test([0.81, 0.83, 0.80], [0.78, 0.79, 0.78])
+    r = ResultRecord.from_claim_test(
+        t, package="demo", experiment="e", metric="acc gain", claim="A beats B", headline=True
+    )
+    assert r.status == "holds" and r.headline and r.interval == [t.low, t.high]
+    back = records_from_json(records_to_json([r]))[0]
+    assert back.status == "holds" and back.interval == r.interval and back.headline
+    with pytest.raises(ValueError, match="verdict"):
+        rec(claim="c", verdict="maybe")
+    with pytest.raises(ValueError, match="interval"):
+        rec(claim="c", verdict="holds", interval=[1.0, 0.0])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -102,9 +103,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from papershelf.core.registry import UnknownReproductionError, discover, get_reproduction
     from papershelf.core.reproduce import run_reproduction, write_summary
 
-    registry = discover()
     try:
-        chosen = [get_reproduction(n, registry) for n in args.names] or list(registry.values())
+        chosen = [get_reproduction(n) for n in args.names] or list(discover().values())
     except UnknownReproductionError as exc:
         print(f"papershelf: error: {exc}", file=sys.stderr)
         return 2
@@ -128,6 +128,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     n_seeds = args.seeds if args.seeds is not None else (3 if args.full else 1)
     seeds = tuple(range(n_seeds))
     out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".papershelf-write-check-{time.time_ns()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        print(f"papershelf: error: cannot write results to --out {out}: {reason}", file=sys.stderr)
+        return 2
     # the command that reproduces a package's numbers (output folder and device aside)
     options = (" --full" if args.full else "") + (f" --seeds {n_seeds}" if args.seeds else "")
     failures = []
@@ -160,6 +169,38 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks clean up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated(143)
+
+
+def _run_interruptible(cmd: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run ``cmd``; Ctrl-C exits 130 and SIGTERM 143, each with one line and no traceback.
+
+    The reproduction in flight removes its temporary folder on the way out (see
+    :func:`papershelf.core.reproduce.run_reproduction`); finished packages keep their results.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return cmd(args)
+    except KeyboardInterrupt:
+        print("\npapershelf: interrupted (Ctrl-C); unfinished results discarded", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("papershelf: terminated (SIGTERM); unfinished results discarded", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``papershelf`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -174,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cite":
         return _cmd_cite(args)
     if args.command == "reproduce":
-        return _cmd_reproduce(args)
+        return _run_interruptible(_cmd_reproduce, args)
     parser.print_help()
     return 0
 

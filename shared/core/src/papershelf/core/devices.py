@@ -1,17 +1,12 @@
-"""Device and dtype resolution for command lines (library code follows its inputs)."""
+"""Device resolution and CPU thread counts for command lines (library code follows its inputs)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
-
-__all__ = ["DTYPES", "cpu_threads", "cuda_available", "resolve_device", "resolve_dtype"]
-
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+__all__ = ["cpu_threads", "cuda_available", "resolve_device"]
 
 
 def cuda_available() -> bool:
@@ -39,27 +34,6 @@ def resolve_device(spec: Any = "auto") -> str:
             raise ValueError(f"device={text!r} was requested but no CUDA device is available")
         return text
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
-
-
-def resolve_dtype(spec: Any = "float32") -> torch.dtype:
-    """Turn a dtype name (``"float32"``, ``"bf16"``, ...) or a ``torch.dtype`` into a ``torch.dtype``."""
-    import torch
-
-    if isinstance(spec, torch.dtype):
-        return spec
-    aliases = {
-        "fp16": "float16",
-        "half": "float16",
-        "bf16": "bfloat16",
-        "fp32": "float32",
-        "float": "float32",
-        "fp64": "float64",
-        "double": "float64",
-    }
-    name = aliases.get(str(spec), str(spec))
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {spec!r}")
-    return getattr(torch, name)
 
 
 @contextmanager

@@ -18,9 +18,13 @@ from typing import Any, Literal, NamedTuple
 __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
+    "VERDICTS",
+    "ClaimTest",
     "PairedDifference",
     "ResultRecord",
     "Status",
+    "Verdict",
+    "claim_test",
     "format_value",
     "paired_difference",
     "read_results",
@@ -29,7 +33,8 @@ __all__ = [
     "results_table",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_READABLE_SCHEMAS = (1, 2)
 
 
 class PairedDifference(NamedTuple):
@@ -43,7 +48,7 @@ class PairedDifference(NamedTuple):
 def paired_difference(
     a: Sequence[float], b: Sequence[float], *, z: float = 2.0
 ) -> PairedDifference:
-    """Compare two methods run on matched seeds.
+    """Compare two methods run on matched seeds (``diff > z * se``; prefer :func:`claim_test`).
 
     Seeds are matched when the same seed gives both runs the same initialisation, batches and
     evaluation draws, so the per-seed differences ``a[i] - b[i]`` cancel the shared noise.
@@ -68,17 +73,211 @@ def paired_difference(
     if z < 0:
         raise ValueError(f"z must be non-negative, got {z}")
     diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    if not all(math.isfinite(d) for d in diffs):
+        raise ValueError("a and b must be finite (a seed gave NaN or inf)")
     diff = statistics.fmean(diffs)
     se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
     return PairedDifference(diff, se, bool(diff > 0 and diff > z * se))
 
 
+Verdict = Literal["holds", "not shown", "contradicted"]
+VERDICTS: tuple[Verdict, ...] = ("holds", "not shown", "contradicted")
+
+# One-sided Student-t quantiles t_{0.95, df} and t_{0.975, df}, df = 1..30 (beyond: normal).
+_T95 = (
+    6.314,
+    2.920,
+    2.353,
+    2.132,
+    2.015,
+    1.943,
+    1.895,
+    1.860,
+    1.833,
+    1.812,
+    1.796,
+    1.782,
+    1.771,
+    1.761,
+    1.753,
+    1.746,
+    1.740,
+    1.734,
+    1.729,
+    1.725,
+    1.721,
+    1.717,
+    1.714,
+    1.711,
+    1.708,
+    1.706,
+    1.703,
+    1.701,
+    1.699,
+    1.697,
+)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+
+
+def _t_quantile(confidence: float, df: int) -> float:
+    if df <= 30 and confidence in (0.95, 0.975):
+        return (_T95 if confidence == 0.95 else _T975)[df - 1]
+    z = statistics.NormalDist().inv_cdf(confidence)
+    # Cornish-Fisher expansion of Student's t in 1/df (exact to ~1e-3 for df >= 3)
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / df + g2 / df**2 + g3 / df**3
+
+
+class ClaimTest(NamedTuple):
+    """A claimed direction of a paired difference over seeds, tested.
+
+    Attributes
+    ----------
+    diff, se : float
+        Mean of the per-seed differences and its standard error (``inf`` for one seed).
+    n : int
+        Number of seeds.
+    low, high : float
+        The two-sided ``2 * confidence - 1`` interval of the mean difference (Student t), whose
+        one side is the one-sided ``confidence`` bound of the test.
+    confidence : float
+        One-sided confidence level.
+    margin : float
+        The value the difference is compared with (0: "better at all").
+    direction : str
+        ``"greater"`` (claim: difference > margin) or ``"less"``.
+    verdict : str
+        ``"holds"`` when the interval lies beyond ``margin`` in the claimed direction,
+        ``"contradicted"`` when it lies beyond it the other way, else ``"not shown"``.
+    """
+
+    diff: float
+    se: float
+    n: int
+    low: float
+    high: float
+    confidence: float
+    margin: float
+    direction: str
+    verdict: Verdict
+
+
+def claim_test(
+    a: Sequence[float],
+    b: Sequence[float] | None = None,
+    *,
+    direction: str = "greater",
+    margin: float = 0.0,
+    confidence: float = 0.95,
+) -> ClaimTest:
+    """The shelf's one verdict rule: a paired difference over seeds, one-sided t test.
+
+    Parameters
+    ----------
+    a, b : sequence of float, shape (n_seeds,)
+        Per-seed results of two methods on matched seeds (the same seed gives both the same
+        data, initialisation and evaluation draws). With ``b=None``, ``a`` holds the per-seed
+        differences (or values) themselves.
+    direction : {"greater", "less"}
+        The claim: ``mean(a - b) > margin`` or ``< margin``.
+    margin : float
+        What the difference must clear (default 0).
+    confidence : float
+        One-sided confidence in ``[0.5, 1)`` (default 0.95: the claim holds when the one-sided
+        95% bound clears ``margin``; the reported interval is the two-sided 90% one).
+
+    Returns
+    -------
+    ClaimTest
+        The difference, its standard error, the interval and the verdict. One seed gives an
+        infinite interval and always "not shown".
+
+    Examples
+    --------
+    >>> claim_test([0.81, 0.83, 0.80], [0.78, 0.79, 0.78]).verdict
+    'holds'
+    """
+    if direction not in ("greater", "less"):
+        raise ValueError(f"direction must be 'greater' or 'less', got {direction!r}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    if not math.isfinite(margin):
+        raise ValueError(f"margin must be finite, got {margin}")
+    if b is None:
+        diffs = [float(x) for x in a]
+    else:
+        if len(a) != len(b):
+            raise ValueError(
+                f"a and b must have one value per seed each, got {len(a)} and {len(b)}"
+            )
+        diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    if not diffs:
+        raise ValueError("a must hold at least one value per seed")
+    if not all(math.isfinite(d) for d in diffs):
+        raise ValueError("a and b must be finite (a seed gave NaN or inf)")
+    n = len(diffs)
+    diff = statistics.fmean(diffs)
+    if n == 1:
+        se = low = high = math.inf
+        low = -math.inf
+    else:
+        se = statistics.stdev(diffs) / math.sqrt(n)
+        half = _t_quantile(confidence, n - 1) * se
+        low, high = diff - half, diff + half
+    verdict: Verdict = "not shown"
+    if direction == "greater":
+        if low > margin:
+            verdict = "holds"
+        elif high < margin:
+            verdict = "contradicted"
+    else:
+        if high < margin:
+            verdict = "holds"
+        elif low > margin:
+            verdict = "contradicted"
+    return ClaimTest(diff, se, n, low, high, confidence, margin, direction, verdict)
+
+
 Status = Literal["reproduced", "within tolerance", "not reproduced", "not comparable"]
-STATUSES: tuple[Status, ...] = (
+STATUSES: tuple[Status | Verdict, ...] = (
     "reproduced",
     "within tolerance",
     "not reproduced",
     "not comparable",
+    *VERDICTS,
 )
 
 
@@ -108,7 +307,15 @@ class ResultRecord:
         A qualitative claim (e.g. "InfoOT keeps clusters together"). When given,
         the status is decided by ``claim_holds`` alone.
     claim_holds : bool, optional
-        Whether the qualitative claim held in our run.
+        Whether the qualitative claim held in our run (``True`` -> "holds", ``False`` ->
+        "not shown"); superseded by ``verdict``.
+    verdict : {"holds", "not shown", "contradicted"}, optional
+        The claim's verdict, normally from :func:`claim_test` over seeds (see
+        :meth:`from_claim_test`); a deterministic check that fails sets "contradicted".
+    interval : [float, float], optional
+        The interval of the claim's tested quantity (``[low, high]`` of :class:`ClaimTest`).
+    headline : bool
+        This record is its package's headline (exactly one per package).
     comparable : bool
         ``False`` when our setting differs from the paper's (another data set,
         smaller scale): the record is reported but never called reproduced.
@@ -129,6 +336,9 @@ class ResultRecord:
     tolerance: float | None = None
     claim: str | None = None
     claim_holds: bool | None = None
+    verdict: Verdict | None = None
+    interval: list[float] | None = None
+    headline: bool = False
     comparable: bool = True
     paper_note: str = ""
     note: str = ""
@@ -155,6 +365,54 @@ class ResultRecord:
         if self.tolerance is not None and self.tolerance < 0:
             raise ValueError("ResultRecord.tolerance must be >= 0")
         self.seeds = [int(s) for s in self.seeds]
+        if self.verdict is not None:
+            if self.verdict not in VERDICTS:
+                raise ValueError(
+                    f"ResultRecord.verdict must be one of {VERDICTS}, got {self.verdict!r}"
+                )
+            if self.claim is None:
+                raise ValueError("ResultRecord.verdict needs a claim")
+        if self.interval is not None:
+            lo, hi = (float(v) for v in self.interval)
+            if not lo <= hi:
+                raise ValueError(f"ResultRecord.interval must be [low, high], got {self.interval}")
+            self.interval = [lo, hi]
+
+    @classmethod
+    def from_claim_test(
+        cls,
+        test: ClaimTest,
+        *,
+        package: str,
+        experiment: str,
+        metric: str,
+        claim: str,
+        values: Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> ResultRecord:
+        """A claim row from a :class:`ClaimTest`: its verdict, interval and seeds.
+
+        ``values`` defaults to ``[test.diff]`` (one number: the mean difference); pass the
+        per-seed differences to keep them. The note gets ``diff ± se, n seeds``.
+        """
+        note = kwargs.pop("note", "")
+        seeds_note = (
+            f"paired diff {test.diff:.4g} ± {test.se:.2g} (se), "
+            f"{round(200 * test.confidence - 100)}% interval "
+            f"[{test.low:.4g}, {test.high:.4g}], {test.n} seeds"
+        )
+        kwargs.setdefault("claim_holds", test.verdict == "holds")
+        return cls(
+            package=package,
+            experiment=experiment,
+            metric=metric,
+            values=list(values) if values is not None else [test.diff],
+            claim=claim,
+            verdict=test.verdict,
+            interval=None if test.n < 2 else [test.low, test.high],
+            note=f"{note}; {seeds_note}" if note else seeds_note,
+            **kwargs,
+        )
 
     @property
     def mean(self) -> float:
@@ -167,12 +425,14 @@ class ResultRecord:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
     @property
-    def status(self) -> Status:
-        """How our value compares with the paper's."""
+    def status(self) -> Status | Verdict:
+        """How our value compares with the paper's; for a claim, its verdict."""
         if self.claim is not None:
+            if self.verdict is not None:
+                return self.verdict
             if self.claim_holds is None:
                 return "not comparable"
-            return "reproduced" if self.claim_holds else "not reproduced"
+            return "holds" if self.claim_holds else "not shown"
         if self.paper_value is None or not self.comparable:
             return "not comparable"
         diff = self.mean - self.paper_value
@@ -214,7 +474,7 @@ def records_from_json(text: str) -> list[ResultRecord]:
     if not isinstance(payload, dict) or "records" not in payload:
         raise ValueError("not a papershelf results file: no 'records' key")
     schema = payload.get("schema")
-    if schema != SCHEMA_VERSION:
+    if schema not in _READABLE_SCHEMAS:
         raise ValueError(f"unsupported results schema {schema!r} (expected {SCHEMA_VERSION})")
     return [ResultRecord.from_dict(r) for r in payload["records"]]
 
@@ -257,13 +517,11 @@ def results_table(
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         if r.claim is not None:
-            ours = (
-                ("holds" if r.claim_holds else "does not hold")
-                if r.claim_holds is not None
-                else "–"
-            )
+            ours = r.status if r.status in VERDICTS else "–"
             if r.values:
                 ours = f"{format_value(r.mean, r.std)} ({ours})"
+            if r.interval is not None:
+                ours += f" [{format_value(r.interval[0])}, {format_value(r.interval[1])}]"
             paper = r.claim
         else:
             ours = format_value(r.mean, r.std)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "InstalledPackage",
     "installed",
     "ReproduceContext",
+    "ReproduceError",
     "Reproduction",
     "UnknownReproductionError",
     "discover",
@@ -123,7 +124,6 @@ class Reproduction:
     bibtex: str
     run: str
     headline: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if ":" not in self.run:
@@ -144,6 +144,13 @@ class Reproduction:
         if not callable(runner):
             raise TypeError(f"{self.run} is not callable")
         return runner
+
+
+class ReproduceError(Exception):
+    """A user error a runner reports in one line (e.g. ``--seeds 1`` where a claim needs two).
+
+    The command prints the message, without a traceback, and counts the run as failed.
+    """
 
 
 class UnknownReproductionError(KeyError):
@@ -173,7 +180,7 @@ def discover(
         skipped, so one broken package does not take the whole shelf down.
     """
     if entry_points is None:
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        entry_points = _entry_points()
     found: dict[str, Reproduction] = {}
     for ep in entry_points:
         try:
@@ -229,10 +236,26 @@ def installed(entry_points: Iterable[Any] | None = None) -> list[InstalledPackag
     return [out[k] for k in sorted(out)]
 
 
+def _entry_points() -> Iterable[Any]:
+    """The installed entry points of :data:`ENTRY_POINT_GROUP` (patched in tests)."""
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
 def get_reproduction(name: str, registry: dict[str, Reproduction] | None = None) -> Reproduction:
-    """The reproduction called ``name`` (underscores and dashes are interchangeable)."""
-    registry = discover() if registry is None else registry
+    """The reproduction called ``name`` (underscores and dashes are interchangeable).
+
+    Without ``registry``, only that package's entry point is loaded: ``papershelf cite tmd``
+    imports tmd's registry module and nothing of the other packages, and an unknown name is
+    reported from distribution metadata alone.
+    """
     key = name.replace("_", "-")
+    if registry is None:
+        eps = list(_entry_points())
+        for cand in (name, key):
+            chosen = [ep for ep in eps if ep.name == cand]
+            if chosen:
+                return discover(chosen, strict=True)[cand]
+        raise UnknownReproductionError(name, sorted({ep.name for ep in eps}))
     for cand in (name, key):
         if cand in registry:
             return registry[cand]

@@ -1,9 +1,10 @@
-"""Running reproductions: one fresh folder per package, swapped into place only on success."""
+"""Running reproductions: a fresh temporary folder per package, moved into place only on success."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -14,9 +15,9 @@ from pathlib import Path
 
 from papershelf.core.devices import cpu_threads
 from papershelf.core.environment import describe_hardware, package_versions
-from papershelf.core.io import atomic_write_text
+from papershelf.core.io import _umask, atomic_write_text
 from papershelf.core.records import ResultRecord, read_results, records_to_json, results_table
-from papershelf.core.registry import ReproduceContext, Reproduction
+from papershelf.core.registry import ReproduceContext, ReproduceError, Reproduction
 
 __all__ = ["RunOutcome", "run_reproduction", "write_summary"]
 
@@ -70,9 +71,10 @@ def run_reproduction(
     """Run one reproduction into ``out_root / repro.name``.
 
     The runner writes into a temporary sibling folder; ``results.json`` and
-    ``results.md`` are added there and the folder replaces the old one only
-    when everything succeeded. A crash leaves the previous results untouched
-    and no half-written file behind.
+    ``results.md`` are added there and its files replace their namesakes in
+    ``out_root / repro.name`` only when everything succeeded (other files a user keeps there
+    are left alone). A crash, Ctrl-C or SIGTERM leaves the previous results untouched and no
+    temporary folder behind. Folders get the usual permissions (``0777 & ~umask``).
 
     ``threads`` sets the CPU threads of torch and BLAS for the run and restores them
     afterwards. ``None`` means one thread for the quick profile on the CPU (small models, where
@@ -85,6 +87,7 @@ def run_reproduction(
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / repro.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{repro.name}.", suffix=".tmp", dir=out_root))
+    tmp.chmod(0o777 & ~_umask())
     ctx = ReproduceContext(
         out_dir=tmp,
         full=full,
@@ -131,27 +134,33 @@ def run_reproduction(
         atomic_write_text(tmp / "results.md", _package_markdown(repro, records, meta, figures))
         _swap_into_place(tmp, final)
         return RunOutcome(repro.name, True, runtime, records, out_dir=final)
-    except (Exception, KeyboardInterrupt) as exc:
+    except BaseException as exc:
         runtime = time.perf_counter() - start
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, KeyboardInterrupt):
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM (SystemExit), ...
             raise
         log.debug("reproduction %s failed", repro.name, exc_info=True)
-        err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if isinstance(exc, ReproduceError):
+            err = str(exc)
+        else:
+            err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return RunOutcome(
             repro.name, False, runtime, error=err, out_dir=final if final.exists() else None
         )
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move every file of ``tmp`` over its namesake in ``final``; leave other files alone."""
+    if not final.exists():
+        tmp.rename(final)
+        return
+    for src in sorted(tmp.rglob("*")):
+        dest = final / src.relative_to(tmp)
+        if src.is_dir():
+            dest.mkdir(exist_ok=True)
+        else:
+            os.replace(src, dest)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_summary(out_root: str | Path) -> tuple[Path, str]:

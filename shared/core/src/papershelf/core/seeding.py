@@ -1,13 +1,10 @@
 """Seeding for scripts, and seeded generators for library code.
 
-Library functions take a ``generator`` / ``rng`` argument; :func:`seed_everything`
-is for scripts and reproductions only.
+Library functions take a ``generator`` / ``rng`` argument and never touch global state.
 """
 
 from __future__ import annotations
 
-import os
-import random
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["make_generator", "make_rng", "seed_everything"]
+__all__ = ["make_generator", "make_rng"]
 
 
 def _check_seed(seed: Any) -> int:
@@ -24,35 +21,6 @@ def _check_seed(seed: Any) -> int:
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     return int(seed)
-
-
-def seed_everything(seed: int, *, deterministic: bool = False) -> int:
-    """Seed Python's, NumPy's and (when installed) PyTorch's global generators.
-
-    Parameters
-    ----------
-    seed : int
-        The seed, in ``[0, 2**32)``.
-    deterministic : bool
-        Also ask PyTorch for deterministic algorithms (slower on GPU).
-
-    Returns
-    -------
-    int
-        The seed, for logging.
-    """
-    seed = _check_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - seeding the legacy global state is the point here
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    try:
-        import torch
-    except ImportError:
-        return seed
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    return seed
 
 
 def make_rng(seed: int | np.random.Generator | None = None) -> np.random.Generator:

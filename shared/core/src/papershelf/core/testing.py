@@ -5,7 +5,6 @@ Import this only from tests: it imports pytest.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from papershelf.core.devices import cuda_available
 __all__ = [
     "assert_close",
     "devices",
-    "limit_threads",
     "requires_cuda",
     "run_readme_quickstart",
     "slow",
@@ -27,17 +25,6 @@ __all__ = [
 
 slow = pytest.mark.slow
 requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
-
-
-def limit_threads(n: int = 1) -> None:
-    """Pin BLAS/OpenMP and torch to ``n`` threads: on a busy 2-core machine more is slower."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(n)
 
 
 def devices() -> list[Any]:

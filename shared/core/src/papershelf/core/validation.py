@@ -1,0 +1,230 @@
+"""One small vocabulary for checking public arguments, shared by every package.
+
+Each check names the argument, accepts what a user naturally passes (Python numbers, NumPy
+scalars, 0-d arrays and 0-d torch tensors), and rejects ``bool``, NaN and infinity unless asked.
+NumPy is the only import: torch tensors are recognised by duck typing, so these checks never
+load torch.
+
+>>> check_real("temperature", np.float32(0.5), low=0, inclusive=(False, True))
+0.5
+>>> check_int("max_iter", np.int64(5), low=1)
+5
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection
+from typing import Any, TypeVar
+
+import numpy as np
+
+__all__ = ["check_array", "check_bool", "check_choice", "check_int", "check_real"]
+
+T = TypeVar("T")
+
+
+def _is_tensor(x: object) -> bool:
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "is_floating_point")
+
+
+def _scalar(name: str, value: object) -> object:
+    """A Python/NumPy scalar from ``value`` (0-d arrays and tensors unwrapped)."""
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a number, got a bool ({value!r})")
+    if _is_tensor(value) or isinstance(value, np.ndarray):
+        if getattr(value, "ndim", None) != 0:
+            shape = tuple(getattr(value, "shape", ()))
+            raise TypeError(f"{name} must be a scalar, got an array of shape {shape}")
+        dtype = str(getattr(value, "dtype", ""))
+        if "bool" in dtype:
+            raise TypeError(f"{name} must be a number, got a bool ({value!r})")
+        return value.item()  # type: ignore[union-attr]
+    return value
+
+
+def _bounds(inclusive: bool | tuple[bool, bool]) -> tuple[bool, bool]:
+    if isinstance(inclusive, bool):
+        return inclusive, inclusive
+    return bool(inclusive[0]), bool(inclusive[1])
+
+
+def _range_text(low: float | None, high: float | None, inc: tuple[bool, bool]) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if inc[0] else '>'} {low:g}")
+    if high is not None:
+        parts.append(f"{'<=' if inc[1] else '<'} {high:g}")
+    return " and ".join(parts)
+
+
+def check_real(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    inclusive: bool | tuple[bool, bool] = True,
+    allow_inf: bool = False,
+) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]``, or an error naming ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the message.
+    value : object
+        A real number: ``int``, ``float``, a NumPy scalar, or a 0-d array or tensor.
+    low, high : float, optional
+        Bounds (``None``: unbounded).
+    inclusive : bool or (bool, bool)
+        Whether each bound is allowed; one bool applies to both.
+    allow_inf : bool
+        Accept ``±inf`` (still subject to the bounds).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number (``bool`` and complex are not).
+    ValueError
+        If it is NaN, infinite (unless ``allow_inf``) or out of range.
+    """
+    v = _scalar(name, value)
+    if not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
+    f = float(v)
+    if math.isnan(f):
+        raise ValueError(f"{name} must be a number, got NaN")
+    if math.isinf(f) and not allow_inf:
+        raise ValueError(f"{name} must be finite, got {f}")
+    inc = _bounds(inclusive)
+    bad_low = low is not None and (f < low or (f == low and not inc[0]))
+    bad_high = high is not None and (f > high or (f == high and not inc[1]))
+    if bad_low or bad_high:
+        raise ValueError(f"{name} must be {_range_text(low, high, inc)}, got {f:g}")
+    return f
+
+
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]``, or an error naming ``name``.
+
+    Accepts ``int``, NumPy integers and 0-d integer arrays or tensors; rejects ``bool`` and
+    floats (even ``5.0``), so that a mistyped grid is noticed.
+    """
+    v = _scalar(name, value)
+    if not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r})")
+    i = int(v)
+    if (low is not None and i < low) or (high is not None and i > high):
+        raise ValueError(f"{name} must be {_range_text(low, high, (True, True))}, got {i}")
+    return i
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` as a ``bool`` (``True``/``False`` or a NumPy bool), or a ``TypeError``."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} ({value!r})")
+
+
+def check_choice(name: str, value: T, choices: Collection[Any]) -> T:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them."""
+    try:
+        ok = value in choices
+    except TypeError:  # unhashable value against a set
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}")
+    return value
+
+
+_KINDS = {
+    "b": "boolean",
+    "i": "signed integer",
+    "u": "unsigned integer",
+    "f": "floating-point",
+    "c": "complex",
+}
+
+
+def _tensor_kind(x: Any) -> str:
+    if x.dtype.is_complex:
+        return "c"
+    if x.is_floating_point():
+        return "f"
+    if "bool" in str(x.dtype):
+        return "b"
+    return "u" if "uint" in str(x.dtype) else "i"
+
+
+def check_array(
+    name: str,
+    x: Any,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    dtype_kind: str | None = None,
+    finite: bool = True,
+    shape: tuple[int | None, ...] | None = None,
+) -> Any:
+    """Check an array argument; return it as a NumPy array, or the same tensor for a tensor.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the message.
+    x : array_like or torch.Tensor
+        The value. Array-likes go through ``np.asarray``; tensors are checked in place (same
+        device and dtype) and returned unchanged.
+    ndim : int or tuple of int, optional
+        Allowed numbers of dimensions.
+    dtype_kind : str, optional
+        Allowed NumPy dtype kinds, e.g. ``"f"`` (floating), ``"iu"`` (integers), ``"biuf"``
+        (real numbers or bools).
+    finite : bool
+        Reject NaN and infinity (for floating and complex kinds).
+    shape : tuple of int or None, optional
+        Required sizes per dimension; ``None`` matches any size (implies ``ndim``).
+
+    Raises
+    ------
+    TypeError
+        Wrong kind of object or dtype kind.
+    ValueError
+        Wrong number of dimensions or shape, or NaN/inf where ``finite``.
+    """
+    tensor = _is_tensor(x)
+    if not tensor:
+        if isinstance(x, str | bytes) or x is None:
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}: {err}") from err
+        if x.dtype.kind == "O":
+            raise TypeError(f"{name} must be a numeric array, got dtype object")
+    kind = _tensor_kind(x) if tensor else x.dtype.kind
+    if dtype_kind is not None and kind not in dtype_kind:
+        want = " or ".join(_KINDS.get(k, k) for k in dtype_kind)
+        raise TypeError(f"{name} must have a {want} dtype, got {x.dtype}")
+    if shape is not None:
+        ndim = len(shape)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
+    if shape is not None and any(s is not None and s != n for s, n in zip(shape, x.shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    if finite and kind in "fc":
+        if tensor:
+            import torch  # a tensor came in, so torch is already imported
+
+            ok = bool(torch.isfinite(x).all())
+        else:
+            ok = bool(np.isfinite(x).all())
+        if not ok:
+            raise ValueError(f"{name} contains NaN or inf")
+    return x
