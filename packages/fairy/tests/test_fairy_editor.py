@@ -147,7 +147,9 @@ def test_cache_size_closed_form_and_constant_in_frames(editor, pipe, video):
 def test_unet_batch_bounded_by_chunk(editor, video):
     out = _edit(editor, video, chunk_size=2)
     assert out.max_unet_batch == 3 * max(3, 2)  # anchor pass 3K, replay 3 * chunk
-    out = _edit(editor, video, chunk_size=4, guidance_scale=1.0, image_guidance_scale=1.0)  # 1 branch
+    out = _edit(
+        editor, video, chunk_size=4, guidance_scale=1.0, image_guidance_scale=1.0
+    )  # 1 branch
     assert out.max_unet_batch == 4
 
 

@@ -47,15 +47,10 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from papershelf.fairy.anchors import select_anchors
-    from papershelf.fairy.attention import (
-        AnchorAttentionState,
-        AnchorAttnProcessor,
-        anchor_attention,
-        anchor_sdpa,
-    )
+    from papershelf.fairy.attention import anchor_attention
     from papershelf.fairy.editor import FairyOutput, FairyVideoEditor
     from papershelf.fairy.pipeline import FairyPipeline
-    from papershelf.fairy.video import load_video, read_video, to_frames_tensor, write_video
+    from papershelf.fairy.video import load_video, write_video
 
 
 def __getattr__(name: str) -> Any:

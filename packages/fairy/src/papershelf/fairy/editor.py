@@ -26,7 +26,7 @@ import torch
 from papershelf.core import progress
 from papershelf.core.validation import check_bool, check_choice, check_int, check_real
 from papershelf.fairy.anchors import check_anchor_indices, select_anchors
-from papershelf.fairy.attention import AnchorAttentionState, anchor_attention
+from papershelf.fairy.attention import anchor_attention
 from papershelf.fairy.video import (
     frames_to_numpy,
     frames_to_pil,
@@ -345,7 +345,9 @@ class FairyVideoEditor:
         if anchor_mode == "full" and distributed:
             raise ValueError("anchor_mode='full' (all frames in one batch) cannot be distributed")
         if distributed and isinstance(generator, torch.Generator):
-            raise TypeError("with distributed=True, generator must be an int seed (same on all ranks)")
+            raise TypeError(
+                "with distributed=True, generator must be an int seed (same on all ranks)"
+            )
         seed = _seed_from(generator)
 
         rank, world = 0, 1

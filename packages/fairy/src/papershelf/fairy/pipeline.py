@@ -37,7 +37,9 @@ class FairyPipeline(StableDiffusionInstructPix2PixPipeline):  # type: ignore[mis
     >>> pipe = FairyPipeline.from_pretrained(  # doctest: +SKIP
     ...     "path/to/instruct-pix2pix", torch_dtype=torch.float16, local_files_only=True
     ... ).to("cuda")
-    >>> out = pipe.edit_video_file("in.mp4", "out.mp4", "turn it into a watercolor")  # doctest: +SKIP
+    >>> out = pipe.edit_video_file(
+    ...     "in.mp4", "out.mp4", "turn it into a watercolor"
+    ... )  # doctest: +SKIP
     """
 
     def __init__(

@@ -105,6 +105,7 @@ def tiny_instruct_pix2pix(seed: int = 0, *, block_out_channels: tuple[int, ...] 
         StableDiffusionInstructPix2PixPipeline,
         UNet2DConditionModel,
     )
+
     n = len(block_out_channels)
     torch.manual_seed(seed)
     unet: Any = UNet2DConditionModel(
@@ -215,10 +216,13 @@ def distributed_edit_worker(
     num_frames: int = 7,
     steps: int = 2,
     chunk_size: int = 2,
+    model: str = "tiny",
 ) -> None:
     """One rank of a ``torch.distributed`` (gloo, CPU) edit of a synthetic video.
 
-    For ``torch.multiprocessing.spawn``; saves the frames every rank returns to
+    For ``torch.multiprocessing.spawn``; ``model`` is ``"tiny"`` (random tiny IP2P) or
+    ``"recolour"`` (:func:`papershelf.fairy.toy.recolour_instruct_pix2pix`, where anchors
+    matter); saves the frames every rank returns to
     ``out_dir/rank{rank}.pt`` (a dict: ``frames`` and ``indices``, the whole video on rank 0,
     the rank's own segment elsewhere). Used by the tests to check that distributed editing
     equals single-process editing.
@@ -234,7 +238,14 @@ def distributed_edit_worker(
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         video = synthetic_video(num_frames, 32, 32, seed=0)[0]
-        res = FairyVideoEditor(tiny_instruct_pix2pix(0)).edit_video(
+        if model == "recolour":
+            from papershelf.fairy.toy import recolour_instruct_pix2pix
+
+            pipe = recolour_instruct_pix2pix()
+            video = synthetic_video(num_frames, 32, 32, seed=0, speed=4.0)[0]
+        else:
+            pipe = tiny_instruct_pix2pix(0)
+        res = FairyVideoEditor(pipe).edit_video(
             video,
             "make it snowy",
             num_inference_steps=steps,

@@ -68,7 +68,7 @@ class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
     @_register  # type: ignore[misc]
     def __init__(self, factor: int = 4) -> None:
         super().__init__()
-        levels = int(round(math.log2(factor)))
+        levels = round(math.log2(factor))
         if factor < 1 or 2**levels != factor:
             raise ValueError(f"factor must be a power of two, got {factor}")
         # the pipeline reads the VAE factor as 2 ** (len(block_out_channels) - 1)
@@ -249,4 +249,3 @@ def recolour_instruct_pix2pix(
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
-

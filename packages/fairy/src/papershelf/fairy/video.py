@@ -173,7 +173,9 @@ def read_video(path: str | Path, *, max_frames: int | None = None) -> list[np.nd
     return list(load_video(path, max_frames=max_frames)[0])
 
 
-def write_video(frames: Any, path: str | Path, *, fps: float = 30.0, codec: str = "libx264") -> Path:
+def write_video(
+    frames: Any, path: str | Path, *, fps: float = 30.0, codec: str = "libx264"
+) -> Path:
     """Write frames to a video file at ``fps`` frames per second.
 
     Parameters
@@ -234,7 +236,6 @@ def _av() -> Any:
         import av
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "video files other than GIF need the video extra: "
-            'pip install "papershelf-fairy[video]"'
+            'video files other than GIF need the video extra: pip install "papershelf-fairy[video]"'
         ) from exc
     return av
