@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from papershelf.fairy import read_video, select_anchors, to_frames_tensor, write_video
+from papershelf.fairy import load_video, select_anchors, write_video
+from papershelf.fairy.video import read_video, to_frames_tensor
 from papershelf.fairy.metrics import frame_acc, inter_frame_variance, tem_con, warp_error
 from papershelf.fairy.testing import synthetic_video
 
@@ -103,3 +104,24 @@ def test_video_files_round_trip(tmp_path, suffix):
     err = np.abs(to_frames_tensor(frames).numpy() - video.numpy()).mean()
     assert err < 0.08  # lossy codecs / GIF palette
     assert len(read_video(path, max_frames=2)) == 2
+
+
+@pytest.mark.parametrize(("suffix", "fps"), [(".mp4", 24.0), (".mp4", 25.0), (".gif", 10.0)])
+def test_load_video_keeps_the_frame_rate(tmp_path, suffix, fps):
+    video, _ = synthetic_video(5, 24, 32)
+    path = write_video(video, tmp_path / f"v{suffix}", fps=fps)
+    frames, got = load_video(path)
+    assert frames.dtype == np.uint8 and frames.shape == (5, 24, 32, 3)
+    assert got == pytest.approx(fps)
+
+
+def test_video_io_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path"):
+        load_video(tmp_path / "missing.mp4")
+    with pytest.raises(ValueError, match="max_frames"):
+        load_video(tmp_path / "missing.mp4", max_frames=0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="fps"):
+            write_video(torch.rand(2, 3, 8, 8), tmp_path / "x.mp4", fps=bad)
+    odd = write_video(torch.rand(3, 3, 7, 9), tmp_path / "odd.mp4", fps=12)
+    assert load_video(odd)[0].shape == (3, 8, 10, 3)  # padded to even sizes for yuv420p

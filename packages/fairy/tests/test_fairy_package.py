@@ -61,7 +61,11 @@ def _free_port() -> int:
 
 
 @slow
-def test_distributed_equals_single_process(tmp_path):
+@pytest.mark.parametrize("model", ["recolour", "tiny"])
+def test_distributed_equals_single_process(tmp_path, model):
+    """2 gloo processes: each records the anchors itself, edits and decodes its own segment;
+    rank 0 gathers the whole video, equal to one process's edit (on the recolour model a
+    rank with wrong anchors would differ by far more than the tolerance)."""
     import torch.multiprocessing as mp
 
     from papershelf.fairy import FairyVideoEditor
@@ -70,14 +74,21 @@ def test_distributed_equals_single_process(tmp_path):
         synthetic_video,
         tiny_instruct_pix2pix,
     )
+    from papershelf.fairy.toy import recolour_instruct_pix2pix
 
-    mp.spawn(distributed_edit_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    video = synthetic_video(7, 32, 32, seed=0)[0]
-    ref = FairyVideoEditor(tiny_instruct_pix2pix(0)).edit_video(
-        video, "make it snowy", num_inference_steps=2, generator=0
+    args = (2, _free_port(), str(tmp_path), 7, 2, 2, model)
+    mp.spawn(distributed_edit_worker, args=args, nprocs=2, join=True)
+    if model == "recolour":
+        pipe, video = recolour_instruct_pix2pix(), synthetic_video(7, 32, 32, seed=0, speed=4.0)[0]
+    else:
+        pipe, video = tiny_instruct_pix2pix(0), synthetic_video(7, 32, 32, seed=0)[0]
+    ref = FairyVideoEditor(pipe).edit_video(
+        video, "make it snowy", num_inference_steps=2, generator=0, chunk_size=2
     )
-    for r in range(2):
-        assert torch.allclose(torch.load(tmp_path / f"rank{r}.pt"), ref.frames, atol=1e-5)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert r0["indices"] == list(range(7)) and r1["indices"] == [3, 4, 5, 6]
+    assert torch.allclose(r0["frames"], ref.frames, atol=1e-5)
+    assert torch.allclose(r1["frames"], ref.frames[3:], atol=1e-5)
 
 
 def test_full_mode_real_edit_path(tmp_path, monkeypatch):
