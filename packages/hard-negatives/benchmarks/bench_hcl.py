@@ -1,72 +1,107 @@
-"""HCL loss speed: this package's log-space loss vs the official formulation, same inputs.
+"""HCL loss speed: this package's loss vs the official ``criterion`` of joshr17/HCL, same inputs.
 
-The official formulation is re-implemented here as the official ``criterion`` computes it: the
-negative mask rebuilt on every call by a Python loop, raw ``exp`` similarities, a ``clone``,
-``masked_select`` of the negatives, importance weights via ``exp(beta * log(neg))``.
-Per-thread CPU time (robust to other load), min over rounds, 1 thread.
+Rows per batch size N (pairs), forward and forward+backward:
 
-    uv run --no-sync python packages/hard-negatives/benchmarks/bench_hcl.py
+- ``official``: ``image/main.py``'s ``criterion`` imported unmodified from a checkout of
+  github.com/joshr17/HCL (``--official PATH`` or ``$HCL_OFFICIAL_DIR``; its heavy imports
+  ``pandas``, ``utils`` and ``model`` are stubbed, the loss needs none of them). It rebuilds the
+  negative mask by a Python loop on every call.
+- ``official, mask once``: the same ``criterion`` with ``get_negative_mask`` memoised, so the
+  mask is built once per N. ``official / official-mask-once`` is what mask reuse alone buys.
+- ``ours``: :func:`papershelf.hard_negatives.hcl_loss` (one fused matmul + two softmax passes,
+  the negatives excluded by index, a hand-written backward). ``official-mask-once / ours`` is
+  what the fused kernel buys beyond mask reuse.
+
+Without a checkout the official rows are skipped with a message (``ours`` still runs). The calls
+are interleaved round by round (official, mask once, ours, official, ...) and timed in CPU time
+of this thread (one torch thread), so other load on a shared machine affects them alike; min and
+median over rounds. The load average is printed.
+
+    uv run --no-sync python packages/hard-negatives/benchmarks/bench_hcl.py --official /path/to/HCL
 """
 
-# ruff: noqa: B023  (the timing closures only run inside their own loop iteration)
 from __future__ import annotations
 
 import argparse
-import math
+import functools
+import importlib
+import os
 import platform
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from papershelf.core.timing import time_call
-from papershelf.hard_negatives import hcl_loss, nt_xent_loss
+from papershelf.hard_negatives import hcl_loss
 
 
-def official_style_mask(n: int) -> torch.Tensor:
-    mask = torch.ones((n, 2 * n), dtype=torch.bool)
-    for i in range(n):
-        mask[i, i] = 0
-        mask[i, i + n] = 0
-    return torch.cat((mask, mask), 0)
+def load_official(root: Path) -> types.ModuleType:
+    """``image/main.py`` of the official repository, imported unmodified.
+
+    Its module-level imports of ``pandas``, ``utils`` (torchvision datasets, OpenCV) and
+    ``model`` (torchvision ResNet) are stubbed when they are not installed: ``criterion`` uses
+    none of them. ``criterion`` reads the module globals ``temperature`` and ``device``, which the
+    official script sets in its ``__main__`` block; we set them the same way.
+    """
+    image = root / "image"
+    if not (image / "main.py").is_file():
+        raise FileNotFoundError(f"{image / 'main.py'} not found (a checkout of joshr17/HCL?)")
+    for name, attrs in (("pandas", {}), ("utils", {}), ("model", {"Model": None})):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            stub = types.ModuleType(name)
+            stub.__dict__.update(attrs)
+            sys.modules[name] = stub
+    sys.path.insert(0, str(image))
+    try:
+        spec = importlib.util.spec_from_file_location("hcl_official_main", image / "main.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(image))
+    module.device = torch.device("cpu")
+    return module
 
 
-def official_style_hcl(z1, z2, tau_plus, beta, t):
-    n = z1.shape[0]
-    z = torch.cat([z1, z2], dim=0)
-    neg = torch.exp(torch.mm(z, z.t().contiguous()) / t)
-    _old = neg.clone()  # the official code keeps an unused copy
-    neg = neg.masked_select(official_style_mask(n)).view(2 * n, -1)
-    pos = torch.exp(torch.sum(z1 * z2, dim=-1) / t)
-    pos = torch.cat([pos, pos], dim=0)
-    m = 2 * n - 2
-    imp = (beta * neg.log()).exp()
-    reweight_neg = (imp * neg).sum(dim=-1) / imp.mean(dim=-1)
-    ng = (-tau_plus * m * pos + reweight_neg) / (1 - tau_plus)
-    ng = torch.clamp(ng, min=m * math.e ** (-1 / t))
-    return (-torch.log(pos / (pos + ng))).mean()
-
-
-def cpu_ms(fn, rounds: int) -> float:
-    """Per-thread CPU milliseconds, min of ``rounds`` after one warm-up call."""
-    return time_call(fn, rounds) * 1e3
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--official", type=Path, default=os.environ.get("HCL_OFFICIAL_DIR"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    beta, tau_plus, t = 1.0, 0.1, 0.5
+    beta, tau_plus, t = 1.0, 0.1, 0.5  # official defaults
+    official = None
+    if args.official is None:
+        print("official rows skipped: pass --official PATH or set HCL_OFFICIAL_DIR")
+    else:
+        official = load_official(args.official)
+        official.temperature = t
+    load = os.getloadavg()
     print(
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
-        f"d={args.dim}, beta={beta}, tau_plus={tau_plus}, t={t}; per-thread CPU ms, "
-        f"min of {args.rounds}"
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, 1 torch thread, d={args.dim}, beta={beta}, "
+        f"tau_plus={tau_plus}, t={t}, float32; CPU ms of this thread, min / median of "
+        f"{args.rounds} interleaved rounds; load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f}"
     )
     print(
-        "| N (pairs) | official fwd | ours fwd | speed-up | official fwd+bwd | ours fwd+bwd | "
-        "speed-up | NT-Xent (ours) fwd+bwd |"
+        "| N | pass | official | official, mask once | ours | mask reuse (off / once) | "
+        "fused kernel (once / ours) | total (off / ours) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
@@ -74,34 +109,75 @@ def main() -> None:
         a = F.normalize(torch.randn(n, args.dim, generator=g), dim=1)
         b = F.normalize(a + 0.5 * torch.randn(n, args.dim, generator=g), dim=1)
         z1, z2 = a.clone().requires_grad_(), b.clone().requires_grad_()
-        off_val = official_style_hcl(z1, z2, tau_plus, beta, t).item()
         kw = dict(beta=beta, tau_plus=tau_plus, temperature=t, normalize=False)
-        our_val = hcl_loss(z1, z2, **kw).item()
-        assert abs(off_val - our_val) <= 1e-4 * abs(off_val), (off_val, our_val)
+        calls: dict[str, Callable[[], torch.Tensor]] = {"ours": lambda: hcl_loss(z1, z2, **kw)}
+        if official is not None:
+            off = official.criterion
+            mask_fn = official.get_negative_mask
+            cached = functools.lru_cache(maxsize=None)(mask_fn)
 
-        def fwd(fn):
-            def run():
-                with torch.no_grad():
-                    fn()
+            def run_official(masker, off=off, mask_fn=mask_fn):
+                def call() -> torch.Tensor:
+                    official.get_negative_mask = masker
+                    try:
+                        return off(z1, z2, tau_plus, n, beta, "hard")
+                    finally:
+                        official.get_negative_mask = mask_fn
 
-            return run
+                return call
 
-        def fwd_bwd(fn):
-            def run():
-                z1.grad = z2.grad = None
-                fn().backward()
+            calls = {
+                "official": run_official(mask_fn),
+                "official, mask once": run_official(cached),
+                **calls,
+            }
+            ref = calls["official"]().item()
+            ours_val = calls["ours"]().item()
+            assert abs(ref - ours_val) <= 1e-5 * abs(ref), (ref, ours_val)
+        for pass_name in ("fwd", "fwd+bwd"):
 
-            return run
+            def wrap(fn: Callable[[], torch.Tensor]) -> Callable[[], object]:
+                if pass_name == "fwd":
 
-        off = lambda: official_style_hcl(z1, z2, tau_plus, beta, t)  # noqa: E731
-        ours = lambda: hcl_loss(z1, z2, **kw)  # noqa: E731
-        nce = lambda: nt_xent_loss(z1, z2, temperature=t, normalize=False)  # noqa: E731
-        of, uf = cpu_ms(fwd(off), args.rounds), cpu_ms(fwd(ours), args.rounds)
-        ob, ub = cpu_ms(fwd_bwd(off), args.rounds), cpu_ms(fwd_bwd(ours), args.rounds)
-        nb = cpu_ms(fwd_bwd(nce), args.rounds)
-        print(
-            f"| {n} | {of:.1f} | {uf:.1f} | {of / uf:.2f}x | {ob:.1f} | {ub:.1f} | {ob / ub:.2f}x | {nb:.1f} |"
-        )
+                    def f() -> object:
+                        with torch.no_grad():
+                            return fn()
+
+                    return f
+
+                def fb() -> object:
+                    z1.grad = z2.grad = None
+                    fn().backward()
+                    return None
+
+                return fb
+
+            wrapped = {k: wrap(v) for k, v in calls.items()}
+            for fn in wrapped.values():  # warm-up
+                fn()
+            times: dict[str, list[float]] = {k: [] for k in wrapped}
+            for _ in range(args.rounds):
+                for k, fn in wrapped.items():
+                    times[k].append(_timed(fn) * 1e3)
+            best = {k: min(v) for k, v in times.items()}
+            med = {k: statistics.median(v) for k, v in times.items()}
+            cell = lambda k: f"{best[k]:.1f} / {med[k]:.1f}" if k in best else "-"  # noqa: E731
+            if official is not None:
+                ratios = (
+                    f"{best['official'] / best['official, mask once']:.2f}x | "
+                    f"{best['official, mask once'] / best['ours']:.2f}x "
+                    f"(median {med['official, mask once'] / med['ours']:.2f}x) | "
+                    f"{best['official'] / best['ours']:.2f}x"
+                )
+            else:
+                ratios = "- | - | -"
+            print(
+                f"| {n} | {pass_name} | {cell('official')} | {cell('official, mask once')} | "
+                f"{cell('ours')} | {ratios} |",
+                flush=True,
+            )
+    load = os.getloadavg()
+    print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
 
 if __name__ == "__main__":

@@ -23,15 +23,10 @@ from papershelf.hard_negatives import (
     hcl_loss,
     nt_xent_loss,
 )
-from papershelf.hard_negatives import _loss as loss_module
+from papershelf.hard_negatives._loss import ClampCollapseError
 
 HERE = Path(__file__).parent
 REFERENCE = json.loads((HERE / "official_reference.json").read_text())
-
-
-@pytest.fixture(autouse=True)
-def _reset_collapse_warning(monkeypatch):
-    monkeypatch.setitem(loss_module._COLLAPSE_STATE, "warned", False)
 
 
 def unit_pairs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,17 +294,58 @@ def test_bf16_autocast_stays_finite_and_close():
     assert loss.item() == pytest.approx(ref.item(), rel=0.05)
 
 
-def test_clamp_collapse_returns_near_zero_and_warns_once():
+def test_clamp_collapse_returns_near_zero_and_warns_on_every_call():
     case = next(c for c in REFERENCE["hcl"] if c["temperature"] == 0.1 and c["N"] == 64)
     z1, z2 = unit_pairs(case["N"], case["d"], case["seed"])
-    with pytest.warns(ClampCollapseWarning, match="clamp"):
-        loss = hcl_loss(z1, z2, beta=0.5, tau_plus=0.1, temperature=0.1, normalize=False)
-    assert 0 <= loss.item() < 1e-5
+    kw = dict(beta=0.5, tau_plus=0.1, temperature=0.1, normalize=False)
+    for _ in range(3):  # not once per process: every collapsed call warns (issue 22.4)
+        with pytest.warns(ClampCollapseWarning, match="clamp"):
+            loss = hcl_loss(z1, z2, **kw)
+        assert 0 <= loss.item() < 1e-5
+    module = HardNegativeLoss(**kw)
+    with warnings.catch_warnings(record=True) as caught:
+        for _ in range(3):
+            module(z1, z2)
+    assert sum(issubclass(w.category, ClampCollapseWarning) for w in caught) == 3
+    with pytest.raises(ClampCollapseError, match="temperature=0.1"):
+        hcl_loss(z1, z2, on_collapse="raise", **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        hcl_loss(
-            z1, z2, beta=0.5, tau_plus=0.1, temperature=0.1, normalize=False
-        )  # no second warning
+        hcl_loss(z1, z2, on_collapse="ignore", **kw)
+        hcl_loss(z1, z2, beta=0.5, tau_plus=0.1, temperature=0.5, normalize=False)  # no collapse
+
+
+def test_clamp_collapse_on_realistic_views_stalls_training_visibly():
+    """t <= 0.1 and views at cosine ~0.96: the official loss and gradient are exactly the floor's."""
+    g = torch.Generator().manual_seed(3)
+    a = F.normalize(torch.randn(128, 32, generator=g, dtype=torch.float64), dim=1)
+    b = F.normalize(a + 0.05 * torch.randn(128, 32, generator=g, dtype=torch.float64), dim=1)
+    assert (a * b).sum(1).mean().item() == pytest.approx(0.96, abs=0.02)
+    z1, z2 = a.clone().requires_grad_(), b.clone().requires_grad_()
+    with pytest.warns(ClampCollapseWarning):
+        loss = hcl_loss(z1, z2, beta=1.0, tau_plus=0.1, temperature=0.1, normalize=False)
+    loss.backward()
+    assert loss.item() < 1e-3 and z1.grad.abs().max().item() < 1e-3
+    # the same views without debiasing train normally
+    z1.grad = None
+    hcl_loss(z1, z2, beta=1.0, tau_plus=0.0, temperature=0.1, normalize=False).backward()
+    assert z1.grad.abs().max().item() > 1e-2
+
+
+def test_numpy_and_tensor_scalars_as_settings():
+    z1, z2 = unit_pairs(8, 4, 0)
+    ref = hcl_loss(z1, z2, beta=1.0, tau_plus=0.1, temperature=0.5)
+    for cast in (np.float32, np.float64, lambda v: torch.tensor(v), lambda v: np.array(v)):
+        kw = dict(beta=cast(1.0), tau_plus=cast(0.1), temperature=cast(0.5))
+        assert hcl_loss(z1, z2, **kw).item() == pytest.approx(ref.item(), rel=1e-6)
+        assert HardNegativeLoss(**kw)(z1, z2).item() == pytest.approx(ref.item(), rel=1e-6)
+    assert beta_schedule(np.float32(2.0), np.int64(1), np.int64(18)) == 2.0
+    with pytest.raises(TypeError, match="temperature"):
+        hcl_loss(z1, z2, temperature=torch.tensor(0.5, requires_grad=True))
+    with pytest.raises(TypeError, match="beta"):
+        hcl_loss(z1, z2, beta=True)
+    with pytest.raises(ValueError, match="tau_plus"):
+        hcl_loss(z1, z2, tau_plus=float("nan"))
 
 
 def test_beta_schedule_matches_official_anneal_loop():

@@ -2,9 +2,15 @@
 
 Robinson et al., "Contrastive Learning with Hard Negative Samples", ICLR 2021
 (https://arxiv.org/abs/2010.04592), with the debiased contrastive loss of Chuang et al.,
-NeurIPS 2020, as its ``beta = 0`` member. Drop-in losses in log space: ``hcl_loss(z1, z2)``,
-``HardNegativeLoss``, ``debiased_loss``, ``nt_xent_loss``, ``hcl_from_logits``. The graph
-variant (InfoGraph with hard negatives) is :mod:`papershelf.hard_negatives.graph`.
+NeurIPS 2020, as its ``beta = 0`` member. The main API is torch: ``hcl_loss(z1, z2)``,
+``HardNegativeLoss`` (also ``loss(embeddings, labels)`` as in pytorch-metric-learning),
+``debiased_loss``, ``nt_xent_loss``. Importing the package does not import torch; the first use
+of one of these names does.
+
+More in the submodules: ``hcl_from_logits``, ``hcl_from_labels``, ``beta_schedule``,
+``ClampCollapseWarning`` (also reachable here), :mod:`papershelf.hard_negatives.metric_learning`
+(``SelfSupervisedLoss``, ``[pml]`` extra), :mod:`papershelf.hard_negatives.graph` (InfoGraph
+with hard negatives, ``[graph]`` extra).
 """
 
 from __future__ import annotations
@@ -15,40 +21,40 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from papershelf.hard_negatives._distributed import gather_with_grad
     from papershelf.hard_negatives._loss import (
+        ClampCollapseError,
         ClampCollapseWarning,
         DebiasedContrastiveLoss,
         HardNegativeLoss,
         beta_schedule,
         debiased_loss,
+        hcl_from_labels,
         hcl_from_logits,
         hcl_loss,
         nt_xent_loss,
     )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "ClampCollapseWarning",
     "DebiasedContrastiveLoss",
     "HardNegativeLoss",
     "__version__",
-    "beta_schedule",
     "debiased_loss",
-    "gather_with_grad",
-    "hcl_from_logits",
     "hcl_loss",
     "nt_xent_loss",
 ]
 
-# Lazy re-exports: importing the package (and its light _registry, which the
-# `papershelf` command loads) does not import torch.
+# Lazy re-exports (PEP 562): importing the package (and its light _registry, which the
+# `papershelf` command loads) does not import torch. Names beyond __all__ stay reachable.
 _EXPORTS = {
+    "ClampCollapseError": "_loss",
     "ClampCollapseWarning": "_loss",
     "DebiasedContrastiveLoss": "_loss",
     "HardNegativeLoss": "_loss",
     "beta_schedule": "_loss",
     "debiased_loss": "_loss",
-    "gather_with_grad": "_loss",  # re-exported from papershelf.hard_negatives._distributed
+    "gather_with_grad": "_distributed",
+    "hcl_from_labels": "_loss",
     "hcl_from_logits": "_loss",
     "hcl_loss": "_loss",
     "nt_xent_loss": "_loss",
@@ -64,4 +70,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_EXPORTS})

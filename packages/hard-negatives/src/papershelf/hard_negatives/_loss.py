@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import warnings
 from typing import Literal
 
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from papershelf.core.validation import check_bool, check_choice, check_int, check_real
 from papershelf.hard_negatives._checks import check_pair, check_tensor, reduce_loss
 from papershelf.hard_negatives._distributed import gather_with_grad, rank_and_world_size
 
@@ -37,6 +40,7 @@ __all__ = [
     "HardNegativeLoss",
     "beta_schedule",
     "debiased_loss",
+    "hcl_from_labels",
     "hcl_from_logits",
     "hcl_loss",
     "nt_xent_loss",
@@ -46,35 +50,77 @@ log = logging.getLogger(__name__)
 
 Reduction = Literal["mean", "sum", "none"]
 Estimator = Literal["hard", "easy"]
+OnCollapse = Literal["warn", "raise", "ignore"]
 _REDUCTIONS = ("mean", "sum", "none")
 _ESTIMATORS = ("hard", "easy")
-# once the collapse warning has fired, stop checking (the check costs a device sync)
-_COLLAPSE_STATE = {"warned": False}
+_ON_COLLAPSE = ("warn", "raise", "ignore")
+COLLAPSE_SHARE = 0.5  # warn (or raise) when more than this share of the rows is clamped
 
 
 class ClampCollapseWarning(RuntimeWarning):
-    """Most rows hit the HCL/DCL clamp: the loss and its gradient are (nearly) zero."""
+    """Most rows hit the HCL/DCL clamp: the loss and its gradient are (nearly) zero.
+
+    Issued on *every* call where it happens, attributed to the caller's line: Python's default
+    once-per-location filter does not hide the repeats (``warnings.warn_explicit`` with a fresh
+    registry), while explicit filters (``"ignore"``, ``"error"``, ``"once"``) still apply.
+    Silence it with ``on_collapse="ignore"``, or make it an error with ``on_collapse="raise"``.
+    """
+
+
+class ClampCollapseError(FloatingPointError):
+    """Raised instead of :class:`ClampCollapseWarning` with ``on_collapse="raise"``."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+
+
+def _warn_every_call(text: str, category: type[Warning]) -> None:
+    """``warnings.warn`` at the first caller outside this package and torch, on every call.
+
+    A fresh registry per call keeps the ``"default"`` action from showing one warning per
+    location per process; user filters (``ignore``, ``error``, ``once``) still apply.
+    """
+    frame = sys._getframe(1)
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        (_PACKAGE_DIR, _TORCH_DIR)
+    ):
+        frame = frame.f_back
+    warnings.warn_explicit(
+        text,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__", "<unknown>"),
+        registry=None,
+        module_globals=frame.f_globals,
+    )
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_float(value: object, name: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite float, got {value!r}")
-    return float(value)
+def _check_hparams(beta: object, tau_plus: object, reduction: object) -> tuple[float, float]:
+    b = check_real("beta", _plain(beta, "beta"), low=0.0)
+    tp = check_real(
+        "tau_plus", _plain(tau_plus, "tau_plus"), low=0.0, high=1.0, inclusive=(True, False)
+    )
+    check_choice("reduction", reduction, _REDUCTIONS)
+    return b, tp
 
 
-def _check_hparams(beta: float, tau_plus: float, reduction: str) -> None:
-    if _check_float(beta, "beta") < 0:
-        raise ValueError(f"beta must be >= 0, got beta={beta}")
-    if not 0.0 <= _check_float(tau_plus, "tau_plus") < 1.0:
-        raise ValueError(f"tau_plus must lie in [0, 1), got tau_plus={tau_plus}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
+def _plain(value: object, name: str) -> object:
+    """Reject a tensor setting that carries a gradient: it would be used as a constant."""
+    if isinstance(value, Tensor) and value.requires_grad:
+        raise TypeError(
+            f"{name} must be a number or a tensor without gradient (a learnable {name} is not "
+            "supported: its gradient would be silently dropped); pass it detached"
+        )
+    return value
 
 
-def _check_temperature(temperature: float) -> None:
-    if _check_float(temperature, "temperature") <= 0:
-        raise ValueError(f"temperature must be > 0, got temperature={temperature}")
+def _check_temperature(temperature: object) -> float:
+    return check_real(
+        "temperature", _plain(temperature, "temperature"), low=0.0, inclusive=(False, True)
+    )
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -158,6 +204,7 @@ def _debiased_rows(
     tau_plus: float,
     temperature: float | None,
     clamp: bool,
+    on_collapse: str = "warn",
 ) -> Tensor:
     """Per-row loss from log R and the positive logit: debias, clamp, -s+ + log(e^{s+} + Ng)."""
     if tau_plus == 0.0 and not clamp:
@@ -171,17 +218,25 @@ def _debiased_rows(
         clamped = ng < floor
         # torch.clamp's gradient convention: the gradient flows through ng where ng >= floor
         ng = torch.where(clamped, floor, ng)
-        if not _COLLAPSE_STATE["warned"] and clamped.numel() and bool(clamped.float().mean() > 0.5):
-            _COLLAPSE_STATE["warned"] = True
-            warnings.warn(
-                f"{clamped.float().mean().item():.0%} of the rows hit the clamp of the debiased "
-                "negative mass: the loss and its gradient collapse towards 0. This happens at small "
-                "temperatures with tau_plus > 0; use temperature ~0.5 or a smaller tau_plus "
-                "(warned once per process).",
-                ClampCollapseWarning,
-                stacklevel=4,
-            )
+        if on_collapse != "ignore" and clamped.numel():
+            share = float(clamped.float().mean())  # one device sync per call
+            if share > COLLAPSE_SHARE:
+                _report_collapse(share, temperature, tau_plus, on_collapse)
     return m - pos + torch.log(torch.exp(pos - m) + ng)
+
+
+def _report_collapse(share: float, temperature: float, tau_plus: float, on_collapse: str) -> None:
+    text = (
+        f"{share:.0%} of the rows hit the clamp of the debiased negative mass "
+        f"(temperature={temperature:g}, tau_plus={tau_plus:g}): the loss and its gradient are "
+        "(nearly) zero there, so training stalls. The debiasing term tau_plus*M*exp(s+) exceeds "
+        "the negative mass when the positive views are much closer than same-class samples, "
+        "which small temperatures amplify. Use temperature ~0.5, a smaller tau_plus, or "
+        "tau_plus=0 (hard negatives without debiasing)."
+    )
+    if on_collapse == "raise":
+        raise ClampCollapseError(text)
+    _warn_every_call(text, ClampCollapseWarning)
 
 
 def hcl_from_logits(
@@ -195,6 +250,7 @@ def hcl_from_logits(
     neg_mask: Tensor | None = None,
     clamp: bool = True,
     detach_weights: bool = False,
+    on_collapse: OnCollapse = "warn",
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""HCL on precomputed logits: the front end for MoCo queues and custom layouts.
@@ -220,6 +276,10 @@ def hcl_from_logits(
         Apply the official floor (needs ``temperature``).
     detach_weights : bool, default False
         Treat the importance weights as constants (the official code does not).
+    on_collapse : {"warn", "raise", "ignore"}, default "warn"
+        What to do when more than half of the rows hit the clamp (the loss and its gradient are
+        then ~0): :class:`ClampCollapseWarning` on every such call, :class:`ClampCollapseError`,
+        or nothing (which also saves the one device sync per call the check costs).
     reduction : {"mean", "sum", "none"}
 
     Returns
@@ -233,17 +293,22 @@ def hcl_from_logits(
     """
     p = check_tensor(pos_logits, "pos_logits", 1)
     x = check_tensor(neg_logits, "neg_logits", 2)
-    _check_hparams(beta, tau_plus, reduction)
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
+    beta_f, tau_f = _check_hparams(beta, tau_plus, reduction)
+    check_choice("estimator", estimator, _ESTIMATORS)
+    check_choice("on_collapse", on_collapse, _ON_COLLAPSE)
+    clamp = check_bool("clamp", clamp)
+    detach_weights = check_bool("detach_weights", detach_weights)
     if p.shape[0] != x.shape[0]:
         raise ValueError(
             f"pos_logits {tuple(p.shape)} and neg_logits {tuple(x.shape)} need the same B"
         )
+    if x.shape[1] == 0:
+        raise ValueError("neg_logits needs at least one negative per row (K >= 1)")
+    temp_f: float | None = None
     if clamp and estimator == "hard":
         if temperature is None:
             raise ValueError("clamp=True needs temperature (the floor is M*exp(-1/temperature))")
-        _check_temperature(temperature)
+        temp_f = _check_temperature(temperature)
     out_dtype = x.dtype
     dtype = _compute_dtype(torch.promote_types(x.dtype, p.dtype))
     x, p = x.to(dtype), p.to(dtype)
@@ -263,12 +328,18 @@ def hcl_from_logits(
     else:
         n_neg = float(x.shape[1])
     hard = estimator == "hard"
-    log_r = _log_mass(x, n_neg, float(beta), hard, detach_weights)
+    log_r = _log_mass(x, n_neg, beta_f, hard, detach_weights)
     if not hard:
         loss = torch.logaddexp(p, log_r) - p
     else:
         loss = _debiased_rows(
-            log_r, p, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
+            log_r,
+            p,
+            n_neg,
+            tau_plus=tau_f,
+            temperature=temp_f,
+            clamp=clamp,
+            on_collapse=on_collapse,
         )
     return reduce_loss(loss, reduction).to(out_dtype)
 
@@ -285,6 +356,7 @@ def hcl_loss(
     clamp: bool = True,
     detach_weights: bool = False,
     gather_distributed: bool = False,
+    on_collapse: OnCollapse = "warn",
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Hard negative contrastive loss for two batches of views (``loss_fn(z1, z2)``).
@@ -297,13 +369,15 @@ def hcl_loss(
     z1, z2 : Tensor, shape (N, D)
         Embeddings of two views; row ``i`` of each is a positive pair. N >= 2.
     beta : float, default 1.0
-        Hardness :math:`\beta \ge 0` (official default 1.0; 0 gives DCL).
+        Hardness :math:`\beta \ge 0` (official default 1.0; 0 gives DCL). Python, NumPy or 0-d
+        tensor scalars are accepted for every numeric setting (not a tensor with gradient).
     tau_plus : float, default 0.1
         Class prior :math:`\tau^+ \in [0, 1)` (official default 0.1; 0 switches debiasing off).
     temperature : float, default 0.5
         Softmax temperature (official default 0.5). Keep it near 0.5 when ``tau_plus > 0``: at
-        small temperatures most rows hit the clamp and the loss collapses to ~0
-        (:class:`ClampCollapseWarning`).
+        ``t <= 0.1`` on realistic views (positive cosine ~0.96) most rows hit the clamp and the
+        loss and its gradient are exactly those of the constant floor, ~0, as in the official
+        code (see ``on_collapse``).
     estimator : {"hard", "easy"}
         ``"easy"`` is NT-Xent (``beta`` and ``tau_plus`` ignored), as in the official code.
     normalize : bool, default True
@@ -316,6 +390,9 @@ def hcl_loss(
     gather_distributed : bool, default False
         Use the embeddings of every ``torch.distributed`` rank as negatives (all-gather with
         gradients); anchors stay local.
+    on_collapse : {"warn", "raise", "ignore"}, default "warn"
+        When more than half of the rows hit the clamp: :class:`ClampCollapseWarning` on every
+        such call (not once per process), :class:`ClampCollapseError`, or nothing.
     reduction : {"mean", "sum", "none"}
         ``"none"`` returns (2N,) per-anchor losses, rows of ``z1`` first.
 
@@ -342,17 +419,21 @@ def hcl_loss(
     torch.Size([])
     """
     a, b = check_pair(z1, z2)
-    _check_hparams(beta, tau_plus, reduction)
-    _check_temperature(temperature)
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
+    beta_f, tau_f = _check_hparams(beta, tau_plus, reduction)
+    temp_f = _check_temperature(temperature)
+    check_choice("estimator", estimator, _ESTIMATORS)
+    check_choice("on_collapse", on_collapse, _ON_COLLAPSE)
+    normalize = check_bool("normalize", normalize)
+    clamp = check_bool("clamp", clamp)
+    detach_weights = check_bool("detach_weights", detach_weights)
+    gather_distributed = check_bool("gather_distributed", gather_distributed)
     out_dtype = a.dtype
     n = a.shape[0]
     with torch.autocast(a.device.type, enabled=False):
         dtype = _compute_dtype(a.dtype)
         a, b = a.to(dtype), b.to(dtype)
         if normalize:
-            a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+            a, b = _normalize(a, "z1"), _normalize(b, "z2")
         rank, world = rank_and_world_size()
         if gather_distributed and world > 1:
             g1, g2 = gather_with_grad(a), gather_with_grad(b)
@@ -364,21 +445,153 @@ def hcl_loss(
         self_col = torch.cat([idx, idx + n * world])
         partner_col = torch.cat([idx + n * world, idx])
         excluded = torch.stack([self_col, partner_col], 1)
-        pos = (a * b).sum(1) / temperature
+        pos = (a * b).sum(1) / temp_f
         pos = torch.cat([pos, pos])
         n_neg = float(2 * n * world - 2)
         hard = estimator == "hard"
         log_r = _MatmulLogMass.apply(
-            z, keys, excluded, 1.0 / temperature, math.log(n_neg), float(beta), hard, detach_weights
+            z, keys, excluded, 1.0 / temp_f, math.log(n_neg), beta_f, hard, detach_weights
         )
         if not hard:
             loss = torch.logaddexp(pos, log_r) - pos
         else:
             loss = _debiased_rows(
-                log_r, pos, n_neg, tau_plus=float(tau_plus), temperature=temperature, clamp=clamp
+                log_r,
+                pos,
+                n_neg,
+                tau_plus=tau_f,
+                temperature=temp_f,
+                clamp=clamp,
+                on_collapse=on_collapse,
             )
         loss = reduce_loss(loss, reduction)
     return loss.to(out_dtype)
+
+
+def _normalize(x: Tensor, name: str) -> Tensor:
+    """Rows to unit length; an all-zero row has no direction and is an error, not a NaN."""
+    if bool((x.abs().amax(1) == 0).any()):
+        raise ValueError(
+            f"{name} has an all-zero row, which normalize=True cannot scale to unit length"
+        )
+    return F.normalize(x, dim=1)
+
+
+def hcl_from_labels(
+    embeddings: Tensor,
+    labels: Tensor,
+    ref_emb: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    *,
+    beta: float = 1.0,
+    tau_plus: float = 0.1,
+    temperature: float = 0.5,
+    estimator: Estimator = "hard",
+    normalize: bool = True,
+    clamp: bool = True,
+    detach_weights: bool = False,
+    on_collapse: OnCollapse = "warn",
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""HCL in pytorch-metric-learning's convention: pairs and negatives from labels.
+
+    Every pair ``(a, p)`` with ``labels[a] == ref_labels[p]`` (``a != p`` when the references
+    are the embeddings themselves) is a positive pair; the negatives of anchor ``a`` are the
+    references whose label differs from ``labels[a]`` (:math:`M_a` of them, per anchor). Each
+    positive pair contributes one HCL term (:func:`hcl_from_logits` on cosine logits / t) and
+    ``"mean"`` averages over positive pairs, as pytorch-metric-learning's ``NTXentLoss`` does.
+    ``SelfSupervisedLoss``'s layout (``[z1; z2]`` with labels ``[0..N-1, 0..N-1]``) gives exactly
+    :func:`hcl_loss` ``(z1, z2)``; ``estimator="easy"`` gives ``NTXentLoss(temperature)``.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (B, D)
+    labels : Tensor of int, shape (B,)
+    ref_emb : Tensor, shape (R, D), optional
+        References holding the positives and negatives (default: ``embeddings``).
+    ref_labels : Tensor of int, shape (R,), optional
+        Needed with ``ref_emb``.
+    beta, tau_plus, temperature, estimator, normalize, clamp, detach_weights, on_collapse
+        As in :func:`hcl_loss`.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per positive pair, in row-major order of ``(a, p)``.
+
+    Returns
+    -------
+    Tensor
+        Scalar (0 with a gradient path when there is no positive pair, as in
+        pytorch-metric-learning), or (P,) for ``reduction="none"``.
+
+    Raises
+    ------
+    ValueError
+        If an anchor of a positive pair has no negative (every reference shares its label).
+    """
+    e = check_tensor(embeddings, "embeddings", 2)
+    y = _check_labels(labels, "labels", e.shape[0])
+    if ref_emb is None:
+        if ref_labels is not None:
+            raise ValueError("ref_labels needs ref_emb")
+        r, ry, same = e, y, True
+    else:
+        r = check_tensor(ref_emb, "ref_emb", 2)
+        if r.shape[1] != e.shape[1]:
+            raise ValueError(
+                f"ref_emb must have D={e.shape[1]} columns like embeddings, got {tuple(r.shape)}"
+            )
+        if ref_labels is None:
+            raise ValueError("ref_emb needs ref_labels")
+        ry = _check_labels(ref_labels, "ref_labels", r.shape[0])
+        same = False
+    _check_hparams(beta, tau_plus, reduction)
+    temp_f = _check_temperature(temperature)
+    normalize = check_bool("normalize", normalize)
+    out_dtype = e.dtype
+    dtype = _compute_dtype(torch.promote_types(e.dtype, r.dtype))
+    e, r = e.to(dtype), r.to(dtype)
+    if normalize:
+        e = _normalize(e, "embeddings")
+        r = e if same else _normalize(r, "ref_emb")
+    s = e @ r.T / temp_f  # (B, R)
+    match = y[:, None] == ry[None, :].to(y.device)
+    pos_mask = match.clone()
+    if same:
+        pos_mask.fill_diagonal_(False)
+    a_idx, p_idx = torch.nonzero(pos_mask, as_tuple=True)
+    if a_idx.numel() == 0:
+        zero = (e.sum() + r.sum()) * 0.0
+        return (zero[None][:0] if reduction == "none" else zero).to(out_dtype)
+    neg_mask = ~match
+    if bool((neg_mask[a_idx].sum(1) == 0).any()):
+        raise ValueError(
+            "labels: an anchor of a positive pair has no negative (every reference shares its "
+            "label); HCL needs at least one other label per batch"
+        )
+    return hcl_from_logits(
+        s[a_idx, p_idx],
+        s[a_idx],
+        beta=beta,
+        tau_plus=tau_plus,
+        temperature=temp_f,
+        estimator=estimator,
+        neg_mask=neg_mask[a_idx],
+        clamp=clamp,
+        detach_weights=detach_weights,
+        on_collapse=on_collapse,
+        reduction=reduction,
+    ).to(out_dtype)
+
+
+def _check_labels(labels: object, name: str, n: int) -> Tensor:
+    if not isinstance(labels, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of integer labels, got {type(labels).__name__}"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {labels.dtype}")
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
+    return labels
 
 
 def debiased_loss(
@@ -390,6 +603,7 @@ def debiased_loss(
     normalize: bool = True,
     clamp: bool = True,
     gather_distributed: bool = False,
+    on_collapse: OnCollapse = "warn",
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Debiased contrastive loss (DCL, Chuang et al. 2020): :func:`hcl_loss` with ``beta = 0``.
@@ -414,6 +628,7 @@ def debiased_loss(
         normalize=normalize,
         clamp=clamp,
         gather_distributed=gather_distributed,
+        on_collapse=on_collapse,
         reduction=reduction,
     )
 
@@ -477,22 +692,25 @@ def beta_schedule(beta0: float, epoch: int, epochs: int, n_steps: int = 9) -> fl
     -------
     float
     """
-    if _check_float(beta0, "beta0") < 0:
-        raise ValueError(f"beta0 must be >= 0, got {beta0}")
-    if n_steps < 2:
-        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
-    if epochs < n_steps:
-        raise ValueError(f"epochs must be >= n_steps ({n_steps}), got epochs={epochs}")
-    if not 1 <= epoch <= epochs:
-        raise ValueError(f"epoch must lie in [1, {epochs}], got epoch={epoch}")
+    b0 = check_real("beta0", beta0, low=0.0)
+    n_steps = check_int("n_steps", n_steps, low=2)
+    epochs = check_int("epochs", epochs, low=n_steps)
+    epoch = check_int("epoch", epoch, low=1, high=epochs)
     k = epochs // n_steps
     draws = (epoch - 1) // k  # draws made before this epoch starts
     level = min(max(draws - 1, 0), n_steps - 1)
-    return float(beta0) * (1.0 - level / (n_steps - 1))
+    return b0 * (1.0 - level / (n_steps - 1))
 
 
 class HardNegativeLoss(nn.Module):
     r"""Module form of :func:`hcl_loss`: ``HardNegativeLoss(beta, tau_plus, temperature)(z1, z2)``.
+
+    Also callable in pytorch-metric-learning's convention, ``loss(embeddings, labels)``
+    (optionally ``ref_emb=``, ``ref_labels=``; pairs from labels, :func:`hcl_from_labels`): a
+    second argument that is an integer tensor is read as labels. Inside
+    ``pytorch_metric_learning.losses.SelfSupervisedLoss`` use
+    :class:`papershelf.hard_negatives.metric_learning.SelfSupervisedLoss` (that class with
+    these losses added to its list of supported losses; ``[pml]`` extra).
 
     Parameters
     ----------
@@ -504,12 +722,16 @@ class HardNegativeLoss(nn.Module):
     clamp : bool, default True
     detach_weights : bool, default False
     gather_distributed : bool, default False
+        Two-view form only.
+    on_collapse : {"warn", "raise", "ignore"}, default "warn"
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Examples
     --------
     >>> import torch
     >>> HardNegativeLoss(beta=1.0)(torch.randn(8, 16), torch.randn(8, 16)).shape
+    torch.Size([])
+    >>> HardNegativeLoss(beta=1.0)(torch.randn(8, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])).shape
     torch.Size([])
     """
 
@@ -523,28 +745,50 @@ class HardNegativeLoss(nn.Module):
         clamp: bool = True,
         detach_weights: bool = False,
         gather_distributed: bool = False,
+        on_collapse: OnCollapse = "warn",
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        _check_hparams(beta, tau_plus, reduction)
-        _check_temperature(temperature)
-        if estimator not in _ESTIMATORS:
-            raise ValueError(f"estimator must be one of {_ESTIMATORS}, got estimator={estimator!r}")
-        self.beta = beta
-        self.tau_plus = tau_plus
-        self.temperature = temperature
-        self.estimator: Estimator = estimator
-        self.normalize = normalize
-        self.clamp = clamp
-        self.detach_weights = detach_weights
-        self.gather_distributed = gather_distributed
+        beta_f, tau_f = _check_hparams(beta, tau_plus, reduction)
+        self.beta = beta_f
+        self.tau_plus = tau_f
+        self.temperature = _check_temperature(temperature)
+        self.estimator: Estimator = check_choice("estimator", estimator, _ESTIMATORS)
+        self.normalize = check_bool("normalize", normalize)
+        self.clamp = check_bool("clamp", clamp)
+        self.detach_weights = check_bool("detach_weights", detach_weights)
+        self.gather_distributed = check_bool("gather_distributed", gather_distributed)
+        self.on_collapse: OnCollapse = check_choice("on_collapse", on_collapse, _ON_COLLAPSE)
         self.reduction: Reduction = reduction
 
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Loss of two batches of views, each of shape (N, D)."""
-        return hcl_loss(
-            z1,
-            z2,
+    def forward(
+        self,
+        z1: Tensor | None = None,
+        z2: Tensor | None = None,
+        indices_tuple: object = None,
+        ref_emb: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        *,
+        embeddings: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
+        """``(z1, z2)``: two views, each (N, D). ``(embeddings, labels[, ref_emb, ref_labels])``:
+        pytorch-metric-learning's form, pairs from labels (``indices_tuple`` is not supported)."""
+        if embeddings is not None:
+            if z1 is not None:
+                raise TypeError("pass either z1 or embeddings, not both")
+            z1 = embeddings
+        if labels is not None:
+            if z2 is not None:
+                raise TypeError("pass either z2 or labels, not both")
+            z2 = labels
+        if z1 is None or z2 is None:
+            raise TypeError("HardNegativeLoss needs (z1, z2) or (embeddings, labels)")
+        if indices_tuple is not None:
+            raise ValueError(
+                "indices_tuple (miner output) is not supported; pairs come from labels"
+            )
+        kw = dict(
             beta=self.beta,
             tau_plus=self.tau_plus,
             temperature=self.temperature,
@@ -552,9 +796,14 @@ class HardNegativeLoss(nn.Module):
             normalize=self.normalize,
             clamp=self.clamp,
             detach_weights=self.detach_weights,
-            gather_distributed=self.gather_distributed,
+            on_collapse=self.on_collapse,
             reduction=self.reduction,
         )
+        if isinstance(z2, Tensor) and not z2.is_floating_point():
+            return hcl_from_labels(z1, z2, ref_emb, ref_labels, **kw)  # type: ignore[arg-type]
+        if ref_emb is not None or ref_labels is not None:
+            raise ValueError("ref_emb and ref_labels need integer labels as the second argument")
+        return hcl_loss(z1, z2, gather_distributed=self.gather_distributed, **kw)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return (
@@ -580,6 +829,7 @@ class DebiasedContrastiveLoss(HardNegativeLoss):
         normalize: bool = True,
         clamp: bool = True,
         gather_distributed: bool = False,
+        on_collapse: OnCollapse = "warn",
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
@@ -589,5 +839,6 @@ class DebiasedContrastiveLoss(HardNegativeLoss):
             normalize=normalize,
             clamp=clamp,
             gather_distributed=gather_distributed,
+            on_collapse=on_collapse,
             reduction=reduction,
         )
