@@ -5,7 +5,9 @@ matched shapes, and SDPA vs a naive softmax(QK^T)V attention inside our model.
 
 Wan 2.1 is the closest open peer (cross-attention to text, shared time MLP + per-block
 table, 1x2x2 patches); it differs by RoPE, LayerNorm + GELU FFN. Matched: layers, width,
-heads, FFN width, tokens, text length, dtype. On CPU the "tiny" and "small" configs run;
+heads, tokens, text length, dtype; the FFN either at the same width (Wan then has 2/3 of our
+FFN weights) or at the same parameter count (Wan's GELU FFN 1.5x wider). Models are timed in
+interleaved rounds (process CPU time on CPU); the ratio is taken per round. On CPU the "tiny" and "small" configs run;
 with --device cuda the 1B-class config (24 L, d 1536) runs too, in bf16.
 
     uv run --no-sync python packages/moviegen/benchmarks/bench_transformer.py --cpu-1b
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 
 import torch
@@ -35,20 +38,51 @@ def naive_sdpa(q, k, v, attn_mask=None):
 
 
 def _time(step, iters: int, device: str) -> float:
-    step()
+    """Seconds per call: process CPU time on the CPU (robust on a shared box), wall time on GPU."""
+    clock = time.perf_counter if device == "cuda" else time.process_time
     if device == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(iters):
         step()
     if device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / iters
+    return (clock() - t0) / iters
+
+
+def _wan(cfg, ffn_dim: int, qk_norm: str | None, device: str, dtype: torch.dtype):
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=cfg.num_heads,
+        attention_head_dim=cfg.head_dim,
+        in_channels=16,
+        out_channels=16,
+        text_dim=64,
+        freq_dim=256,
+        ffn_dim=ffn_dim,
+        num_layers=cfg.num_layers,
+        qk_norm=qk_norm,
+        rope_max_seq_len=64,
+    ).to(device, dtype)
 
 
 def bench(
-    name: str, grid: tuple[int, int, int], batch: int, iters: int, device: str, dtype: torch.dtype
+    name: str,
+    grid: tuple[int, int, int],
+    batch: int,
+    iters: int,
+    device: str,
+    dtype: torch.dtype,
+    rounds: int = 7,
 ) -> None:
+    """Interleaved rounds: each round times every model once (``iters`` steps each).
+
+    Wan rows: matched width (``ffn_dim`` equal to ours, Wan's default qk RMSNorm, and
+    without it as ours has none), and matched FFN parameters (a GELU FFN of width 1.5 f has
+    the 3 d f weights of our SwiGLU of width f).
+    """
     cfg = preset(
         name, in_channels=16, max_pos=(grid[0], grid[1] // 2, grid[2] // 2), text_dims={"t5": 64}
     )
@@ -61,50 +95,56 @@ def bench(
 
     torch.manual_seed(0)
     ours = MovieGenTransformer(cfg).to(device, dtype)
+    f_params = round(1.5 * cfg.ffn_dim)
+    wans = {
+        f"Wan, width-matched FFN {cfg.ffn_dim}, qk-norm": _wan(
+            cfg, cfg.ffn_dim, "rms_norm_across_heads", device, dtype
+        ),
+        f"Wan, width-matched FFN {cfg.ffn_dim}": _wan(cfg, cfg.ffn_dim, None, device, dtype),
+        f"Wan, param-matched FFN {f_params}": _wan(cfg, f_params, None, device, dtype),
+    }
 
     def step_ours() -> None:
         ours(x, t, text).float().square().mean().backward()
 
-    res = {"ours (SDPA)": _time(step_ours, iters, device)}
-    orig = tmod.F.scaled_dot_product_attention
-    tmod.F.scaled_dot_product_attention = naive_sdpa  # type: ignore[assignment]
-    try:
-        res["ours (naive attention)"] = _time(step_ours, iters, device)
-    finally:
-        tmod.F.scaled_dot_product_attention = orig  # type: ignore[assignment]
+    def step_naive() -> None:
+        orig = tmod.F.scaled_dot_product_attention
+        tmod.F.scaled_dot_product_attention = naive_sdpa  # type: ignore[assignment]
+        try:
+            step_ours()
+        finally:
+            tmod.F.scaled_dot_product_attention = orig  # type: ignore[assignment]
 
-    from diffusers import WanTransformer3DModel
+    def step_of(wan):
+        def step() -> None:
+            out = wan(x, (t * 1000), txt, return_dict=False)[0]
+            out.float().square().mean().backward()
 
-    wan = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=cfg.num_heads,
-        attention_head_dim=cfg.head_dim,
-        in_channels=16,
-        out_channels=16,
-        text_dim=64,
-        freq_dim=256,
-        ffn_dim=cfg.ffn_dim,
-        num_layers=cfg.num_layers,
-        rope_max_seq_len=64,
-    ).to(device, dtype)
+        return step
 
-    def step_wan() -> None:
-        out = wan(x, (t * 1000), txt, return_dict=False)[0]
-        out.float().square().mean().backward()
-
-    res["diffusers Wan (matched)"] = _time(step_wan, iters, device)
+    steps = {"ours (SDPA)": step_ours, "ours (naive attention)": step_naive}
+    steps.update({k: step_of(w) for k, w in wans.items()})
+    for fn in steps.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, fn in steps.items():
+            times[k].append(_time(fn, iters, device))
     n_ours = sum(p.numel() for p in ours.parameters())
-    n_wan = sum(p.numel() for p in wan.parameters())
     print(
         f"\n{name}: {cfg.num_layers} L, d {cfg.dim}, FFN {cfg.ffn_dim}, {cfg.num_heads} heads, "
-        f"{tokens} tokens / step, {dtype}, {device}; params ours {n_ours / 1e6:.2f}M, "
-        f"Wan {n_wan / 1e6:.2f}M"
+        f"{tokens} tokens / step, {dtype}, {device}; {rounds} interleaved rounds of {iters} "
+        f"steps; params ours {n_ours / 1e6:.3f}M"
     )
-    base = res["diffusers Wan (matched)"]
-    for k, v in res.items():
+    mine = times["ours (SDPA)"]
+    for k, v in times.items():
+        n = n_ours if k.startswith("ours") else sum(p.numel() for p in wans[k].parameters())
+        ratios = sorted(a / b for a, b in zip(mine, v))
+        med = statistics.median(v)
         print(
-            f"  {k:26s} {v * 1e3:9.1f} ms / train step  {tokens / v:10.0f} tokens/s  "
-            f"time ratio vs Wan {v / base:5.2f}x"
+            f"  {k:40s} {n / 1e6:7.3f}M params  median {med * 1e3:8.1f} ms/step "
+            f"(min {min(v) * 1e3:8.1f})  {tokens / med:8.0f} tok/s  ours/this per round: "
+            f"median {statistics.median(ratios):.3f}x [{ratios[0]:.3f}, {ratios[-1]:.3f}]"
         )
 
 
@@ -164,7 +204,8 @@ def bench_1b_cpu(grid: tuple[int, int, int], batch: int, iters: int, optim: str)
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--cpu-1b", action="store_true", help="only the 1B preset on CPU")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--optim", choices=["sgd", "adamw"], default="sgd")
@@ -174,11 +215,11 @@ def main() -> None:
         bench_1b_cpu((4, 16, 16), 1, max(1, min(args.iters, 2)), args.optim)
     elif args.device == "cpu":
         torch.set_num_threads(1)
-        bench("tiny", (4, 8, 8), 16, args.iters, "cpu", torch.float32)
-        bench("small", (4, 16, 16), 8, args.iters, "cpu", torch.float32)
+        bench("tiny", (4, 8, 8), 16, args.iters, "cpu", torch.float32, args.rounds)
+        bench("small", (4, 16, 16), 8, args.iters, "cpu", torch.float32, args.rounds)
     else:
-        bench("small", (8, 32, 32), 8, args.iters, args.device, torch.bfloat16)
-        bench("1b", (8, 32, 32), 4, args.iters, args.device, torch.bfloat16)
+        bench("small", (8, 32, 32), 8, args.iters, args.device, torch.bfloat16, args.rounds)
+        bench("1b", (8, 32, 32), 4, args.iters, args.device, torch.bfloat16, args.rounds)
 
 
 if __name__ == "__main__":
