@@ -37,7 +37,7 @@ def test_svc_protocol_and_precomputed() -> None:
     assert pre.gamma_ == est.gamma_
     assert np.array_equal(pre.predict(dist[24:, :24]), pred)
     assert np.allclose(pre.decision_function(dist[24:, :24]), est.decision_function(graphs[24:]))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="20 features, but TMDSVC is expecting 24"):
         pre.predict(dist[24:, :20])
 
 

@@ -52,12 +52,79 @@ def test_depth_below_one(depth: int) -> None:
 def test_weights() -> None:
     with pytest.raises(ValueError, match="depth - 1 = 3"):
         tmd(G, G, w=[1.0, 1.0], depth=4)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="w must be >= 0, got -0.5"):
         tmd(G, G, w=-0.5, depth=3)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"w\[1\] must be >= 0"):
         tmd(G, G, w=[1.0, -1.0], depth=3)
     with pytest.raises(TypeError, match="w must"):
         tmd(G, G, w="1", depth=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="w must be a number, got NaN"):
+        tmd(G, G, w=float("nan"), depth=3)
+    with pytest.raises(ValueError, match=r"w\[0\] must be finite"):
+        tmd(G, G, w=np.array([np.inf, 1.0]), depth=3)
+    with pytest.raises(TypeError, match="w must be a number, got a bool"):
+        tmd(G, G, w=True, depth=3)
+
+
+def test_numpy_and_tensor_scalar_settings() -> None:
+    """Settings built by numpy grids or kept as 0-d tensors equal Python numbers."""
+    g2 = (torch.eye(3)[:, :2], torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]))
+    ref = tmd(G, g2, w=0.5, depth=3)
+    assert tmd(G, g2, w=np.float32(0.5), depth=np.int64(3)) == ref
+    assert tmd(G, g2, w=torch.tensor(0.5), depth=torch.tensor(3)) == ref
+    assert tmd(G, g2, w=torch.tensor([0.5, 0.5]), depth=3) == ref
+    assert tmd(G, g2, w=np.array([0.5, 0.5], dtype=np.float32), depth=3) == ref
+    assert pascal_weights(np.int64(3), eps=np.float32(1.0)) == [0.5, 2.0]
+    assert np.array_equal(pairwise_tmd([G, g2], w=np.float64(0.5), depth=np.int32(3),
+                                       n_jobs=np.int64(1)), pairwise_tmd([G, g2], w=0.5, depth=3))  # fmt: skip
+
+
+def test_huge_weights_are_a_clear_error_not_scipy_infeasible() -> None:
+    """Issue 22: w=1e100 overflowed the tables and scipy said "cost matrix is infeasible"."""
+    g2 = (torch.ones(5, 2, dtype=torch.float64), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]))
+    g1 = (torch.ones(3, 2, dtype=torch.float64), torch.tensor([[0, 1], [1, 2]]))
+    # float32 features (PyG's default): the official float32 rounding of the distances to the
+    # blank tree overflows first (this is the issue's case)
+    f32 = (torch.ones(5, 2), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]))
+    with pytest.raises(ValueError, match=r"w=\[1e\+100, 1e\+100, 1e\+100\] with depth=4.*"
+                       "exact_float32=False"):  # fmt: skip
+        tmd(G, f32, w=1e100, depth=4)
+    with pytest.raises(ValueError, match=r"w=\[1e\+200, 1e\+200\] with depth=3: tree distances "
+                       "overflow float64"):  # fmt: skip
+        tmd(g1, g2, w=1e200, depth=3)
+    with pytest.raises(ValueError, match="overflow float64"):
+        pairwise_tmd([g1, g2], w=[1.0, 1e200, 1e200], depth=4, memoize=False)
+    assert np.isfinite(tmd(G, f32, w=1e100, depth=4, exact_float32=False))
+    # within range, large weights still give the exact (finite) value: with equal node counts
+    # and features, every depth-2 cost is w * sqrt(2) * |degree difference|
+    star = (torch.ones(3, 2, dtype=torch.float64), torch.tensor([[0, 0], [1, 2]]))
+    big = tmd(g1, star, w=1e100, depth=2)
+    assert big == pytest.approx(1e100 * tmd(g1, star, w=1.0, depth=2)) and big > 0
+    with pytest.raises(ValueError, match="node features x are too large"):
+        tmd((torch.full((2, 2), 1e300, dtype=torch.float64), torch.zeros(2, 0, dtype=torch.long)),
+            (torch.full((1, 2), -1e300, dtype=torch.float64), torch.zeros(2, 0, dtype=torch.long)),
+            depth=1)  # fmt: skip
+
+
+def test_batches() -> None:
+    """Issue 19: a PyG Batch is split into its graphs by pairwise_tmd and refused by tmd."""
+    from torch_geometric.data import Batch
+
+    from papershelf.tmd import molecule_like_graphs
+
+    graphs = molecule_like_graphs(4, max_nodes=12, random_state=0)
+    batch = Batch.from_data_list(graphs)
+    ref = pairwise_tmd(graphs, depth=3)
+    assert np.array_equal(pairwise_tmd(batch, depth=3), ref)
+    assert np.array_equal(pairwise_tmd(batch, Batch.from_data_list(graphs[:2]), depth=3), ref[:, :2])
+    with pytest.raises(TypeError, match=r"g1 is a torch_geometric Batch of 4 graphs.*pairwise_tmd"):
+        tmd(batch, graphs[0])
+    with pytest.raises(TypeError, match=r"g2 is a torch_geometric Batch"):
+        tmd(graphs[0], batch)
+    with pytest.raises(TypeError, match=r"graphs\[1\] is a torch_geometric Batch"):
+        pairwise_tmd([graphs[0], batch])
+    with pytest.raises(TypeError, match="graphs must be a sequence of graphs, got one graph"):
+        pairwise_tmd(graphs[0])
 
 
 def test_other_arguments() -> None:

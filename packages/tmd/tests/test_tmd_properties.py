@@ -120,44 +120,66 @@ def test_pascal_weights() -> None:
     assert pascal_weights(4, eps=2.0) == pytest.approx([2 / 3, 2.0, 6.0])
 
 
-def test_memoized_equals_per_pair_equals_parallel() -> None:
+def test_memoized_equals_per_pair_equals_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import joblib
+
+    from papershelf.tmd import distance
+
+    monkeypatch.setattr(distance, "_MIN_PAIRS_PER_TASK", 5)
     rng = np.random.default_rng(4)
     graphs = [random_graph(rng, int(rng.integers(2, 9))) for _ in range(8)]
     others = [random_graph(rng, int(rng.integers(2, 9))) for _ in range(3)]
     memo = pairwise_tmd(graphs, others, depth=3, memoize=True)
     single = pairwise_tmd(graphs, others, depth=3, memoize=False)
-    par = pairwise_tmd(graphs, others, depth=3, memoize=True, n_jobs=2)
+    with joblib.parallel_config(backend="threading"):  # the joblib path without process start-up
+        par = pairwise_tmd(graphs, others, depth=3, memoize=True, n_jobs=2)
     assert np.array_equal(memo, single)
     assert np.array_equal(memo, par)
     assert memo[2, 1] == tmd(graphs[2], others[1], depth=3)
 
 
-def test_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """n_jobs > 1 runs the table blocks and the pairs in worker processes, same values."""
-    import os
+def test_joblib_workers_and_parallel_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """n_jobs runs the table blocks and the pairs through joblib, same values bit for bit;
+    n_jobs=None follows joblib.parallel_config (here a threading backend that records calls)."""
+    import threading
+
+    import joblib
 
     from papershelf.tmd import distance
 
     rng = np.random.default_rng(8)
     graphs = [random_graph(rng, int(rng.integers(3, 10))) for _ in range(12)]
     ref = pairwise_tmd(graphs, w=0.5, depth=4)
-    pools: list[int] = []
-    real_pool = distance._pool
+    monkeypatch.setattr(distance, "_MIN_PAIRS_PER_TASK", 10)  # several blocks per level
+    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=2), ref)  # loky processes
+    with joblib.parallel_config(backend="threading"):
+        assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, memoize=False, n_jobs=2), ref)
 
-    def counting_pool(n_jobs: int, *args: object) -> object:
-        pools.append(n_jobs)
-        return real_pool(n_jobs, *args)
+    seen: list[tuple[str, str]] = []
+    real_block, real_pairs = distance._table_block, distance._pairs_from_table
 
-    monkeypatch.setattr(distance, "_pool", counting_pool)
-    monkeypatch.setattr(distance, "_PAIRS_PER_BLOCK", 50)  # several table blocks per level
-    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=2), ref)
-    assert len(pools) == 4 and set(pools) == {2}  # 3 table levels + the pairs
-    pools.clear()
-    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, memoize=False, n_jobs=2), ref)
-    assert pools == [2]
-    pools.clear()
-    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=-1), ref)
-    assert all(n == max(1, (os.cpu_count() or 1)) for n in pools)
+    def block(*args: object) -> object:
+        seen.append(("table", threading.current_thread().name))
+        return real_block(*args)  # type: ignore[arg-type]
+
+    def pairs(*args: object) -> object:
+        seen.append(("pairs", threading.current_thread().name))
+        return real_pairs(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(distance, "_table_block", block)
+    monkeypatch.setattr(distance, "_pairs_from_table", pairs)
+    assert np.array_equal(pairwise_tmd(graphs, w=0.5, depth=4), ref)
+    assert {t for _, t in seen} == {threading.current_thread().name}  # serial by default
+    seen.clear()
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        out = pairwise_tmd(graphs, w=0.5, depth=4)  # n_jobs=None: the context decides
+    assert np.array_equal(out, ref)
+    assert {kind for kind, _ in seen} == {"table", "pairs"}
+    assert threading.current_thread().name not in {t for _, t in seen}
+    seen.clear()
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        pairwise_tmd(graphs, w=0.5, depth=4, n_jobs=1)  # an explicit 1 stays in this thread
+    assert {t for _, t in seen} == {threading.current_thread().name}
 
 
 def test_neighbor_direction() -> None:
@@ -302,9 +324,9 @@ def test_auto_memoize_falls_back_to_per_pair(monkeypatch: pytest.MonkeyPatch) ->
     calls = []
     one_by_one = distance._pairs_one_by_one
 
-    def spy(pairs: np.ndarray) -> np.ndarray:
-        calls.append(len(pairs))
-        return one_by_one(pairs)
+    def spy(*args: object) -> np.ndarray:
+        calls.append(len(args[-1]))  # type: ignore[arg-type]
+        return one_by_one(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(distance, "_pairs_one_by_one", spy)
     assert np.array_equal(pairwise_tmd(graphs, depth=3, memoize="auto"), memo)

@@ -1,29 +1,66 @@
 """papershelf.tmd: Tree Mover's Distance for graphs (Chuang & Jegelka, NeurIPS 2022).
 
 Exact TMD between attributed graphs (:func:`tmd`), memoized distance matrices
-(:func:`pairwise_tmd`), the TMD kernel and TMD-SVM (:class:`TreeMoversKernel`,
-:class:`TMDSVC`), input helpers and the GIN stability weights (:func:`pascal_weights`).
+(:func:`pairwise_tmd`, :class:`TreeDistanceTable` for block-wise and distributed work) and the
+paper's TMD-SVM as a scikit-learn classifier (:class:`TMDSVC`). More in the submodules:
+:mod:`papershelf.tmd.kernel` (``TreeMoversKernel``, ``svm_split_accuracy``),
+:mod:`papershelf.tmd.graphs` (``from_networkx``, ``one_hot``), :mod:`papershelf.tmd.datasets`
+(``molecule_like_graphs``, ``load_tu_dataset``) and :mod:`papershelf.tmd.stability` (GIN).
+
+Imports are lazy: ``import papershelf.tmd`` loads neither torch nor scikit-learn; a name loads
+its module when first used (``TMDSVC`` needs the ``sklearn`` extra).
 """
 
-from papershelf.tmd.datasets import load_tu_dataset, molecule_like_graphs, tu_data_root
-from papershelf.tmd.distance import pairwise_tmd, pascal_weights, tmd
-from papershelf.tmd.graphs import from_networkx, one_hot
-from papershelf.tmd.kernel import TMDSVC, SplitResult, TreeMoversKernel, svm_split_accuracy
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
 
 __all__ = [
     "TMDSVC",
-    "SplitResult",
-    "TreeMoversKernel",
+    "TreeDistanceTable",
     "__version__",
-    "from_networkx",
-    "load_tu_dataset",
     "molecule_like_graphs",
-    "one_hot",
     "pairwise_tmd",
     "pascal_weights",
-    "svm_split_accuracy",
     "tmd",
-    "tu_data_root",
 ]
+
+# every public name and the submodule that defines it (the first group is __all__; the rest
+# stay importable from the top level for code written against 0.1)
+_LAZY = {
+    "TMDSVC": "kernel",
+    "TreeDistanceTable": "distance",
+    "molecule_like_graphs": "datasets",
+    "pairwise_tmd": "distance",
+    "pascal_weights": "distance",
+    "tmd": "distance",
+    "SplitResult": "kernel",
+    "TreeMoversKernel": "kernel",
+    "svm_split_accuracy": "kernel",
+    "from_networkx": "graphs",
+    "one_hot": "graphs",
+    "load_tu_dataset": "datasets",
+    "tu_data_root": "datasets",
+}
+
+if TYPE_CHECKING:
+    from papershelf.tmd.datasets import load_tu_dataset, molecule_like_graphs, tu_data_root
+    from papershelf.tmd.distance import TreeDistanceTable, pairwise_tmd, pascal_weights, tmd
+    from papershelf.tmd.graphs import from_networkx, one_hot
+    from papershelf.tmd.kernel import TMDSVC, SplitResult, TreeMoversKernel, svm_split_accuracy
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'papershelf.tmd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"papershelf.tmd.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -24,31 +24,30 @@ row of the distance table, across all graphs of a :func:`pairwise_tmd` call.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
+import numbers
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
 
 from papershelf.core import progress
-from papershelf.tmd.graphs import Neighbors, _Graph, _to_graphs
+from papershelf.core.validation import check_int, check_real
+from papershelf.tmd.graphs import Neighbors, _Graph, _is_batch, _to_graph, _to_graphs
 
-__all__ = ["pairwise_tmd", "pascal_weights", "tmd"]
+__all__ = ["TreeDistanceTable", "pairwise_tmd", "pascal_weights", "tmd"]
 
 log = logging.getLogger(__name__)
 
 Weights = float | Sequence[float]
 _DP_MAX = 6  # up to 6 children a vectorised subset DP beats one scipy call per pair
 _PAIRS_PER_BLOCK = 200_000  # class pairs per vectorised block (bounds memory to tens of MB)
+_MIN_PAIRS_PER_TASK = 2_000  # class pairs below which a parallel task costs more than it saves
+_GRAPH_PAIRS_PER_TASK = 4_096  # largest chunk of graph pairs per task
 _AUTO_MAX_CLASSES = (
     5_000  # memoize="auto": largest class table (5000^2 float64 = 200 MB, x3 at peak)
 )
@@ -81,37 +80,47 @@ def pascal_weights(depth: int, eps: float = 1.0) -> list[float]:
     ----------
     Chuang & Jegelka, "Tree Mover's Distance", NeurIPS 2022; official ``stability.py``.
     """
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    n = int(depth) - 1
+    n = check_int("depth", depth, low=2) - 1
+    eps = check_real("eps", eps, low=0.0, inclusive=False)
     return [eps * math.comb(n, k - 1) / math.comb(n, k) for k in range(1, n + 1)]
 
 
 def _check_depth(depth: Any) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-        raise TypeError(f"depth must be an integer, got {type(depth).__name__}")
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    return int(depth)
+    return check_int("depth", depth, low=1)
 
 
 def _check_weights(w: Any, depth: int) -> np.ndarray:
-    """One weight per level 2..depth (``w[k]`` weighs the children when depth-(k+2) trees form)."""
-    if isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, bool):
-        ws = np.full(depth - 1, float(w))
-    elif isinstance(w, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(w, str):
-        ws = np.asarray([float(v) for v in w], dtype=np.float64)
-        if ws.shape != (depth - 1,):
-            raise ValueError(
-                f"w must be a number or hold depth - 1 = {depth - 1} weights, got {len(ws)}"
-            )
-    else:
+    """One weight per level 2..depth (``w[k]`` weighs the children when depth-(k+2) trees form).
+
+    A number (Python, numpy or a 0-d tensor) or a sequence / 1-d array / tensor of numbers.
+    """
+    if isinstance(w, (str, bytes)):
         raise TypeError(f"w must be a number or a sequence of numbers, got {type(w).__name__}")
-    if not np.all(np.isfinite(ws)) or np.any(ws < 0):
-        raise ValueError(f"w must be finite and non-negative, got {w!r}")
+    if isinstance(w, numbers.Number) or getattr(w, "ndim", None) == 0:
+        return np.full(depth - 1, check_real("w", w, low=0.0))
+    if getattr(w, "ndim", 1) != 1 or not hasattr(w, "__len__"):
+        raise TypeError(f"w must be a number or a sequence of numbers, got {type(w).__name__}")
+    ws = np.asarray([check_real(f"w[{k}]", v, low=0.0) for k, v in enumerate(w)])
+    if ws.shape != (depth - 1,):
+        raise ValueError(
+            f"w must be a number or hold depth - 1 = {depth - 1} weights, got {len(ws)}"
+        )
     return ws
+
+
+def _check_n_jobs(n_jobs: Any) -> int | None:
+    if n_jobs is None:
+        return None
+    n = check_int("n_jobs", n_jobs)
+    if n == 0:
+        raise ValueError("n_jobs must be a non-zero integer or None, got 0")
+    return n
+
+
+def _check_bool_or_none(name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise TypeError(f"{name} must be True, False or None, got {value!r}")
 
 
 @cache
@@ -199,6 +208,8 @@ def _feature_tables(feats: np.ndarray, float32: bool) -> tuple[np.ndarray, np.nd
     Computed with torch norms in the features' precision, as the paper code does, so that
     float32 features give the same float32-rounded numbers.
     """
+    import torch
+
     t = torch.as_tensor(feats, dtype=torch.float32 if float32 else torch.float64)
     norms = torch.linalg.vector_norm(t, dim=1).double().numpy()
     k = t.shape[0]
@@ -220,6 +231,99 @@ def _upper_pairs(k: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _extend(dist: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    k = dist.shape[0]
+    ext = np.zeros((k + 1, k + 1))
+    ext[:k, :k] = dist
+    ext[k, :k] = blank
+    ext[:k, k] = blank
+    return ext
+
+
+def _table_block(
+    feat_class: np.ndarray,
+    children: np.ndarray,
+    degree: np.ndarray,
+    ext: np.ndarray,
+    d1: np.ndarray,
+    w: float,
+    bounds: tuple[int, int],
+) -> np.ndarray:
+    """Tree distances of the class pairs (a, b), r0 <= a < r1, a < b, of one depth.
+
+    A pure function of its arguments (one task of the parallel table build): arrays go to
+    joblib workers as arguments, so large ones are memory-mapped (loky) or scattered once to
+    the cluster (Dask).
+    """
+    a, b = _upper_pairs(len(feat_class), *bounds)
+    value = d1[feat_class[a], feat_class[b]]
+    dmax = np.maximum(degree[a], degree[b])
+    with np.errstate(over="ignore"):  # overflow is checked (and reported) by the caller
+        for d in np.unique(dmax):
+            sel = np.nonzero(dmax == d)[0]
+            ca = children[a[sel], :d]
+            cb = children[b[sel], :d]
+            cost = ext[ca[:, :, None], cb[:, None, :]]
+            value[sel] = value[sel] + w * _batched_assignment(cost)
+    return value
+
+
+def _row_blocks(k: int, target: int) -> list[tuple[int, int]]:
+    """Row ranges of the upper triangle of a k x k table with about ``target`` pairs each."""
+    blocks, start, acc = [], 0, 0
+    for row in range(k):
+        acc += k - 1 - row
+        if acc >= target or row == k - 1:
+            blocks.append((start, row + 1))
+            start, acc = row + 1, 0
+    return blocks
+
+
+def _workers(n_jobs: int | None) -> int:
+    """Workers joblib would use for ``n_jobs`` (honours ``joblib.parallel_config``)."""
+    import joblib
+
+    return max(1, int(joblib.effective_n_jobs(n_jobs)))
+
+
+def _parallel_map(fn: Any, tasks: Sequence[tuple[Any, ...]], n_jobs: int | None) -> Any:
+    """``fn(*task)`` for every task, in order, through joblib (any backend: loky, Dask, Ray).
+
+    Runs in this process when joblib would use one worker. Yields results as they arrive so
+    progress bars move.
+    """
+    if len(tasks) <= 1 or _workers(n_jobs) == 1:
+        return (fn(*t) for t in tasks)
+    import joblib
+
+    return joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+        joblib.delayed(fn)(*t) for t in tasks
+    )
+
+
+def _overflow(level: int, weights: np.ndarray, float32: bool, blank32: bool = False) -> ValueError:
+    """The error for tree distances that exceed the floating-point range."""
+    if level == 1:
+        kind = "float32" if float32 else "float64"
+        return ValueError(
+            f"the node features x are too large: their distances overflow {kind} (inf); "
+            "rescale x (TMD is homogeneous: TMD(c * x) = c * TMD(x))"
+            + (" or pass float64 features with exact_float32=False" if float32 else "")
+        )
+    depth = len(weights) + 1
+    if blank32:
+        return ValueError(
+            f"w={weights.tolist()} with depth={depth}: the distances to the blank tree exceed "
+            f"float32 at depth {level} (exact_float32 rounds them to float32 as the official "
+            f"code does); pass exact_float32=False or use smaller weights w"
+        )
+    return ValueError(
+        f"w={weights.tolist()} with depth={depth}: tree distances overflow float64 (inf) at "
+        f"depth {level}; they grow like the product of the weights, so use smaller weights w "
+        f"or a smaller depth (or rescale the features x: TMD is homogeneous in x)"
+    )
+
+
 @dataclass
 class _Tables:
     """Final-depth tree distances between all classes, with the blank row/column appended."""
@@ -230,61 +334,27 @@ class _Tables:
     num_classes: list[int]  # classes per depth (for logging and benchmarks)
 
 
-def _extend(dist: np.ndarray, blank: np.ndarray) -> np.ndarray:
-    k = dist.shape[0]
-    ext = np.zeros((k + 1, k + 1))
-    ext[:k, :k] = dist
-    ext[k, :k] = blank
-    ext[:k, k] = blank
-    return ext
-
-
-def _table_block(bounds: tuple[int, int]) -> tuple[int, int, np.ndarray]:
-    """Tree distances of the class pairs (a, b), r0 <= a < r1, a < b, of one level.
-
-    Reads the level's inputs from the worker state (set by the parent, or inherited by fork).
-    """
-    st = _LEVEL
-    lv: _Level = st["level"]
-    ext, d1, w = st["ext"], st["d1"], st["w"]
-    a, b = _upper_pairs(len(lv.feat_class), *bounds)
-    value = d1[lv.feat_class[a], lv.feat_class[b]]
-    dmax = np.maximum(lv.degree[a], lv.degree[b])
-    for d in np.unique(dmax):
-        sel = np.nonzero(dmax == d)[0]
-        ca = lv.children[a[sel], :d]
-        cb = lv.children[b[sel], :d]
-        cost = ext[ca[:, :, None], cb[:, None, :]]
-        value[sel] = value[sel] + w * _batched_assignment(cost)
-    return bounds[0], bounds[1], value
-
-
-_LEVEL: dict[str, Any] = {}
-
-
-def _init_level(state: dict[str, Any]) -> None:
-    _LEVEL.clear()
-    _LEVEL.update(state)
-
-
 def _build_tables(
     graphs: Sequence[_Graph],
     weights: np.ndarray,
     float32: bool,
     show_progress: bool | None,
-    n_jobs: int = 1,
+    n_jobs: int | None = 1,
 ) -> _Tables:
     depth = len(weights) + 1
     feats, levels = _tree_classes(graphs, depth)
     d1, b1 = _feature_tables(feats, float32)
+    if not (np.all(np.isfinite(d1)) and np.all(np.isfinite(b1))):
+        raise _overflow(1, weights, float32)
     dist, blank = d1, b1
     total_pairs = sum(len(lv.feat_class) * (len(lv.feat_class) - 1) // 2 for lv in levels[1:])
+    workers = _workers(n_jobs) if total_pairs > _MIN_PAIRS_PER_TASK else 1
     bar = progress(
         total=total_pairs,
         desc="TMD tree tables",
         disable=None if show_progress is None else not show_progress,
     )
-    for lv, w in zip(levels[1:], weights):
+    for level, (lv, w) in enumerate(zip(levels[1:], weights), start=2):
         k = len(lv.feat_class)
         ext = _extend(dist, blank)
         # distance to the blank tree: ||x|| + w * sum of the children's distances to blank;
@@ -293,48 +363,39 @@ def _build_tables(
         for j in range(lv.children.shape[1]):
             child_sum = child_sum + ext[-1, lv.children[:, j]]
         root = b1[lv.feat_class]
-        if float32:
-            new_blank = (root.astype(np.float32) + (w * child_sum).astype(np.float32)).astype(
-                np.float64
-            )
-        else:
+        with np.errstate(over="ignore"):
             new_blank = root + w * child_sum
-        # row blocks of about equal pair counts (row a holds k - 1 - a pairs)
-        blocks, start, acc = [], 0, 0
-        for row in range(k):
-            acc += k - 1 - row
-            if acc >= _PAIRS_PER_BLOCK or row == k - 1:
-                blocks.append((start, row + 1))
-                start, acc = row + 1, 0
-        state = {"level": lv, "ext": ext, "d1": d1, "w": float(w)}
+            if not np.all(np.isfinite(new_blank)):
+                raise _overflow(level, weights, float32)
+            if float32:
+                new_blank = (
+                    root.astype(np.float32) + (w * child_sum).astype(np.float32)
+                ).astype(np.float64)
+                if not np.all(np.isfinite(new_blank)):
+                    raise _overflow(level, weights, float32, blank32=True)
+        # row blocks of about equal pair counts (row a holds k - 1 - a pairs); with several
+        # workers, about four blocks per worker
+        pairs = k * (k - 1) // 2
+        target = _PAIRS_PER_BLOCK
+        if workers > 1:
+            target = min(target, max(_MIN_PAIRS_PER_TASK, -(-pairs // (4 * workers))))
+        blocks = _row_blocks(k, target)
+        args = (lv.feat_class, lv.children, lv.degree, ext, d1, float(w))
         new = np.zeros((k, k))
-        with contextlib.ExitStack() as stack:
-            if n_jobs > 1 and len(blocks) > 1:
-                pool = stack.enter_context(_pool(n_jobs, _init_level, state))
-                results = pool.map(_table_block, blocks)
-            else:
-                _init_level(state)
-                results = map(_table_block, blocks)
-            for r0, r1, value in results:
-                a, b = _upper_pairs(k, r0, r1)
-                new[a, b] = value
-                new[b, a] = value
-                bar.update(a.size)
-        _LEVEL.clear()
+        results = _parallel_map(_table_block, [(*args, b) for b in blocks], n_jobs)
+        for (r0, r1), value in zip(blocks, results):
+            a, b = _upper_pairs(k, r0, r1)
+            new[a, b] = value
+            new[b, a] = value
+            bar.update(a.size)
+        if not np.all(np.isfinite(new)):
+            raise _overflow(level, weights, float32)
         dist, blank = new, new_blank
     bar.close()
     counts = [len(lv.feat_class) for lv in levels]
     log.debug("tree classes per depth: %s", counts)
     offsets = np.cumsum([0] + [g.x.shape[0] for g in graphs])
     return _Tables(_extend(dist, blank), levels[-1].node_class, offsets, counts)
-
-
-def _pool(n_jobs: int, initializer: Any, state: dict[str, Any]) -> ProcessPoolExecutor:
-    """Worker processes that inherit ``state`` by fork on Linux (pickled elsewhere)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=initializer, initargs=(state,))
 
 
 def _graph_ot(ext: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> float:
@@ -347,20 +408,267 @@ def _graph_ot(ext: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> float:
     rb[: len(cb)] = cb
     cost = ext[ra[:, None], rb[None, :]]
     r, c = linear_sum_assignment(cost)
-    return float(cost[r, c].sum())
+    with np.errstate(over="ignore"):
+        return float(cost[r, c].sum())
 
 
 def _resolve_float32(graphs: Sequence[_Graph], exact_float32: bool | None) -> bool:
     if exact_float32 is None:
         return all(g.x.dtype == np.float32 for g in graphs)
-    if not isinstance(exact_float32, bool):
-        raise TypeError(f"exact_float32 must be True, False or None, got {exact_float32!r}")
     return exact_float32
 
 
 def _as_float(graphs: Sequence[_Graph], float32: bool) -> list[_Graph]:
     dt = np.float32 if float32 else np.float64
     return [g if g.x.dtype == dt else _Graph(g.x.astype(dt), g.children) for g in graphs]
+
+
+def _check_dims(graphs: Sequence[_Graph]) -> None:
+    dims = {g.x.shape[1] for g in graphs}
+    if len(dims) > 1:
+        raise ValueError(f"all graphs must have the same feature dimension, got {sorted(dims)}")
+
+
+def _pairs_from_table(
+    dist: np.ndarray, node_class: np.ndarray, offsets: np.ndarray, pairs: np.ndarray
+) -> np.ndarray:
+    """TMD of graph pairs (i, j), i < j, of one table (one task of the parallel pair step)."""
+    out = np.empty(len(pairs))
+    for p, (i, j) in enumerate(pairs):
+        ca = node_class[offsets[i] : offsets[i + 1]]
+        cb = node_class[offsets[j] : offsets[j + 1]]
+        out[p] = _graph_ot(dist, ca, cb)
+    return out
+
+
+def _pairs_one_by_one(
+    ga: Sequence[_Graph],
+    gb: Sequence[_Graph],
+    weights: np.ndarray,
+    float32: bool,
+    pairs: np.ndarray,
+) -> np.ndarray:
+    """TMD of pairs (ga[i], gb[j]), each with its own two-graph table (memoize=False)."""
+    out = np.empty(len(pairs))
+    for p, (i, j) in enumerate(pairs):
+        t = _build_tables([ga[i], gb[j]], weights, float32, False, 1)
+        out[p] = _graph_ot(
+            t.dist, t.node_class[t.offsets[0] : t.offsets[1]], t.node_class[t.offsets[1] :]
+        )
+    return out
+
+
+def _map_pairs(
+    fn: Any,
+    args: tuple[Any, ...],
+    pairs: np.ndarray,
+    n_jobs: int | None,
+    show_progress: bool | None,
+) -> np.ndarray:
+    """``fn(*args, chunk)`` over chunks of ``pairs``, through joblib, with a progress bar."""
+    workers = _workers(n_jobs) if len(pairs) > 1 else 1
+    chunk = min(_GRAPH_PAIRS_PER_TASK, max(1, -(-len(pairs) // (4 * workers))))
+    chunks = [pairs[s : s + chunk] for s in range(0, len(pairs), chunk)]
+    bar = progress(
+        total=len(pairs), desc="TMD pairs", disable=None if show_progress is None else not show_progress
+    )
+    parts = []
+    for part in _parallel_map(fn, [(*args, c) for c in chunks], n_jobs if workers > 1 else 1):
+        parts.append(part)
+        bar.update(len(part))
+    bar.close()
+    out = np.concatenate(parts) if parts else np.zeros(0)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            "the distances overflow float64 (inf) in the final transport: use smaller weights "
+            "w or rescale the node features x (TMD is homogeneous in x)"
+        )
+    return out
+
+
+class TreeDistanceTable:
+    r"""Tree distances between all distinct computation trees of a collection, built once.
+
+    The expensive part of a TMD matrix is the table of tree distances between the distinct
+    depth-``L`` computation trees (Weisfeiler-Lehman classes on raw features) of all graphs;
+    once it exists, the TMD of any two graphs of the collection is one small assignment.
+    Build the table once, then compute any block of the matrix with :meth:`pairwise` — here,
+    on joblib workers, or on machines of your own (the table pickles; ship it once, e.g. with
+    ``dask.distributed.Client.scatter(table, broadcast=True)``, then submit
+    ``table.pairwise(rows, cols)`` for each block).
+
+    Parameters
+    ----------
+    graphs : sequence of graphs, or a torch_geometric Batch
+        PyG ``Data``, ``(x, edge_index)`` pairs or networkx graphs (see :func:`tmd`); a
+        ``Batch`` is split into its graphs.
+    w, depth, neighbors, exact_float32, node_attr
+        As in :func:`tmd`.
+    n_jobs : int or None
+        joblib workers for the row blocks of each depth's table (``None``: one, unless a
+        ``joblib.parallel_config`` context says otherwise; ``-1``: all CPUs). Under
+        ``joblib.parallel_config(backend="dask")`` the blocks run on the Dask cluster.
+    show_progress : bool, optional
+        Progress bar (``None``: only on a terminal).
+
+    Attributes
+    ----------
+    n_graphs : int
+        Graphs in the collection (``len(table)``).
+    num_classes : tuple of int
+        Distinct computation trees per depth 1..L.
+    distances : ndarray, shape (K + 1, K + 1)
+        Depth-``L`` tree distances between the ``K`` classes, the blank tree last.
+    node_class : ndarray, shape (total nodes,)
+        Class of every node, graphs concatenated in order.
+    offsets : ndarray, shape (n_graphs + 1,)
+        Node offsets of the graphs in ``node_class``.
+
+    Examples
+    --------
+    >>> from papershelf.tmd import TreeDistanceTable, molecule_like_graphs, pairwise_tmd
+    >>> graphs = molecule_like_graphs(6, random_state=0)
+    >>> table = TreeDistanceTable(graphs, w=0.5, depth=3)
+    >>> block = table.pairwise(range(0, 3), range(3, 6))  # rows 0-2 against graphs 3-5
+    >>> bool((block == pairwise_tmd(graphs, w=0.5, depth=3)[:3, 3:]).all())
+    True
+    """
+
+    def __init__(
+        self,
+        graphs: Sequence[Any],
+        *,
+        w: Weights = 1.0,
+        depth: int = 4,
+        neighbors: Neighbors = "out",
+        exact_float32: bool | None = None,
+        node_attr: str | None = "x",
+        n_jobs: int | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
+        depth = _check_depth(depth)
+        weights = _check_weights(w, depth)
+        exact = _check_bool_or_none("exact_float32", exact_float32)
+        n_jobs = _check_n_jobs(n_jobs)
+        gs = _to_graphs(graphs, neighbors, node_attr, "graphs")
+        if not gs:
+            raise ValueError("graphs must hold at least one graph")
+        _check_dims(gs)
+        float32 = _resolve_float32(gs, exact)
+        self._set(_build_tables(_as_float(gs, float32), weights, float32, show_progress, n_jobs),
+                  weights, float32)  # fmt: skip
+
+    @classmethod
+    def _from_converted(
+        cls,
+        graphs: Sequence[_Graph],
+        weights: np.ndarray,
+        float32: bool,
+        n_jobs: int | None,
+        show_progress: bool | None,
+    ) -> TreeDistanceTable:
+        table = cls.__new__(cls)
+        table._set(_build_tables(graphs, weights, float32, show_progress, n_jobs), weights, float32)
+        return table
+
+    def _set(self, t: _Tables, weights: np.ndarray, float32: bool) -> None:
+        self.distances = t.dist
+        self.node_class = t.node_class
+        self.offsets = t.offsets
+        self.num_classes = tuple(t.num_classes)
+        self.n_graphs = len(t.offsets) - 1
+        self.weights = tuple(float(v) for v in weights)
+        self.depth = len(weights) + 1
+        self.exact_float32 = float32
+
+    def __len__(self) -> int:
+        return self.n_graphs
+
+    def __repr__(self) -> str:
+        return (
+            f"TreeDistanceTable(n_graphs={self.n_graphs}, depth={self.depth}, "
+            f"w={list(self.weights)}, classes={self.num_classes[-1]})"
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the table's arrays, in bytes."""
+        return int(self.distances.nbytes + self.node_class.nbytes + self.offsets.nbytes)
+
+    def __sizeof__(self) -> int:  # Dask and joblib decide what to scatter by size
+        return object.__sizeof__(self) + self.nbytes
+
+    def _index(self, sel: Any, name: str) -> np.ndarray:
+        n = self.n_graphs
+        if sel is None:
+            return np.arange(n)
+        if isinstance(sel, slice):
+            return np.arange(n)[sel]
+        if isinstance(sel, (str, bytes)) or isinstance(sel, numbers.Number):
+            raise TypeError(
+                f"{name} must be None, a slice or a sequence of graph indices, got "
+                f"{type(sel).__name__}"
+            )
+        idx = np.asarray(sel.detach().cpu().numpy() if hasattr(sel, "detach") else list(sel))
+        if idx.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        if idx.ndim != 1:
+            raise ValueError(f"{name} must be 1-d, got shape {idx.shape}")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer graph indices, got dtype {idx.dtype}")
+        if idx.min() < -n or idx.max() >= n:
+            raise ValueError(f"{name} holds graph indices outside [-{n}, {n})")
+        return np.where(idx < 0, idx + n, idx).astype(np.intp)
+
+    def pairwise(
+        self,
+        rows: Any = None,
+        cols: Any = None,
+        *,
+        n_jobs: int | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """TMD between the graphs ``rows`` and the graphs ``cols`` of the collection.
+
+        Parameters
+        ----------
+        rows, cols : None, slice or sequence of int
+            Graph indices into the collection (``None``: all). Equal ``rows`` and ``cols``
+            compute each pair once.
+        n_jobs : int or None
+            joblib workers for the graph pairs (as for the constructor).
+        show_progress : bool, optional
+            Progress bar (``None``: only on a terminal).
+
+        Returns
+        -------
+        ndarray, shape (len(rows), len(cols))
+            Float64 distances; entry ``(a, b)`` is the same number whichever block it is
+            computed in (pairs are solved in a fixed orientation), so blocks assemble into
+            exactly the full matrix.
+        """
+        n_jobs = _check_n_jobs(n_jobs)
+        r = self._index(rows, "rows")
+        c = self._index(cols, "cols")
+        out = np.zeros((len(r), len(c)))
+        if np.array_equal(r, c):
+            pi, pj = np.triu_indices(len(r), k=1)
+        else:
+            pi, pj = (m.reshape(-1) for m in np.indices((len(r), len(c))))
+        ga, gb = r[pi], c[pj]
+        lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
+        todo = lo != hi  # a graph against itself is 0 (identical tree multisets)
+        key = lo[todo] * self.n_graphs + hi[todo]
+        uniq, inverse = np.unique(key, return_inverse=True)
+        pairs = np.stack([uniq // self.n_graphs, uniq % self.n_graphs], axis=1)
+        values = _map_pairs(_pairs_from_table, (self.distances, self.node_class, self.offsets),
+                            pairs, n_jobs, show_progress)  # fmt: skip
+        vals = np.zeros(len(pi))
+        vals[todo] = values[inverse.reshape(-1)]
+        out[pi, pj] = vals
+        if np.array_equal(r, c):
+            out[pj, pi] = vals
+        return out
 
 
 def tmd(
@@ -380,10 +688,12 @@ def tmd(
     g1, g2 : torch_geometric.data.Data, (x, edge_index) pair, or networkx graph
         ``x`` : array-like, shape (n, d), node features (the same ``d`` for both graphs);
         ``edge_index`` : int array-like, shape (2, E). Undirected graphs store both directions.
+        A PyG ``Batch`` is refused (it holds several graphs): use :func:`pairwise_tmd`.
     w : float or sequence of float
         Weight of the children's transport at each level: a number, or ``depth - 1`` numbers
         where ``w[k]`` is used when depth-``(k+2)`` trees are built (:func:`pascal_weights`
-        gives the ones of the stability theorem). Non-negative.
+        gives the ones of the stability theorem). Non-negative and finite; numpy scalars and
+        0-d tensors are accepted.
     depth : int
         Depth ``L`` >= 1 of the computation trees; ``L = 1`` is OT between node features.
     neighbors : {"out", "in"}
@@ -406,7 +716,11 @@ def tmd(
     ------
     ValueError
         Empty graphs, mismatched feature dimensions, ``depth < 1``, a weight list of the wrong
-        length, negative weights, ``edge_index`` out of range.
+        length, negative or non-finite weights, ``edge_index`` out of range, and weights or
+        features so large that the tree distances overflow float64 (the distance grows like
+        the product of the weights: ``w=1e100`` at depth 4 is about 1e300 times the features).
+    TypeError
+        A graph of an unknown type or a PyG ``Batch``.
 
     References
     ----------
@@ -422,84 +736,53 @@ def tmd(
     >>> round(tmd(path, tri, w=1.0, depth=2), 6)
     2.0
     """
-    return float(
-        pairwise_tmd(
-            [g1],
-            [g2],
-            w=w,
-            depth=depth,
-            neighbors=neighbors,
-            exact_float32=exact_float32,
-            node_attr=node_attr,
-            memoize=True,
-            show_progress=False,
-        )[0, 0]
-    )
+    depth = _check_depth(depth)
+    weights = _check_weights(w, depth)
+    exact = _check_bool_or_none("exact_float32", exact_float32)
+    if neighbors not in ("out", "in"):
+        raise ValueError(f"neighbors must be 'out' or 'in', got {neighbors!r}")
+    ga = [_to_graph(g1, neighbors, node_attr, "g1")]
+    gb = [_to_graph(g2, neighbors, node_attr, "g2")]
+    return float(_pairwise(ga, gb, weights, True, 1, exact, False)[0, 0])
 
 
-# ----------------------------------------------------------------------------- pairwise
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(state: dict[str, Any]) -> None:
-    torch.set_num_threads(1)
-    _WORKER.clear()
-    _WORKER.update(state)
-
-
-def _pairs_from_tables(pairs: np.ndarray) -> np.ndarray:
-    t: _Tables = _WORKER["tables"]
-    off_a, off_b = _WORKER["off_a"], _WORKER["off_b"]
-    out = np.empty(len(pairs))
-    for p, (i, j) in enumerate(pairs):
-        ca = t.node_class[t.offsets[off_a + i] : t.offsets[off_a + i + 1]]
-        cb = t.node_class[t.offsets[off_b + j] : t.offsets[off_b + j + 1]]
-        out[p] = _graph_ot(t.dist, ca, cb)
-    return out
-
-
-def _pairs_one_by_one(pairs: np.ndarray) -> np.ndarray:
-    ga, gb, weights, float32 = _WORKER["ga"], _WORKER["gb"], _WORKER["w"], _WORKER["f32"]
-    out = np.empty(len(pairs))
-    for p, (i, j) in enumerate(pairs):
-        t = _build_tables([ga[i], gb[j]], weights, float32, False)
-        out[p] = _graph_ot(
-            t.dist, t.node_class[t.offsets[0] : t.offsets[1]], t.node_class[t.offsets[1] :]
-        )
-    return out
-
-
-def _n_workers(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
-    cpus = os.cpu_count() or 1
-    return int(n_jobs) if n_jobs > 0 else max(1, cpus + 1 + int(n_jobs))
-
-
-def _map_pairs(
-    fn: Any,
-    state: dict[str, Any],
-    pairs: np.ndarray,
-    n_jobs: int,
+def _pairwise(
+    ga: list[_Graph],
+    gb: list[_Graph] | None,
+    weights: np.ndarray,
+    memoize: bool | str,
+    n_jobs: int | None,
+    exact_float32: bool | None,
     show_progress: bool | None,
-    desc: str,
 ) -> np.ndarray:
-    chunk = max(1, min(256, len(pairs) // (4 * n_jobs) or 1))
-    chunks = [pairs[s : s + chunk] for s in range(0, len(pairs), chunk)]
-    disable = None if show_progress is None else not show_progress
-    if n_jobs == 1 or len(chunks) == 1:
-        _WORKER.clear()
-        _WORKER.update(state)
-        parts = [fn(c) for c in progress(chunks, total=len(chunks), desc=desc, disable=disable)]
+    symmetric = gb is None
+    others = ga if gb is None else gb
+    if not ga or not others:
+        return np.zeros((len(ga), len(others)))
+    _check_dims([*ga, *others])
+    float32 = _resolve_float32([*ga, *others], exact_float32)
+    ga = _as_float(ga, float32)
+    others = ga if symmetric else _as_float(others, float32)
+    union = ga if symmetric else [*ga, *others]
+    if memoize == "auto":
+        _, levels = _tree_classes(union, len(weights) + 1)
+        memoize = len(levels[-1].feat_class) <= _AUTO_MAX_CLASSES
+    if memoize:
+        table = TreeDistanceTable._from_converted(union, weights, float32, n_jobs, show_progress)
+        rows = np.arange(len(ga))
+        cols = rows if symmetric else np.arange(len(ga), len(ga) + len(others))
+        return table.pairwise(rows, cols, n_jobs=n_jobs, show_progress=show_progress)
+    if symmetric:
+        ii, jj = np.triu_indices(len(ga), k=1)
     else:
-        with _pool(n_jobs, _init_worker, state) as pool:
-            parts = list(
-                progress(pool.map(fn, chunks), total=len(chunks), desc=desc, disable=disable)
-            )
-    _WORKER.clear()
-    return np.concatenate(parts) if parts else np.zeros(0)
+        ii, jj = (m.reshape(-1) for m in np.indices((len(ga), len(others))))
+    values = _map_pairs(_pairs_one_by_one, (ga, others, weights, float32),
+                        np.stack([ii, jj], axis=1), n_jobs, show_progress)  # fmt: skip
+    out = np.zeros((len(ga), len(others)))
+    out[ii, jj] = values
+    if symmetric:
+        out[jj, ii] = values
+    return out
 
 
 def pairwise_tmd(
@@ -509,7 +792,7 @@ def pairwise_tmd(
     w: Weights = 1.0,
     depth: int = 4,
     memoize: bool | Literal["auto"] = "auto",
-    n_jobs: int | None = 1,
+    n_jobs: int | None = None,
     neighbors: Neighbors = "out",
     exact_float32: bool | None = None,
     node_attr: str | None = "x",
@@ -519,22 +802,26 @@ def pairwise_tmd(
 
     Parameters
     ----------
-    graphs : sequence of graphs, length Na
-        PyG ``Data``, ``(x, edge_index)`` pairs or networkx graphs (see :func:`tmd`).
-    others : sequence of graphs, length Nb, optional
+    graphs : sequence of graphs, length Na, or a torch_geometric Batch
+        PyG ``Data``, ``(x, edge_index)`` pairs or networkx graphs (see :func:`tmd`); a PyG
+        ``Batch`` is split into its graphs.
+    others : sequence of graphs (or Batch), length Nb, optional
         Columns of the matrix; ``None`` computes the symmetric matrix of ``graphs`` (upper
         triangle once, zero diagonal).
     w, depth, neighbors, exact_float32, node_attr
         As in :func:`tmd`.
     memoize : bool or "auto"
-        ``True``: one table of tree distances over the distinct computation trees of all
+        ``True``: one :class:`TreeDistanceTable` over the distinct computation trees of all
         graphs, each computed once, then one assignment per graph pair. ``False``: each pair
         on its own (memory stays small for graphs with continuous features, where almost every
         tree is distinct). ``"auto"``: memoize unless there are more than 5,000 distinct trees
         (the tables then take up to ~0.6 GB).
     n_jobs : int or None
-        Worker processes for the blocks of the tree tables and the per-pair assignments
-        (``-1``: all CPUs; fork on Linux). ``1`` or ``None``: no pool.
+        joblib workers for the blocks of the tree tables and for the graph pairs. ``None``
+        (default): one, unless a ``joblib.parallel_config`` context sets a backend or a
+        number (e.g. ``with joblib.parallel_config(backend="dask"):`` runs the blocks on a
+        ``dask.distributed`` cluster); ``-1``: all CPUs; ``1``: in this process. The result is
+        the same number for number whatever runs it.
     show_progress : bool, optional
         Progress bars (``None``: only on a terminal).
 
@@ -551,38 +838,12 @@ def pairwise_tmd(
     """
     depth = _check_depth(depth)
     weights = _check_weights(w, depth)
-    if memoize not in (True, False, "auto"):
+    if memoize not in (True, False, "auto") or isinstance(memoize, (int, float)) and not isinstance(
+        memoize, bool
+    ):
         raise ValueError(f"memoize must be True, False or 'auto', got {memoize!r}")
-    workers = _n_workers(n_jobs)
+    exact = _check_bool_or_none("exact_float32", exact_float32)
+    n_jobs = _check_n_jobs(n_jobs)
     ga = _to_graphs(graphs, neighbors, node_attr, "graphs")
-    gb = ga if others is None else _to_graphs(others, neighbors, node_attr, "others")
-    if not ga or not gb:
-        return np.zeros((len(ga), len(gb)))
-    dims = {g.x.shape[1] for g in (*ga, *gb)}
-    if len(dims) > 1:
-        raise ValueError(f"all graphs must have the same feature dimension, got {sorted(dims)}")
-    float32 = _resolve_float32([*ga, *gb], exact_float32)
-    ga = _as_float(ga, float32)
-    gb = ga if others is None else _as_float(gb, float32)
-    symmetric = others is None
-    if symmetric:
-        ii, jj = np.triu_indices(len(ga), k=1)
-    else:
-        ii, jj = (m.reshape(-1) for m in np.indices((len(ga), len(gb))))
-    pairs = np.stack([ii, jj], axis=1)
-    union = ga if symmetric else [*ga, *gb]
-    if memoize == "auto":
-        _, levels = _tree_classes(union, depth)
-        memoize = len(levels[-1].feat_class) <= _AUTO_MAX_CLASSES
-    if memoize:
-        tables = _build_tables(union, weights, float32, show_progress, workers)
-        state = {"tables": tables, "off_a": 0, "off_b": 0 if symmetric else len(ga)}
-        values = _map_pairs(_pairs_from_tables, state, pairs, workers, show_progress, "TMD pairs")
-    else:
-        state = {"ga": ga, "gb": gb, "w": weights, "f32": float32}
-        values = _map_pairs(_pairs_one_by_one, state, pairs, workers, show_progress, "TMD pairs")
-    out = np.zeros((len(ga), len(gb)))
-    out[ii, jj] = values
-    if symmetric:
-        out[jj, ii] = values
-    return out
+    gb = None if others is None else _to_graphs(others, neighbors, node_attr, "others")
+    return _pairwise(ga, gb, weights, memoize, n_jobs, exact, show_progress)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["from_networkx", "one_hot"]
 
@@ -48,11 +50,14 @@ def one_hot(labels: Sequence[int] | np.ndarray | torch.Tensor, num_classes: int)
     tensor([[1., 0., 0.],
             [0., 0., 1.]])
     """
-    lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    import torch
+
+    from papershelf.core.validation import check_int
+
+    lab = _as_numpy(labels)
     if lab.ndim != 1 or (lab.size and not np.issubdtype(lab.dtype, np.integer)):
         raise TypeError("labels must be a 1-d sequence of integers")
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    num_classes = check_int("num_classes", num_classes, low=1)
     if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
     out = torch.zeros((lab.size, int(num_classes)), dtype=torch.float32)
@@ -83,6 +88,7 @@ def from_networkx(
         ``x`` of shape (n, d), float32 (the dtype of PyG's datasets), nodes in
         ``graph.nodes`` order; ``edge_index`` of shape (2, E), int64.
     """
+    import torch
     from torch_geometric.data import Data
 
     if not hasattr(graph, "nodes") or not hasattr(graph, "edges"):
@@ -119,14 +125,36 @@ def from_networkx(
     return Data(x=x, edge_index=edge_index)
 
 
-def _as_numpy(a: Any, name: str) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+def _as_numpy(a: Any) -> np.ndarray:
+    """An array-like or a torch tensor (any device) as a numpy array, without importing torch."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):
+        return np.asarray(a.detach().cpu().numpy())
     return np.asarray(a)
+
+
+def _is_batch(g: Any) -> bool:
+    """A PyTorch Geometric ``Batch`` (several graphs stored as one disconnected graph)."""
+    return hasattr(g, "to_data_list") and hasattr(g, "num_graphs") and hasattr(g, "ptr")
+
+
+def _is_one_graph(g: Any) -> bool:
+    """A single graph (PyG ``Data``, networkx, or an ``(x, edge_index)`` pair of arrays)."""
+    if hasattr(g, "is_directed") or any(c.__name__ == "Data" for c in type(g).__mro__):
+        return True
+    return (
+        isinstance(g, tuple) and len(g) == 2 and getattr(g[0], "ndim", None) == 2
+        and getattr(g[1], "ndim", None) in (1, 2)
+    )  # fmt: skip
 
 
 def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) -> _Graph:
     """Validate one input graph and build its internal record."""
+    if _is_batch(g):
+        raise TypeError(
+            f"{what} is a torch_geometric Batch of {g.num_graphs} graphs, not one graph: pass "
+            f"the batch to pairwise_tmd (it is split into its graphs) or one graph, e.g. "
+            f"batch[0] or batch.get_example(0)"
+        )
     if hasattr(g, "nodes") and hasattr(g, "edges") and hasattr(g, "is_directed"):
         try:
             g = from_networkx(g, node_attr)
@@ -143,7 +171,7 @@ def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) ->
         )
     if x_raw is None:
         raise ValueError(f"{what} has no node features x (use e.g. x = torch.ones(n, 1))")
-    x = _as_numpy(x_raw, f"{what}.x")
+    x = _as_numpy(x_raw)
     if x.ndim != 2:
         raise ValueError(f"{what}.x must have shape (n, d), got shape {x.shape}")
     if x.shape[0] == 0:
@@ -155,7 +183,7 @@ def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) ->
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{what}.x contains NaN or inf")
     n = x.shape[0]
-    ei = np.zeros((2, 0), dtype=np.int64) if ei_raw is None else _as_numpy(ei_raw, "")
+    ei = np.zeros((2, 0), dtype=np.int64) if ei_raw is None else _as_numpy(ei_raw)
     if ei.size == 0:
         ei = np.zeros((2, 0), dtype=np.int64)
     if ei.ndim != 2 or ei.shape[0] != 2:
@@ -177,7 +205,15 @@ def _to_graphs(
 ) -> list[_Graph]:
     if neighbors not in ("out", "in"):
         raise ValueError(f"neighbors must be 'out' or 'in', got {neighbors!r}")
-    if isinstance(graphs, (str, bytes)) or not hasattr(graphs, "__len__"):
-        raise TypeError(f"{name} must be a sequence of graphs")
-    out = [_to_graph(g, neighbors, node_attr, f"{name}[{i}]") for i, g in enumerate(graphs)]
-    return out
+    if _is_batch(graphs):
+        graphs = graphs.to_data_list()  # a PyG Batch: its graphs, in order
+    elif isinstance(graphs, (str, bytes)) or not (
+        hasattr(graphs, "__len__") and hasattr(graphs, "__getitem__")
+    ):
+        raise TypeError(f"{name} must be a sequence of graphs, got {type(graphs).__name__}")
+    elif _is_one_graph(graphs):
+        raise TypeError(
+            f"{name} must be a sequence of graphs, got one graph ({type(graphs).__name__}); "
+            f"wrap it in a list"
+        )
+    return [_to_graph(graphs[i], neighbors, node_attr, f"{name}[{i}]") for i in range(len(graphs))]
