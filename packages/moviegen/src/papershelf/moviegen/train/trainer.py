@@ -14,7 +14,8 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,24 @@ class EMA:
 def _params_only(model_state: dict[str, Tensor], ema: EMA) -> dict[str, Tensor]:
     """An EMA saved as a whole model's state dict (older checkpoints): its parameters."""
     return {n: model_state[n] for n in ema.shadow}
+
+
+def _class_name(model: nn.Module) -> str:
+    """The model's own class name (not FSDP2's generated ``FSDP<name>`` subclass)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for cls in type(model).__mro__:
+        if not issubclass(cls, FSDPModule):
+            return cls.__name__
+    return type(model).__name__
+
+
+@contextmanager
+def _single_process_ok() -> Iterator[None]:
+    """DCP warns that it saves / loads in one process when no group exists: that is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def _json_tensor(obj: Any) -> Tensor:
@@ -524,7 +543,7 @@ class FlowMatchingTrainer:
             for g in self.optimizer.param_groups
         ]
         return {
-            "model_class": type(model).__name__,
+            "model_class": _class_name(model),
             "num_params": sum(p.numel() for p in model.parameters()),
             "step_count": self.step_count,
             "skipped_steps": self.skipped_steps,
@@ -536,10 +555,10 @@ class FlowMatchingTrainer:
     def _check_meta(self, meta: dict[str, Any]) -> None:
         model = self.unwrapped_model
         n = sum(p.numel() for p in model.parameters())
-        if meta.get("model_class") != type(model).__name__ or meta.get("num_params") != n:
+        if meta.get("model_class") != _class_name(model) or meta.get("num_params") != n:
             raise ValueError(
                 f"checkpoint is for {meta.get('model_class')} with {meta.get('num_params')} "
-                f"parameters, this trainer holds {type(model).__name__} with {n}"
+                f"parameters, this trainer holds {_class_name(model)} with {n}"
             )
         if (meta.get("ema_decay") is None) != (self.ema is None):
             raise ValueError("checkpoint and trainer disagree on whether an EMA is kept")
@@ -653,7 +672,8 @@ class FlowMatchingTrainer:
         if data is not None:
             state[f"data.rank{rank}"] = _json_tensor(data.state_dict())
         path = Path(path)
-        dcp.save(state, checkpoint_id=str(path))
+        with _single_process_ok():
+            dcp.save(state, checkpoint_id=str(path))
         return path
 
     def load_checkpoint(self, path: str | Path, *, data: Any = None) -> FlowMatchingTrainer:
@@ -678,7 +698,8 @@ class FlowMatchingTrainer:
             return tuple(stored[key].size)  # type: ignore[union-attr]
 
         meta_t = torch.empty(size("trainer.meta"), dtype=torch.uint8)
-        dcp.load({"trainer": {"meta": meta_t}}, checkpoint_id=str(path))
+        with _single_process_ok():
+            dcp.load({"trainer": {"meta": meta_t}}, checkpoint_id=str(path))
         meta = _from_json_tensor(meta_t)
         self._check_meta(meta)
 
@@ -698,7 +719,8 @@ class FlowMatchingTrainer:
             if data_key not in stored:
                 raise ValueError("the checkpoint holds no data position; save with data=...")
             state[data_key] = torch.empty(size(data_key), dtype=torch.uint8)
-        dcp.load(state, checkpoint_id=str(path))
+        with _single_process_ok():
+            dcp.load(state, checkpoint_id=str(path))
         optim_sd["state"] = state["optim"]["state"]
         set_state_dict(
             self.unwrapped_model,
@@ -708,7 +730,8 @@ class FlowMatchingTrainer:
         )
         for g, saved in zip(self.optimizer.param_groups, meta["param_groups"]):
             g.update(saved)
-        self.scheduler.load_state_dict(meta["scheduler"])
+        sched = dict(meta["scheduler"], lr_lambdas=[None] * len(self.optimizer.param_groups))
+        self.scheduler.load_state_dict(sched)
         if self.ema is not None:
             self.ema.decay = float(meta["ema_decay"])
         if rng_key == f"rng.rank{rank}":
