@@ -25,7 +25,7 @@ z = torch.randn(1, 16, T, 8, 8)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with torch.no_grad():
     t0 = time.perf_counter()
-    x = tae.decode(z) if mode == "untiled" else temporal_tiled_decode(tae, z, 4, 2)
+    x = tae.decode(z).sample if mode == "untiled" else temporal_tiled_decode(tae, z, 4, 2)
     dt = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"mode": mode, "latent_frames": T, "pixel_frames": x.shape[2],

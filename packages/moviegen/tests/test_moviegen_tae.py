@@ -30,10 +30,10 @@ def tae8():
 def test_shapes_and_ceil_temporal_compression(tae8, frames):
     x = torch.randn(1, 3, frames, 16, 24)
     with torch.no_grad():
-        z = tae8.encode(x).mode()
+        z = tae8.encode(x).latent_dist.mode()
         assert tuple(z.shape) == (1, 4, math.ceil(frames / 8), 2, 3)
         assert tae8.latent_shape(tuple(x.shape)) == tuple(z.shape)
-        y = tae8.decode(z, num_frames=frames)
+        y = tae8.decode(z, num_frames=frames).sample
     assert tuple(y.shape) == (1, 3, frames, 16, 24)
 
 
@@ -46,11 +46,11 @@ def test_centric_init_reproduces_image_autoencoder_framewise(tae8):
     img = torch.randn(2, 3, 1, 16, 16)
     video = img.expand(2, 3, 16, 16, 16).contiguous()  # a static video
     with torch.no_grad():
-        z_img = tae8.encode(img).mode()
-        z_vid = tae8.encode(video).mode()
+        z_img = tae8.encode(img).latent_dist.mode()
+        z_vid = tae8.encode(video).latent_dist.mode()
         assert_close(z_vid, z_img.expand_as(z_vid), atol=1e-5)
-        x_img = tae8.decode(z_img)  # 8 identical frames from one latent frame
-        x_vid = tae8.decode(z_vid)
+        x_img = tae8.decode(z_img).sample  # 8 identical frames from one latent frame
+        x_vid = tae8.decode(z_vid).sample
     assert_close(x_vid, x_img[:, :, :1].expand_as(x_vid), atol=1e-5)
 
 
@@ -96,7 +96,7 @@ def test_tiled_decode_equals_untiled_for_frame_local_decoder(tae8):
     # temporal attention), so overlapping tiles agree exactly where they are blended.
     z = torch.randn(1, 4, 7, 2, 2, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        full = tae8.decode(z)
+        full = tae8.decode(z).sample
         tiled = temporal_tiled_decode(tae8, z, tile=4, overlap=2)
     assert_close(tiled, full, atol=1e-5)
 
@@ -114,7 +114,7 @@ class _WindowIdDecoder:
         )
         self.calls = 0
 
-    def decode(self, z, num_frames=None):
+    def _decode(self, z, num_frames=None):
         self.calls += 1
         return torch.full(
             (1, 1, z.shape[2] * self.cfg.temporal_factor, 1, 1), float(self.calls - 1)
@@ -134,8 +134,8 @@ def test_tiled_encode_of_64_frames_equals_two_32_frame_encodes(tae8):
     x = torch.randn(1, 3, 64, 16, 16, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         post = temporal_tiled_encode(tae8, x, tile=32)
-        a = tae8.encode(x[:, :, :32]).mean
-        b = tae8.encode(x[:, :, 32:]).mean
+        a = tae8.encode(x[:, :, :32]).latent_dist.mean
+        b = tae8.encode(x[:, :, 32:]).latent_dist.mean
     assert torch.equal(post.mean, torch.cat([a, b], 2))
 
 

@@ -3,88 +3,101 @@
 The 2.5D temporal autoencoder with its outlier penalty loss and temporal tiling, the
 LLaMa3-style flow-matching transformer with shared adaLN and factorized positions,
 three-encoder text conditioning, flow matching with logit-normal times, linear-quadratic
-Euler sampling with CFG, a trainer and FSDP2 sharding, and a text-to-video pipeline.
+sampling with CFG, a trainer and FSDP2 sharding, a diffusers ``DiffusionPipeline`` and
+the rest of the cast (``papershelf.moviegen.cast``).
+
+The package is torch- and diffusers-based; importing it is cheap: names load on first
+use (PEP 562). The top level exports what a user needs first; everything else lives
+in the submodules (``config``, ``tae``, ``transformer``, ``text``, ``flow``,
+``schedules``, ``sampler``, ``pipeline``, ``eval``, ``data``, ``train``, ``cast``) and
+stays reachable here under its old name.
 """
 
-from papershelf.moviegen import data, eval, train
-from papershelf.moviegen.config import (
-    PRESETS,
-    TAEConfig,
-    TransformerConfig,
-    param_count,
-    preset,
-    tae_preset,
-)
-from papershelf.moviegen.flow import (
-    SIGMA_MIN,
-    drop_text,
-    flow_matching_loss,
-    interpolate,
-    sample_t_logit_normal,
-    target_velocity,
-)
-from papershelf.moviegen.pipeline import MovieGenPipeline, save_video
-from papershelf.moviegen.sampler import euler_sample, scheduler_sample
-from papershelf.moviegen.schedules import linear_quadratic_t, linear_t, to_diffusers_sigmas
-from papershelf.moviegen.tae import (
-    DiagonalGaussian,
-    TemporalAutoencoder,
-    outlier_penalty_loss,
-    tae_loss,
-    temporal_tiled_decode,
-    temporal_tiled_encode,
-)
-from papershelf.moviegen.text import (
-    HFTextEncoder,
-    MultiTextConditioner,
-    TextContext,
-    TextEncoder,
-    WordEncoder,
-    quoted_text,
-    tiny_text_encoders,
-)
-from papershelf.moviegen.transformer import MovieGenBlock, MovieGenTransformer, RMSNorm
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "PRESETS",
-    "SIGMA_MIN",
-    "DiagonalGaussian",
-    "HFTextEncoder",
-    "MovieGenBlock",
-    "MovieGenPipeline",
-    "MovieGenTransformer",
-    "MultiTextConditioner",
-    "RMSNorm",
-    "TAEConfig",
-    "TemporalAutoencoder",
-    "TextContext",
-    "TextEncoder",
-    "TransformerConfig",
-    "WordEncoder",
-    "__version__",
+__version__ = "0.2.0"
+
+# name -> submodule; the first group is __all__, the rest stays importable for old code.
+_EXPORTS: dict[str, str] = {
+    "MovieGenPipeline": "pipeline",
+    "MovieGenTransformer": "transformer",
+    "TemporalAutoencoder": "tae",
+    "MultiTextConditioner": "text",
+    "TextContext": "text",
+    "TransformerConfig": "config",
+    "TAEConfig": "config",
+    "preset": "config",
+    "tae_preset": "config",
+    "flow_matching_loss": "flow",
+    "euler_sample": "sampler",
+}
+_LEGACY: dict[str, str] = {
+    "PRESETS": "config",
+    "param_count": "config",
+    "SIGMA_MIN": "flow",
+    "drop_text": "flow",
+    "interpolate": "flow",
+    "sample_t_logit_normal": "flow",
+    "target_velocity": "flow",
+    "save_video": "pipeline",
+    "scheduler_sample": "sampler",
+    "linear_quadratic_t": "schedules",
+    "linear_t": "schedules",
+    "to_diffusers_sigmas": "schedules",
+    "DiagonalGaussian": "tae",
+    "outlier_penalty_loss": "tae",
+    "tae_loss": "tae",
+    "temporal_tiled_decode": "tae",
+    "temporal_tiled_encode": "tae",
+    "HFTextEncoder": "text",
+    "TextEncoder": "text",
+    "WordEncoder": "text",
+    "quoted_text": "text",
+    "tiny_text_encoders": "text",
+    "MovieGenBlock": "transformer",
+    "RMSNorm": "transformer",
+}
+_SUBMODULES = (
+    "cast",
+    "config",
     "data",
-    "drop_text",
-    "euler_sample",
     "eval",
-    "flow_matching_loss",
-    "interpolate",
-    "linear_quadratic_t",
-    "linear_t",
-    "outlier_penalty_loss",
-    "param_count",
-    "preset",
-    "quoted_text",
-    "sample_t_logit_normal",
-    "scheduler_sample",
-    "save_video",
-    "tae_loss",
-    "tae_preset",
-    "target_velocity",
-    "temporal_tiled_decode",
-    "temporal_tiled_encode",
-    "tiny_text_encoders",
-    "to_diffusers_sigmas",
+    "flow",
+    "pipeline",
+    "sampler",
+    "schedules",
+    "tae",
+    "text",
     "train",
-]
+    "transformer",
+)
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from papershelf.moviegen.config import TAEConfig, TransformerConfig, preset, tae_preset
+    from papershelf.moviegen.flow import flow_matching_loss
+    from papershelf.moviegen.pipeline import MovieGenPipeline
+    from papershelf.moviegen.sampler import euler_sample
+    from papershelf.moviegen.tae import TemporalAutoencoder
+    from papershelf.moviegen.text import MultiTextConditioner, TextContext
+    from papershelf.moviegen.transformer import MovieGenTransformer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name) or _LEGACY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"papershelf.moviegen.{module}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"papershelf.moviegen.{name}")
+    else:
+        raise AttributeError(f"module 'papershelf.moviegen' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_LEGACY, *_SUBMODULES})

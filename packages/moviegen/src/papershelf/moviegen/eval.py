@@ -7,9 +7,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from papershelf.moviegen.data import COLOURS, DIRECTIONS
+from papershelf.moviegen.data import COLOURS, DIRECTIONS, SHAPES
 
-__all__ = ["colour_accuracy", "motion_consistency", "net_win_rate", "psnr", "track_object"]
+__all__ = [
+    "colour_accuracy",
+    "foreground_iou",
+    "motion_consistency",
+    "net_win_rate",
+    "psnr",
+    "shape_scores",
+    "track_object",
+]
 
 
 def psnr(x: Tensor, y: Tensor, peak_to_peak: float = 2.0) -> Tensor:
@@ -93,6 +101,95 @@ def motion_consistency(
         ok_dir += int(along > 1.0 and ortho < 0.75)
         ok_lin += int(float(resid.norm(dim=1).pow(2).mean().sqrt()) < 1.0)
     return {"direction_accuracy": ok_dir / B, "constant_velocity": ok_lin / B, "chance": 0.25}
+
+
+def foreground_iou(x: Tensor, y: Tensor) -> Tensor:
+    """Intersection over union of the foregrounds (max channel > 0) of two videos, per clip.
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (B, 3, T, H, W)
+
+    Returns
+    -------
+    Tensor, shape (B,)
+        1.0 where neither clip has any foreground.
+    """
+    if x.shape != y.shape or x.ndim != 5:
+        raise ValueError(
+            f"x and y must be (B, 3, T, H, W) of one shape, got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
+    fx, fy = x.amax(1) > 0, y.amax(1) > 0
+    inter = (fx & fy).flatten(1).sum(1).float()
+    union = (fx | fy).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def _templates(cent: Tensor, H: int, W: int, k: int) -> dict[str, Tensor]:
+    """Square and disc masks of side / diameter k centred at ``cent`` (N, 2); (N, H, W) each."""
+    yy, xx = torch.meshgrid(
+        torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij"
+    )
+    dx = xx[None] - cent[:, 0, None, None]
+    dy = yy[None] - cent[:, 1, None, None]
+    half = (k - 1) / 2 + 0.5  # a pixel centre within half a pixel of the side counts
+    return {
+        "square": (dx.abs() < half) & (dy.abs() < half),
+        "disc": dx**2 + dy**2 <= (k / 2) ** 2,
+    }
+
+
+def shape_scores(video: Tensor, shapes: Sequence[str], object_size: int = 8) -> dict[str, float]:
+    """Shape accuracy of clips against prompted shapes ("square" / "disc").
+
+    In every frame with foreground (max channel > 0), the foreground mask is compared
+    by IoU with a square and a disc of the data's ``object_size`` centred at the
+    foreground centroid; the IoUs are averaged over frames. A clip's shape is correct
+    when the prompted template has the higher mean IoU *and* that IoU exceeds 0.5, so
+    a blob, several objects or an empty clip count as wrong. Real MovingShapes clips
+    score 1.0 (a test checks it).
+
+    Parameters
+    ----------
+    video : Tensor, shape (B, 3, T, H, W)
+    shapes : sequence of str
+        Prompted shape per clip.
+    object_size : int
+        Side of the square / diameter of the disc in pixels.
+
+    Returns
+    -------
+    dict with ``shape_accuracy``, ``mean_iou`` (IoU with the prompted shape) and
+    ``chance`` (1 / number of shapes).
+    """
+    if video.ndim != 5:
+        raise ValueError(f"video must be (B, 3, T, H, W), got {tuple(video.shape)}")
+    if len(shapes) != video.shape[0]:
+        raise ValueError(f"shapes must have {video.shape[0]} entries, got {len(shapes)}")
+    bad = sorted(set(shapes) - set(SHAPES))
+    if bad:
+        raise ValueError(f"shapes must be among {SHAPES}, got {bad}")
+    if object_size < 1:
+        raise ValueError(f"object_size must be >= 1, got {object_size}")
+    B, _, T, H, W = video.shape
+    fg = (video.amax(1) > 0).flatten(0, 1)  # (B*T, H, W)
+    cent, _ = track_object(video)
+    cent = cent.flatten(0, 1)
+    valid = ~torch.isnan(cent).any(1)
+    tmpl = _templates(torch.nan_to_num(cent), H, W, object_size)
+    ious = {}
+    for name, m in tmpl.items():
+        inter = (fg & m).flatten(1).sum(1).float()
+        union = (fg | m).flatten(1).sum(1).float().clamp_min(1)
+        iou = torch.where(valid, inter / union, torch.zeros_like(union)).view(B, T)
+        ious[name] = iou.sum(1) / valid.view(B, T).sum(1).clamp_min(1)
+    correct, mean_iou = 0, 0.0
+    for b, s in enumerate(shapes):
+        other = max(float(ious[o][b]) for o in ious if o != s)
+        own = float(ious[s][b])
+        correct += int(own > other and own > 0.5)
+        mean_iou += own / B
+    return {"shape_accuracy": correct / B, "mean_iou": mean_iou, "chance": 1.0 / len(SHAPES)}
 
 
 def net_win_rate(wins: int, losses: int, ties: int = 0) -> float:

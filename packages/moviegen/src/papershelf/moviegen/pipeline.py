@@ -1,127 +1,373 @@
-"""Text-to-video: prompt -> text context -> Euler latent sampling -> tiled TAE decode -> frames."""
+"""Text-to-video as a diffusers ``DiffusionPipeline``.
+
+prompt -> text context -> linear-quadratic flow sampling with diffusers'
+``FlowMatchEulerDiscreteScheduler`` and classifier-free guidance -> (optional spatial
+upsampler) -> temporally tiled TAE decode -> frames (Polyak et al. 2024, Sec. 3.1.6).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import BaseOutput
 from torch import Tensor
 
-from papershelf.moviegen.sampler import euler_sample
-from papershelf.moviegen.schedules import linear_quadratic_t
+from papershelf.moviegen.schedules import linear_quadratic_t, to_diffusers_sigmas
 from papershelf.moviegen.tae import TemporalAutoencoder, temporal_tiled_decode
-from papershelf.moviegen.text import MultiTextConditioner
+from papershelf.moviegen.text import MultiTextConditioner, TextContext
 from papershelf.moviegen.transformer import MovieGenTransformer
 
-__all__ = ["MovieGenPipeline", "save_video"]
+__all__ = ["MovieGenPipeline", "MovieGenPipelineOutput", "save_video"]
+
+#: The file ``save_pretrained`` writes so that ``DiffusionPipeline.from_pretrained`` finds
+#: this class (diffusers' custom-pipeline mechanism); it only imports the installed package.
+_SHIM_NAME = "moviegen_pipeline"
+_SHIM = (
+    '"""Loads papershelf-moviegen\'s pipeline class (pip install papershelf-moviegen)."""\n\n'
+    "from papershelf.moviegen.pipeline import MovieGenPipeline\n\n"
+    '__all__ = ["MovieGenPipeline"]\n'
+)
+_OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 
-class MovieGenPipeline:
-    """Movie Gen Video inference.
+@dataclass
+class MovieGenPipelineOutput(BaseOutput):  # type: ignore[misc]
+    """Output of :class:`MovieGenPipeline`.
+
+    Attributes
+    ----------
+    frames : np.ndarray, Tensor or list of list of PIL.Image
+        ``"np"``: (B, T, H, W, 3) float in [0, 1]; ``"pt"``: (B, T, 3, H, W) in [0, 1];
+        ``"pil"``: B lists of T images; ``"latent"``: the latents (B, C, T, H, W).
+        ``diffusers.utils.export_to_video(frames[0], path)`` writes one clip.
+    """
+
+    frames: Any
+
+
+def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    """The scheduler Movie Gen's sampler equals: flow-matching Euler, ``shift=1``."""
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+
+
+def _check_guidance(guidance_scale: Any) -> float:
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real):
+        if not (isinstance(guidance_scale, (Tensor, np.ndarray)) and np.ndim(guidance_scale) == 0):
+            raise TypeError(f"guidance_scale must be a real number, got {type(guidance_scale).__name__}")
+    g = float(guidance_scale)
+    if not math.isfinite(g):
+        raise ValueError(f"guidance_scale must be finite, got {g}")
+    if g < 0:
+        raise ValueError(f"guidance_scale must be >= 0, got {g}")
+    return g
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class MovieGenPipeline(DiffusionPipeline):  # type: ignore[misc]
+    """Movie Gen Video text-to-video inference, a diffusers ``DiffusionPipeline``.
 
     Parameters
     ----------
-    tae : TemporalAutoencoder
     transformer : MovieGenTransformer
-    conditioner : MultiTextConditioner
-    latent_scale : float
-        Latents are divided by this before the transformer (and multiplied back before
-        decoding); use the std of training latents.
-    decode_tile, decode_overlap : int
-        Temporal tiling of the decoder in latent frames (paper: 4 and 2).
+    vae : TemporalAutoencoder
+        Its ``config.scaling_factor`` divides latents before the transformer.
+    scheduler : FlowMatchEulerDiscreteScheduler
+        Given the linear-quadratic sigmas at every call; with ``shift=1`` its Euler step
+        equals :func:`~papershelf.moviegen.euler_sample` (a test checks it bit for bit).
+    text_encoder : MultiTextConditioner
+        The encoders named in the transformer's ``text_dims``.
+    upsampler : SpatialUpsampler, optional
+        A second stage run on the decoded clip (768 px -> 1080p in the paper).
+
+    Examples
+    --------
+    >>> pipe = MovieGenPipeline(transformer, vae, default_scheduler(), text_encoder)  # doctest: +SKIP
+    >>> video = pipe("a red square moving left", num_frames=8, height=32, width=32,
+    ...              generator=torch.Generator().manual_seed(0)).frames[0]  # doctest: +SKIP
+    >>> export_to_video(video, "clip.mp4", fps=8)  # doctest: +SKIP
+
+    ``save_pretrained(folder)`` writes every component (safetensors) and a one-line
+    ``moviegen_pipeline.py`` naming this class, so both
+    ``MovieGenPipeline.from_pretrained(folder)`` and
+    ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` load it
+    (diffusers asks for ``trust_remote_code`` before importing any file it finds in a
+    folder; ours only imports this installed package).
     """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["upsampler"]
+    _callback_tensor_inputs = ["latents"]
 
     def __init__(
         self,
-        tae: TemporalAutoencoder,
         transformer: MovieGenTransformer,
-        conditioner: MultiTextConditioner,
-        latent_scale: float = 1.0,
-        decode_tile: int = 4,
-        decode_overlap: int = 2,
+        vae: TemporalAutoencoder,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        text_encoder: MultiTextConditioner,
+        upsampler: Any = None,
     ) -> None:
-        if tae.cfg.latent_channels != transformer.cfg.in_channels:
+        super().__init__()
+        if vae.cfg.latent_channels != transformer.cfg.in_channels:
             raise ValueError(
-                f"the TAE has {tae.cfg.latent_channels} latent channels, the "
+                f"the vae has {vae.cfg.latent_channels} latent channels, the "
                 f"transformer expects {transformer.cfg.in_channels}"
             )
-        if set(conditioner.text_dims) != set(transformer.cfg.text_dims):
-            raise ValueError("conditioner encoders must match the transformer's text_dims")
-        self.tae, self.transformer, self.conditioner = tae, transformer, conditioner
-        self.latent_scale = latent_scale
-        self.decode_tile, self.decode_overlap = decode_tile, decode_overlap
+        if set(text_encoder.text_dims) != set(transformer.cfg.text_dims):
+            raise ValueError(
+                f"text_encoder encoders {sorted(text_encoder.text_dims)} must match the "
+                f"transformer's text_dims {sorted(transformer.cfg.text_dims)}"
+            )
+        self.register_modules(
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            upsampler=upsampler,
+        )
 
+    # ----------------------------------------------------------------- save / load
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:
+        """Save every component and the class shim (see the class docstring)."""
+        super().save_pretrained(save_directory, **kwargs)
+        import json
+
+        root = Path(save_directory)
+        (root / f"{_SHIM_NAME}.py").write_text(_SHIM)
+        index = json.loads((root / "model_index.json").read_text())
+        index["_class_name"] = [_SHIM_NAME, type(self).__name__]
+        (root / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """Load a folder written by :meth:`save_pretrained` (any diffusers loading option).
+
+        The folder's ``moviegen_pipeline.py`` is trusted only when its text is exactly
+        the shim this class writes; anything else needs ``trust_remote_code=True``.
+        """
+        shim = Path(str(pretrained_model_name_or_path)) / f"{_SHIM_NAME}.py"
+        if shim.is_file() and shim.read_text() == _SHIM:
+            kwargs.setdefault("trust_remote_code", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def latent_scale(self) -> float:
+        """The vae's ``scaling_factor`` (latents are divided by it before the transformer)."""
+        return float(getattr(self.vae.config, "scaling_factor", 1.0))
+
+    def encode_prompt(
+        self,
+        prompt: str | Sequence[str],
+        negative_prompt: str | Sequence[str] | None = None,
+        num_videos_per_prompt: int = 1,
+        do_classifier_free_guidance: bool = True,
+    ) -> tuple[TextContext, TextContext | None]:
+        """Text contexts of the prompts and (with CFG) of the negative prompts or the null text."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise TypeError("prompt must be a str or a non-empty list of str")
+        prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
+        text = self.text_encoder(prompts)
+        if not do_classifier_free_guidance:
+            return text, None
+        if negative_prompt is None:
+            return text, text.null()
+        neg = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+        if len(neg) == 1:
+            neg = neg * (len(prompts) // num_videos_per_prompt)
+        if len(neg) * num_videos_per_prompt != len(prompts):
+            raise ValueError(
+                f"negative_prompt must be one str or {len(prompts) // num_videos_per_prompt} "
+                f"of them, got {len(neg)}"
+            )
+        neg = [p for p in neg for _ in range(num_videos_per_prompt)]
+        return text, self.text_encoder(neg)
+
+    def set_linear_quadratic_timesteps(
+        self, num_inference_steps: int, emulated_steps: int, device: Any = None
+    ) -> Tensor:
+        """Give the scheduler Movie Gen's linear-quadratic grid; returns the timesteps (S,)."""
+        t = linear_quadratic_t(num_inference_steps, emulated_steps)
+        self.scheduler.set_timesteps(sigmas=to_diffusers_sigmas(t).tolist(), device=device)
+        return self.scheduler.timesteps  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- call
     @torch.no_grad()
     def __call__(
         self,
-        prompts: Sequence[str],
-        num_frames: int,
-        height: int,
-        width: int,
-        *,
-        steps: int = 50,
-        n_emulated: int = 250,
-        guidance: float = 7.5,
+        prompt: str | Sequence[str],
+        negative_prompt: str | Sequence[str] | None = None,
+        num_frames: int = 8,
+        height: int = 32,
+        width: int = 32,
+        num_inference_steps: int = 50,
+        emulated_steps: int = 250,
+        guidance_scale: float = 7.5,
+        num_videos_per_prompt: int = 1,
         generator: torch.Generator | None = None,
-        show_progress: bool | None = None,
-    ) -> Tensor:
+        latents: Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        upsample: bool = True,
+        decode_tile: int = 4,
+        decode_overlap: int = 2,
+    ) -> Any:
         """Generate clips.
 
         Parameters
         ----------
-        prompts : sequence of str
-            Non-empty prompts (an "FPS-16" prefix is how the paper controls frame rate).
+        prompt : str or list of str
+            An "FPS-16" prefix is how the paper controls the frame rate.
+        negative_prompt : str or list of str, optional
+            Replaces the null text in the unconditional CFG branch; needs guidance > 1.
         num_frames, height, width : int
-            Pixel size; height and width must be divisible by the spatial compression
-            times the patch size.
-        steps, n_emulated : int
-            Linear-quadratic grid (50 steps emulating 250).
-        guidance : float
-            CFG scale >= 1.
+            Pixel size; height and width must be divisible by the TAE's spatial
+            compression times the patch.
+        num_inference_steps, emulated_steps : int
+            Linear-quadratic grid: ``num_inference_steps`` Euler steps emulating
+            ``emulated_steps`` (paper: 50 emulating 250).
+        guidance_scale : float
+            CFG scale w (paper: 7.5, unconfirmed); w <= 1 skips the unconditional pass.
+        num_videos_per_prompt : int
         generator : torch.Generator, optional
+            Source of the initial noise (drawn on the CPU: same seed, same clip on every device).
+        latents : Tensor, optional
+            Initial noise (B, C, T, H, W) instead of drawing it.
+        output_type : {"np", "pt", "pil", "latent"}
+        return_dict : bool
+            :class:`MovieGenPipelineOutput` or the tuple ``(frames,)``.
+        callback_on_step_end : callable, optional
+            ``callback(pipe, step, timestep, callback_kwargs) -> dict``; the returned
+            ``"latents"`` replace the running latents.
+        upsample : bool
+            Run the ``upsampler`` stage when the pipeline has one.
+        decode_tile, decode_overlap : int
+            Temporal tiling of the decoder in latent frames (paper: 4 and 2).
 
         Returns
         -------
-        Tensor, shape (B, 3, num_frames, height, width), values clipped to [-1, 1]
+        MovieGenPipelineOutput
         """
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        fs, ft = self.tae.cfg.spatial_factor, self.tae.cfg.temporal_factor
-        _, ph, pw = self.transformer.cfg.patch
+        guidance = _check_guidance(guidance_scale)
+        if output_type not in _OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {_OUTPUT_TYPES}, got {output_type!r}")
+        if negative_prompt is not None and guidance <= 1.0:
+            raise ValueError(
+                f"negative_prompt needs guidance_scale > 1 (got {guidance}): with w <= 1 the "
+                "unconditional branch, where the negative prompt acts, is never evaluated"
+            )
+        num_frames = _check_int("num_frames", num_frames, 1)
+        height = _check_int("height", height, 1)
+        width = _check_int("width", width, 1)
+        steps = _check_int("num_inference_steps", num_inference_steps, 2)
+        emulated = _check_int("emulated_steps", emulated_steps, steps)
+        nvp = _check_int("num_videos_per_prompt", num_videos_per_prompt, 1)
+        bad = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if bad:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
+                f"got {sorted(bad)}"
+            )
+        vae, transformer = self.vae, self.transformer
+        fs, ft = vae.cfg.spatial_factor, vae.cfg.temporal_factor
+        pt, ph, pw = transformer.cfg.patch
         if height % (fs * ph) or width % (fs * pw):
             raise ValueError(
                 f"height and width must be divisible by {fs * ph} and {fs * pw} "
                 f"(TAE compression x patch), got {height} x {width}"
             )
         T = -(-num_frames // ft)
-        if T % self.transformer.cfg.patch[0]:
-            raise ValueError(f"{T} latent frames are not divisible by the temporal patch")
-        text = self.conditioner(prompts)
-        shape = (len(prompts), self.tae.cfg.latent_channels, T, height // fs, width // fs)
-        z = euler_sample(
-            self.transformer,
-            shape,
-            text,
-            guidance=guidance,
-            t_grid=linear_quadratic_t(steps, n_emulated),
-            generator=generator,
-            show_progress=show_progress,
-        )
-        video = temporal_tiled_decode(
-            self.tae,
-            z * self.latent_scale,
-            self.decode_tile,
-            min(self.decode_overlap, self.decode_tile - 1),
-            num_frames,
-        )
-        return video.clamp(-1, 1)
+        if T % pt:
+            raise ValueError(f"{T} latent frames are not divisible by the temporal patch {pt}")
+
+        use_cfg = guidance > 1.0
+        text, uncond = self.encode_prompt(prompt, negative_prompt, nvp, use_cfg)
+        device = self._execution_device
+        text = text.to(device)
+        both = TextContext.cat([text, uncond.to(device)]) if uncond is not None else text
+        B = text.batch_size
+        shape = (B, vae.cfg.latent_channels, T, height // fs, width // fs)
+        dtype = transformer.patchify.weight.dtype
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        x = latents.to(device, torch.float32)
+
+        timesteps = self.set_linear_quadratic_timesteps(steps, emulated, device)
+        self._num_timesteps = len(timesteps)
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, ts in enumerate(timesteps):
+                t = (1.0 - ts.float() / self.scheduler.config.num_train_timesteps).clamp(0, 1)
+                tb = t.expand(B).to(device)
+                if use_cfg:
+                    xx = torch.cat([x, x]).to(dtype)
+                    v_c, v_u = transformer(xx, torch.cat([tb, tb]), both).float().chunk(2)
+                    v = v_u + guidance * (v_c - v_u)
+                else:
+                    v = transformer(x.to(dtype), tb, text).float()
+                # diffusers' flow convention: sigma = 1 - t, output = -velocity
+                x = self.scheduler.step(-v, ts, x, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    avail = {"latents": x}
+                    kw = {k: avail[k] for k in callback_on_step_end_tensor_inputs}
+                    out = callback_on_step_end(self, i, ts, kw) or {}
+                    x = out.get("latents", x)
+                bar.update()
+
+        if output_type == "latent":
+            frames: Any = x
+        else:
+            z = x.to(vae.dtype) * self.latent_scale
+            video = temporal_tiled_decode(
+                vae, z, decode_tile, min(decode_overlap, decode_tile - 1), num_frames
+            ).clamp(-1, 1)
+            if upsample and self.upsampler is not None:
+                video = self.upsampler.upsample(video, generator=generator).clamp(-1, 1)
+            frames = _postprocess(video.float().cpu(), output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return MovieGenPipelineOutput(frames=frames)
+
+
+def _postprocess(video: Tensor, output_type: str) -> Any:
+    """(B, 3, T, H, W) in [-1, 1] -> the requested frame format in [0, 1]."""
+    v = ((video + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4)  # (B, T, 3, H, W)
+    if output_type == "pt":
+        return v
+    arr = v.permute(0, 1, 3, 4, 2).numpy()  # (B, T, H, W, 3)
+    if output_type == "np":
+        return arr
+    from PIL import Image
+
+    return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in clip] for clip in arr]
 
 
 def save_video(video: Tensor, path: str | Path, fps: int = 8) -> Path:
     """Save one clip (3, T, H, W) in [-1, 1] as GIF or MP4 (needs the ``video`` extra: imageio)."""
-    import imageio.v3 as iio
-    import numpy as np
+    try:
+        import imageio.v3 as iio
+    except ImportError as e:  # pragma: no cover - exercised without the extra
+        raise ImportError('save_video needs imageio: pip install "papershelf-moviegen[video]"') from e
 
     if video.ndim != 4 or video.shape[0] != 3:
         raise ValueError(f"video must be (3, T, H, W), got {tuple(video.shape)}")

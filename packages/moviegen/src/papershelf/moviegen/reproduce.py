@@ -135,8 +135,8 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         g_val = make_generator(10_000 + seed)
         val, _, val_labels = data.batch(64, generator=g_val)
         with torch.no_grad():
-            post = tae.encode(val.to(ctx.device))
-            rec = tae.decode(post.mode(), val.shape[2]).cpu()
+            post = tae.encode(val.to(ctx.device)).latent_dist
+            rec = tae.decode(post.mode(), val.shape[2]).sample.cpu()
         add("tae_psnr", float(psnr(rec, val).mean()))
         add("tae_opl", float(outlier_penalty_loss(post.mean)))
         add(
@@ -152,7 +152,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         with torch.no_grad():
             for _ in ctx.progress(range(hp["pool"] // 64), desc="encode"):
                 v, p, _ = data.batch(64, generator=g_pool)
-                lat.append(tae.encode(v.to(ctx.device)).mode())
+                lat.append(tae.encode(v.to(ctx.device)).latent_dist.mode())
                 prompts += p
         latents = torch.cat(lat)
         scale = float(latents.std())

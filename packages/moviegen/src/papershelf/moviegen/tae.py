@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.models.autoencoders.vae import DecoderOutput
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from torch import Tensor, nn
 
 from papershelf.moviegen.config import TAEConfig
 
 __all__ = [
     "DiagonalGaussian",
+    "TAEEncoderOutput",
     "TemporalAutoencoder",
     "outlier_penalty_loss",
     "tae_loss",
@@ -177,6 +183,10 @@ class DiagonalGaussian:
     def std(self) -> Tensor:
         return torch.exp(0.5 * self.logvar)
 
+    @property
+    def var(self) -> Tensor:
+        return torch.exp(self.logvar)
+
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """A reparameterised draw (noise from ``generator`` on the CPU)."""
         eps = torch.randn(self.mean.shape, generator=generator, dtype=torch.float32)
@@ -191,19 +201,56 @@ class DiagonalGaussian:
         return kl.flatten(1).sum(1)
 
 
-class TemporalAutoencoder(nn.Module):
+class TAEEncoderOutput(AutoencoderKLOutput):  # type: ignore[misc]
+    """diffusers' ``AutoencoderKLOutput(latent_dist=...)`` from :meth:`TemporalAutoencoder.encode`.
+
+    ``mode()``, ``sample()``, ``kl()``, ``mean`` and ``logvar`` are shortcuts to
+    ``latent_dist`` (earlier releases returned the distribution itself).
+    """
+
+    def mode(self) -> Tensor:
+        return self.latent_dist.mode()  # type: ignore[no-any-return]
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        return self.latent_dist.sample(generator)  # type: ignore[no-any-return]
+
+    def kl(self) -> Tensor:
+        return self.latent_dist.kl()  # type: ignore[no-any-return]
+
+    @property
+    def mean(self) -> Tensor:
+        return self.latent_dist.mean  # type: ignore[no-any-return]
+
+    @property
+    def logvar(self) -> Tensor:
+        return self.latent_dist.logvar  # type: ignore[no-any-return]
+
+
+class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
     """The 2.5D TAE: (B, 3, T', H', W') <-> (B, C, ceil(T'/f_t), H'/f_s, W'/f_s).
+
+    A diffusers ``ModelMixin`` + ``ConfigMixin`` used like diffusers' video VAEs:
+    ``encode(x).latent_dist`` is a :class:`DiagonalGaussian`, ``decode(z).sample`` the
+    frames, ``enable_tiling()`` switches both to the paper's temporal tiling, and
+    ``save_pretrained`` / ``from_pretrained`` round-trip it in safetensors.
 
     Parameters
     ----------
-    cfg : TAEConfig
+    cfg : TAEConfig, optional
         ``TAEConfig()`` is the paper scale (8x temporal, 8x spatial, 16 channels).
+    **fields
+        The fields of :class:`~papershelf.moviegen.TAEConfig` (how ``from_config`` calls
+        it); only without ``cfg``.
+    scaling_factor : float
+        As in diffusers' VAEs: latents are divided by it before the transformer and
+        multiplied back before decoding (set it to the std of training latents; update
+        with ``tae.register_to_config(scaling_factor=...)``).
 
     Examples
     --------
     >>> from papershelf.moviegen import tae_preset
     >>> tae = TemporalAutoencoder(tae_preset("tiny"))
-    >>> z = tae.encode(torch.zeros(1, 3, 8, 32, 32)).mode()
+    >>> z = tae.encode(torch.zeros(1, 3, 8, 32, 32)).latent_dist.mode()
     >>> tuple(z.shape)
     (1, 8, 4, 8, 8)
 
@@ -212,10 +259,46 @@ class TemporalAutoencoder(nn.Module):
     Polyak et al., "Movie Gen: A Cast of Media Foundation Models", arXiv:2410.13720, Sec. 3.1.1.
     """
 
-    def __init__(self, cfg: TAEConfig | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TAEConfig | None = None,
+        *,
+        in_channels: int = 3,
+        latent_channels: int = 16,
+        channels: tuple[int, ...] = (128, 256, 512, 512),
+        spatial_down: tuple[bool, ...] = (True, True, True, False),
+        temporal_down: tuple[bool, ...] = (True, True, True, False),
+        num_res_blocks: int = 2,
+        mid_attention: bool = True,
+        norm_groups: int = 32,
+        scaling_factor: float = 1.0,
+    ) -> None:
         super().__init__()
-        cfg = TAEConfig() if cfg is None else cfg
+        if cfg is None:
+            cfg = TAEConfig(
+                in_channels=in_channels,
+                latent_channels=latent_channels,
+                channels=tuple(channels),
+                spatial_down=tuple(spatial_down),
+                temporal_down=tuple(temporal_down),
+                num_res_blocks=num_res_blocks,
+                mid_attention=mid_attention,
+                norm_groups=norm_groups,
+            )
+        elif not isinstance(cfg, TAEConfig):
+            raise TypeError(f"cfg must be a TAEConfig, got {type(cfg).__name__}")
+        fields: dict[str, Any] = asdict(cfg)
+        for k in ("channels", "spatial_down", "temporal_down"):
+            fields[k] = list(fields[k])
+        scaling_factor = float(scaling_factor)
+        if not math.isfinite(scaling_factor) or scaling_factor <= 0:
+            raise ValueError(f"scaling_factor must be a finite number > 0, got {scaling_factor}")
+        self.register_to_config(**fields, scaling_factor=scaling_factor)
         self.cfg = cfg
+        self.use_tiling = False
+        self.tile_sample_frames = 32  # encoder tile in pixel frames (paper: 32)
+        self.tile_latent_frames = 4  # decoder tile in latent frames (paper: 4)
+        self.tile_latent_overlap = 2  # decoder overlap in latent frames (paper: 2 = 16 px frames)
         g, ch = cfg.norm_groups, cfg.channels
         # Encoder.
         self.enc_in = Conv2p5d(cfg.in_channels, ch[0])
@@ -283,19 +366,71 @@ class TemporalAutoencoder(nn.Module):
         if x.shape[2] < 1:
             raise ValueError("video must have at least one frame")
 
-    def encode(self, x: Tensor) -> DiagonalGaussian:
+    def enable_tiling(
+        self,
+        tile_sample_frames: int | None = None,
+        tile_latent_frames: int | None = None,
+        tile_latent_overlap: int | None = None,
+    ) -> None:
+        """Encode and decode in temporal tiles (paper: 32 pixel frames; 4 latent, overlap 2).
+
+        Memory then depends on the tile, not on the video length; see
+        :func:`temporal_tiled_encode` and :func:`temporal_tiled_decode`.
+        """
+        ft = self.cfg.temporal_factor
+        if tile_sample_frames is not None:
+            if isinstance(tile_sample_frames, bool) or tile_sample_frames < 1 or tile_sample_frames % ft:
+                raise ValueError(
+                    f"tile_sample_frames must be a positive multiple of {ft}, got {tile_sample_frames}"
+                )
+            self.tile_sample_frames = int(tile_sample_frames)
+        if tile_latent_frames is not None:
+            if isinstance(tile_latent_frames, bool) or tile_latent_frames < 1:
+                raise ValueError(f"tile_latent_frames must be >= 1, got {tile_latent_frames}")
+            self.tile_latent_frames = int(tile_latent_frames)
+        if tile_latent_overlap is not None:
+            self.tile_latent_overlap = int(tile_latent_overlap)
+        if not 0 <= self.tile_latent_overlap < self.tile_latent_frames:
+            raise ValueError(
+                f"tile_latent_overlap must be in [0, {self.tile_latent_frames}), "
+                f"got {self.tile_latent_overlap}"
+            )
+        self.use_tiling = True
+
+    def disable_tiling(self) -> None:
+        """Encode and decode the whole clip at once."""
+        self.use_tiling = False
+
+    def encode(self, x: Tensor, return_dict: bool = True) -> Any:
         """Encode a video.
 
         Parameters
         ----------
         x : Tensor, shape (B, 3, T', H', W')
             Pixels in [-1, 1]; images are 1-frame videos.
+        return_dict : bool
+            Return :class:`TAEEncoderOutput` (diffusers' ``AutoencoderKLOutput``); else
+            the tuple ``(latent_dist,)``.
 
         Returns
         -------
-        DiagonalGaussian over latents (B, C, ceil(T'/f_t), H'/f_s, W'/f_s)
+        TAEEncoderOutput
+            ``latent_dist`` is a :class:`DiagonalGaussian` over latents
+            (B, C, ceil(T'/f_t), H'/f_s, W'/f_s).
         """
+        if self.use_tiling and x.ndim == 5 and x.shape[2] > self.tile_sample_frames:
+            post = temporal_tiled_encode(self, x, self.tile_sample_frames)
+        else:
+            post = self._encode(x)
+        return TAEEncoderOutput(latent_dist=post) if return_dict else (post,)
+
+    def _encode(self, x: Tensor) -> DiagonalGaussian:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point video in [-1, 1], got dtype {x.dtype}")
         self._check_video(x)
+        x = x.to(self.enc_in.spatial.weight.dtype)
         h = self.enc_in(x)
         for level in self.enc_levels:
             h = level(h)
@@ -303,8 +438,24 @@ class TemporalAutoencoder(nn.Module):
         mean, logvar = h.chunk(2, dim=1)
         return DiagonalGaussian(mean, logvar)
 
-    def decode(self, z: Tensor, num_frames: int | None = None) -> Tensor:
-        """Decode latents (B, C, T, H, W) to f_t * T frames, cropped to ``num_frames``."""
+    def decode(self, z: Tensor, num_frames: int | None = None, return_dict: bool = True) -> Any:
+        """Decode latents (B, C, T, H, W) to f_t * T frames, cropped to ``num_frames``.
+
+        Returns
+        -------
+        DecoderOutput
+            diffusers' output with ``sample`` of shape (B, 3, num_frames or f_t T, H f_s,
+            W f_s); the tuple ``(sample,)`` when ``return_dict=False``.
+        """
+        if self.use_tiling and z.ndim == 5 and z.shape[2] > self.tile_latent_frames:
+            x = temporal_tiled_decode(
+                self, z, self.tile_latent_frames, self.tile_latent_overlap, num_frames
+            )
+        else:
+            x = self._decode(z, num_frames)
+        return DecoderOutput(sample=x) if return_dict else (x,)
+
+    def _decode(self, z: Tensor, num_frames: int | None = None) -> Tensor:
         cfg = self.cfg
         if z.ndim != 5 or z.shape[1] != cfg.latent_channels:
             raise ValueError(f"z must be (B, {cfg.latent_channels}, T, H, W), got {tuple(z.shape)}")
@@ -324,8 +475,8 @@ class TemporalAutoencoder(nn.Module):
         self, x: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, DiagonalGaussian]:
         """Reconstruct a video through a posterior sample; returns (reconstruction, posterior)."""
-        post = self.encode(x)
-        return self.decode(post.sample(generator), num_frames=x.shape[2]), post
+        post = self._encode(x)
+        return self._decode(post.sample(generator), num_frames=x.shape[2]), post
 
 
 def outlier_penalty_loss(z: Tensor, r: float = 3.0) -> Tensor:
@@ -444,7 +595,7 @@ def temporal_tiled_encode(tae: TemporalAutoencoder, x: Tensor, tile: int = 32) -
             f"tile must be a positive multiple of the temporal compression {ft}, got {tile}"
         )
     tae._check_video(x)
-    posts = [tae.encode(x[:, :, s : s + tile]) for s in range(0, x.shape[2], tile)]
+    posts = [tae._encode(x[:, :, s : s + tile]) for s in range(0, x.shape[2], tile)]
     return DiagonalGaussian(
         torch.cat([p.mean for p in posts], 2), torch.cat([p.logvar for p in posts], 2)
     )
@@ -491,7 +642,7 @@ def temporal_tiled_decode(
         starts.append(starts[-1] + stride)
     out: Tensor | None = None
     for k, s in enumerate(starts):
-        piece = tae.decode(z[:, :, s : s + tile])
+        piece = tae._decode(z[:, :, s : s + tile])
         if out is None:
             B, C, _, H, W = piece.shape
             out = piece.new_empty(B, C, T * ft, H, W)

@@ -8,13 +8,21 @@ sequences are concatenated along the sequence axis (Polyak et al. 2024, Sec. 3.1
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+try:  # the text conditioner is a pipeline component when diffusers is installed
+    from diffusers import ConfigMixin, ModelMixin
+except ImportError:  # pragma: no cover - diffusers is a dependency; kept for clarity
+    ModelMixin, ConfigMixin = nn.Module, object  # type: ignore[misc,assignment]
 
 __all__ = [
     "HFTextEncoder",
@@ -22,6 +30,7 @@ __all__ = [
     "TextContext",
     "TextEncoder",
     "WordEncoder",
+    "extend_clip_positions",
     "quoted_text",
     "tiny_text_encoders",
 ]
@@ -196,18 +205,54 @@ class HFTextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, max_length: int, quoted_only: bool = False, **kwargs: Any
+        cls,
+        name_or_path: str | os.PathLike[str],
+        max_length: int,
+        quoted_only: bool = False,
+        *,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        max_position_embeddings: int | None = None,
+        **kwargs: Any,
     ) -> HFTextEncoder:
-        """Load weights a user already has (``transformers`` is an optional extra: ``[text]``)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+        """Load an encoder and its tokenizer with ``transformers`` (extra ``[text]``).
 
-        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-        tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        Parameters
+        ----------
+        name_or_path : str or path
+            A hub id or a local folder.
+        max_length : int
+            Padding / truncation length.
+        quoted_only : bool
+            The ByT5 role: encode only the quoted text.
+        local_files_only : bool
+            Never touch the network (the folder or the local cache must hold everything).
+        revision : str, optional
+            A hub branch, tag or commit hash to pin.
+        max_position_embeddings : int, optional
+            For CLIP text models: stretch the learned position table to this many
+            positions (the long-prompt MetaCLIP role, 77 -> 256), see
+            :func:`extend_clip_positions`.
+        **kwargs
+            Passed to every ``from_pretrained`` (``cache_dir``, ``token``, ...).
+        """
+        try:
+            from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+        except ImportError as e:  # pragma: no cover - exercised without the extra
+            raise ImportError(
+                'HFTextEncoder needs transformers: pip install "papershelf-moviegen[text]"'
+            ) from e
+
+        kw = dict(kwargs, local_files_only=local_files_only, revision=revision)
+        config = AutoConfig.from_pretrained(name_or_path, **kw)
+        tok = AutoTokenizer.from_pretrained(name_or_path, **kw)
         if getattr(config, "model_type", "") in ("t5", "umt5", "mt5"):
-            model = T5EncoderModel.from_pretrained(name_or_path, **kwargs)
+            model = T5EncoderModel.from_pretrained(name_or_path, **kw)
         else:
-            model = AutoModel.from_pretrained(name_or_path, **kwargs)
+            model = AutoModel.from_pretrained(name_or_path, **kw)
             model = getattr(model, "text_model", model)
+        if max_position_embeddings is not None:
+            extend_clip_positions(model, max_position_embeddings)
         return cls(model, tok, max_length, quoted_only)
 
     @torch.no_grad()
@@ -228,13 +273,102 @@ class HFTextEncoder(nn.Module):
         return out.last_hidden_state, mask
 
 
-class MultiTextConditioner(nn.Module):
+def extend_clip_positions(model: nn.Module, length: int) -> nn.Module:
+    """Stretch a CLIP text model's learned positions to ``length`` by linear interpolation.
+
+    Movie Gen's long-prompt MetaCLIP reads 256 tokens where CLIP was trained on 77
+    (Polyak et al. 2024, Sec. 3.1.4). The learned position table (P, d) is resampled
+    to (length, d) by linear interpolation along the position axis (the first and the
+    last rows are kept), the position-id buffer and the config follow. Fine-tuning
+    after the stretch is what the paper does; this gives the starting point.
+
+    Parameters
+    ----------
+    model : CLIPTextModel or CLIPTextTransformer
+        Modified in place.
+    length : int
+        New number of positions (>= the current one).
+
+    Returns
+    -------
+    The same model.
+    """
+    tm = getattr(model, "text_model", model)
+    emb = getattr(tm, "embeddings", None)
+    if emb is None or not hasattr(emb, "position_embedding"):
+        raise TypeError("model must be a transformers CLIP text model (embeddings.position_embedding)")
+    old = emb.position_embedding.weight.data
+    P, d = old.shape
+    if isinstance(length, bool) or not isinstance(length, int) or length < P:
+        raise ValueError(f"length must be an int >= the current {P} positions, got {length!r}")
+    if length == P:
+        return model
+    new = torch.nn.functional.interpolate(
+        old.T[None].float(), size=length, mode="linear", align_corners=True
+    )[0].T.to(old.dtype)
+    table = nn.Embedding(length, d, device=old.device, dtype=old.dtype)
+    table.weight.data.copy_(new)
+    emb.position_embedding = table
+    emb.register_buffer(
+        "position_ids", torch.arange(length, device=old.device)[None], persistent=False
+    )
+    for cfg in {id(c): c for c in (getattr(model, "config", None), getattr(tm, "config", None)) if c is not None}.values():
+        cfg.max_position_embeddings = length
+    return model
+
+
+def _encoder_spec(enc: nn.Module) -> dict[str, Any]:
+    """A JSON description of an encoder from which :func:`_build_encoder` rebuilds it."""
+    if isinstance(enc, WordEncoder):
+        vocab = sorted(enc.vocab, key=enc.vocab.__getitem__)
+        return {"kind": "words", "vocab": vocab, "dim": enc.dim, "max_length": enc.max_length}
+    if isinstance(enc, HFTextEncoder):
+        return {
+            "kind": "hf",
+            "model_class": type(enc.model).__name__,
+            "model_config": enc.model.config.to_dict(),
+            "tokenizer_class": type(enc.tokenizer).__name__,
+            "max_length": enc.max_length,
+            "quoted_only": enc.quoted_only,
+        }
+    raise TypeError(
+        f"only WordEncoder and HFTextEncoder can be saved, got {type(enc).__name__}"
+    )
+
+
+def _build_encoder(spec: Mapping[str, Any]) -> nn.Module:
+    """Rebuild an encoder (random weights) from :func:`_encoder_spec`; weights load after."""
+    if spec["kind"] == "words":
+        return WordEncoder(spec["vocab"], spec["dim"], spec["max_length"])
+    if spec["kind"] != "hf":
+        raise ValueError(f"unknown encoder kind {spec['kind']!r}")
+    import transformers
+
+    cls = getattr(transformers, spec["model_class"])
+    cfg_cls = cls.config_class
+    model = cls(cfg_cls.from_dict(dict(spec["model_config"])))
+    tok = None
+    if spec["tokenizer_class"] == "ByT5Tokenizer":  # file-free
+        tok = transformers.ByT5Tokenizer()
+    return HFTextEncoder(model, tok, spec["max_length"], spec["quoted_only"])
+
+
+class MultiTextConditioner(ModelMixin, ConfigMixin):  # type: ignore[misc]
     """Run several frozen text encoders on the same prompts and collect a :class:`TextContext`.
+
+    A diffusers ``ModelMixin`` + ``ConfigMixin`` so a :class:`~papershelf.moviegen.
+    MovieGenPipeline` saves and loads it with its other components: the config holds
+    each encoder's description (the ``transformers`` config for :class:`HFTextEncoder`,
+    the vocabulary for :class:`WordEncoder`), the weights go to safetensors and
+    tokenizers that need files to their own sub-folders.
 
     Parameters
     ----------
     encoders : mapping of str to TextEncoder
         Names must match the transformer's ``text_dims`` keys; widths must match its values.
+    encoder_specs : dict, optional
+        How ``from_config`` rebuilds the encoders (written by ``save_pretrained``); only
+        without ``encoders``.
 
     Examples
     --------
@@ -244,11 +378,66 @@ class MultiTextConditioner(nn.Module):
     True
     """
 
-    def __init__(self, encoders: Mapping[str, TextEncoder]) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, TextEncoder] | None = None,
+        *,
+        encoder_specs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
+        if encoders is None:
+            if not encoder_specs:
+                raise ValueError("encoders must name at least one text encoder")
+            encoders = {k: _build_encoder(v) for k, v in encoder_specs.items()}  # type: ignore[misc]
         if not encoders:
             raise ValueError("encoders must name at least one text encoder")
         self.encoders = nn.ModuleDict(dict(encoders))  # type: ignore[arg-type]
+        specs: dict[str, Any] = {}
+        for k, e in self.encoders.items():
+            try:
+                specs[k] = _encoder_spec(e)
+            except TypeError:
+                specs[k] = {"kind": "custom", "class": type(e).__name__}
+        if hasattr(self, "register_to_config"):
+            self.register_to_config(encoder_specs=specs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """The weights, with tied tensors (T5's shared embedding) copied so safetensors can save them."""
+        sd = super().state_dict(*args, **kwargs)
+        seen: set[tuple[int, int]] = set()
+        for k, v in sd.items():
+            if v.device.type == "meta":
+                continue
+            key = (v.untyped_storage().data_ptr(), v.storage_offset())
+            if key in seen:
+                sd[k] = v.clone()
+            seen.add(key)
+        return sd
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:
+        """Save config, weights (safetensors) and file-based tokenizers under ``save_directory``."""
+        bad = [k for k, v in self.config.encoder_specs.items() if v["kind"] == "custom"]
+        if bad:
+            raise TypeError(f"encoders {bad} are not WordEncoder / HFTextEncoder and cannot be saved")
+        super().save_pretrained(save_directory, **kwargs)
+        for name, enc in self.encoders.items():
+            if isinstance(enc, HFTextEncoder) and enc.tokenizer is not None:
+                enc.tokenizer.save_pretrained(Path(save_directory) / f"tokenizer_{name}")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """Load what :meth:`save_pretrained` wrote (tokenizers from their sub-folders)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        root = Path(pretrained_model_name_or_path)
+        if kwargs.get("subfolder"):
+            root = root / kwargs["subfolder"]
+        for name, enc in model.encoders.items():
+            tok_dir = root / f"tokenizer_{name}"
+            if isinstance(enc, HFTextEncoder) and tok_dir.is_dir():
+                from transformers import AutoTokenizer
+
+                enc.tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        return model
 
     @property
     def text_dims(self) -> dict[str, int]:
@@ -267,17 +456,51 @@ class MultiTextConditioner(nn.Module):
         return TextContext(states, masks)
 
 
-def tiny_text_encoders(seed: int = 0) -> dict[str, HFTextEncoder]:
+def tiny_text_encoders(seed: int = 0, long_prompt: bool = False) -> dict[str, HFTextEncoder]:
     """The paper's three encoder roles as tiny random ``transformers`` models (no downloads).
 
     UL2 -> a 2-layer ``T5EncoderModel`` (width 32), MetaCLIP -> a 2-layer ``CLIPTextModel``
     (width 32), ByT5 -> a 1-layer ``T5EncoderModel`` (width 24) on quoted text. All use the
-    file-free byte-level ``ByT5Tokenizer``.
-    """
-    from transformers import ByT5Tokenizer, CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    file-free byte-level ``ByT5Tokenizer``. The global random state is left untouched
+    (weights are drawn inside ``torch.random.fork_rng``).
 
+    Parameters
+    ----------
+    seed : int
+        Seed of the random weights.
+    long_prompt : bool
+        Give the MetaCLIP role the paper's long-prompt shape: a 77-position CLIP whose
+        positions are stretched to 256 by :func:`extend_clip_positions`, reading 256 tokens.
+    """
+    try:
+        from transformers import (
+            ByT5Tokenizer,
+            CLIPTextConfig,
+            CLIPTextModel,
+            T5Config,
+            T5EncoderModel,
+        )
+    except ImportError as e:  # pragma: no cover - exercised without the extra
+        raise ImportError(
+            'tiny_text_encoders needs transformers: pip install "papershelf-moviegen[text]"'
+        ) from e
+
+    with torch.random.fork_rng(devices=[]):  # transformers initialises from the global RNG
+        torch.manual_seed(seed)
+        return _tiny_text_encoders(
+            ByT5Tokenizer, CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, long_prompt
+        )
+
+
+def _tiny_text_encoders(
+    ByT5Tokenizer: Any,
+    CLIPTextConfig: Any,
+    CLIPTextModel: Any,
+    T5Config: Any,
+    T5EncoderModel: Any,
+    long_prompt: bool,
+) -> dict[str, HFTextEncoder]:
     tok = ByT5Tokenizer()
-    torch.manual_seed(seed)  # transformers initialises from the global generator
     vocab = len(tok)
 
     def t5(d: int, layers: int) -> T5EncoderModel:
@@ -294,14 +517,16 @@ def tiny_text_encoders(seed: int = 0) -> dict[str, HFTextEncoder]:
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=2,
-            max_position_embeddings=32,
+            max_position_embeddings=77 if long_prompt else 32,
             bos_token_id=1,
             eos_token_id=1,
             pad_token_id=0,
         )
     )
+    if long_prompt:
+        extend_clip_positions(clip, 256)
     return {
         "ul2": HFTextEncoder(t5(32, 2), tok, max_length=24),
-        "metaclip": HFTextEncoder(clip, tok, max_length=32),
+        "metaclip": HFTextEncoder(clip, tok, max_length=256 if long_prompt else 32),
         "byt5": HFTextEncoder(t5(24, 1), tok, max_length=8, quoted_only=True),
     }

@@ -10,10 +10,13 @@ cut into 1x2x2 patches by a Conv3d with kernel = stride.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -160,12 +163,25 @@ class MovieGenBlock(nn.Module):
         return h
 
 
-class MovieGenTransformer(nn.Module):
+class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
     """Movie Gen Video's velocity network u(X_t, P, t; theta).
+
+    A diffusers ``ModelMixin`` + ``ConfigMixin``: ``save_pretrained(folder)`` writes
+    ``config.json`` and ``diffusion_pytorch_model.safetensors``, and
+    ``MovieGenTransformer.from_pretrained(folder)`` (or a ``DiffusionPipeline``) rebuilds
+    it exactly. The state-dict keys do not depend on how the model was built.
 
     Parameters
     ----------
-    cfg : TransformerConfig
+    cfg : TransformerConfig, optional
+        The whole configuration; when omitted the keyword arguments (the fields of
+        :class:`~papershelf.moviegen.TransformerConfig`, which is how ``from_config``
+        calls it) build one.
+    **fields
+        ``num_layers``, ``dim``, ``ffn_dim``, ``num_heads``, ``in_channels``,
+        ``out_channels``, ``patch``, ``max_pos``, ``text_dims``, ``adaln``, ``qk_norm``,
+        ``cross_attn_norm``, ``extra_in_channels``, ``time_freq_dim``, ``norm_eps``,
+        ``gradient_checkpointing``; only without ``cfg``.
 
     Examples
     --------
@@ -180,10 +196,55 @@ class MovieGenTransformer(nn.Module):
     """
 
     _supports_gradient_checkpointing = True
-    _no_split_modules = ("MovieGenBlock",)
+    _no_split_modules = ["MovieGenBlock"]
+    _skip_layerwise_casting_patterns = ["pos_", "text_proj", "norm"]
 
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(
+        self,
+        cfg: TransformerConfig | None = None,
+        *,
+        num_layers: int = 4,
+        dim: int = 128,
+        ffn_dim: int = 344,
+        num_heads: int = 4,
+        in_channels: int = 16,
+        out_channels: int | None = None,
+        patch: tuple[int, int, int] = (1, 2, 2),
+        max_pos: tuple[int, int, int] = (32, 48, 48),
+        text_dims: dict[str, int] | None = None,
+        adaln: str = "shared",
+        qk_norm: bool = False,
+        cross_attn_norm: bool = True,
+        extra_in_channels: int = 0,
+        time_freq_dim: int = 256,
+        norm_eps: float = 1e-6,
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
+        if cfg is None:
+            cfg = TransformerConfig(
+                num_layers=num_layers,
+                dim=dim,
+                ffn_dim=ffn_dim,
+                num_heads=num_heads,
+                in_channels=in_channels,
+                out_channels=out_channels,
+                patch=tuple(patch),  # type: ignore[arg-type]
+                max_pos=tuple(max_pos),  # type: ignore[arg-type]
+                text_dims=dict(text_dims) if text_dims is not None else TransformerConfig().text_dims,
+                adaln=adaln,  # type: ignore[arg-type]
+                qk_norm=qk_norm,
+                cross_attn_norm=cross_attn_norm,
+                extra_in_channels=extra_in_channels,
+                time_freq_dim=time_freq_dim,
+                norm_eps=norm_eps,
+                gradient_checkpointing=gradient_checkpointing,
+            )
+        elif not isinstance(cfg, TransformerConfig):
+            raise TypeError(f"cfg must be a TransformerConfig, got {type(cfg).__name__}")
+        fields = asdict(cfg)
+        fields["patch"], fields["max_pos"] = list(cfg.patch), list(cfg.max_pos)
+        self.register_to_config(**fields)
         self.cfg = cfg
         d = cfg.dim
         assert cfg.out_channels is not None
@@ -231,7 +292,8 @@ class MovieGenTransformer(nn.Module):
                 f"text must come from encoders {sorted(self.text_proj)}, got {sorted(text.states)}"
             )
         ctx, masks = [], []
-        for name, proj in self.text_proj.items():
+        for name in sorted(self.text_proj):  # a fixed order, whatever order a config lists them in
+            proj = self.text_proj[name]
             s = text.states[name]
             lin: nn.Linear = proj[0]  # type: ignore[index]
             if s.shape[-1] != lin.in_features:
@@ -254,8 +316,17 @@ class MovieGenTransformer(nn.Module):
         return pos.reshape(1, T * H * W, -1)
 
     def forward(
-        self, x: Tensor, t: Tensor, text: TextContext, cond_latent: Tensor | None = None
-    ) -> Tensor:
+        self,
+        x: Tensor,
+        t: Tensor,
+        text: TextContext,
+        cond_latent: Tensor | None = None,
+        *,
+        context_tokens: Tensor | None = None,
+        context_tokens_mask: Tensor | None = None,
+        temb_offset: Tensor | None = None,
+        return_dict: bool = False,
+    ) -> Any:
         """Predict the velocity.
 
         Parameters
@@ -269,6 +340,15 @@ class MovieGenTransformer(nn.Module):
         cond_latent : Tensor, shape (B, extra_in_channels, T, H, W), optional
             Channel-wise conditioning (upsampler / editing), required iff
             ``extra_in_channels > 0``.
+        context_tokens : Tensor, shape (B, L_extra, d), optional
+            Tokens already at the model width appended to the projected text context
+            (PT2V reference-image tokens, Edit task tokens).
+        context_tokens_mask : Tensor, shape (B, L_extra), bool, optional
+            Which appended tokens are real (default: all).
+        temb_offset : Tensor, shape (B, d), optional
+            Added to the time embedding before the adaLN heads (Edit's task embedding).
+        return_dict : bool
+            Return a diffusers ``Transformer2DModelOutput(sample=...)`` instead of the tensor.
 
         Returns
         -------
@@ -308,11 +388,33 @@ class MovieGenTransformer(nn.Module):
         pos = self.positions(grid)
         wdtype = self.patchify.weight.dtype
         temb = self.time_mlp(timestep_features(t, cfg.time_freq_dim).to(wdtype))
+        if temb_offset is not None:
+            if temb_offset.shape != temb.shape:
+                raise ValueError(
+                    f"temb_offset must have shape {tuple(temb.shape)}, got {tuple(temb_offset.shape)}"
+                )
+            temb = temb + temb_offset.to(temb.dtype)
         if cfg.adaln == "shared":
             block_t = self.adaln_shared(F.silu(temb)).unflatten(-1, (6, -1))
         else:
             block_t = temb
         context, context_mask = self.encode_text(text)
+        if context_tokens is not None:
+            if context_tokens.ndim != 3 or context_tokens.shape[0] != B:
+                raise ValueError(
+                    f"context_tokens must be (B={B}, L, {cfg.dim}), got {tuple(context_tokens.shape)}"
+                )
+            if context_tokens.shape[2] != cfg.dim:
+                raise ValueError(
+                    f"context_tokens must have width {cfg.dim}, got {context_tokens.shape[2]}"
+                )
+            extra_mask = (
+                torch.ones(context_tokens.shape[:2], dtype=torch.bool, device=x.device)
+                if context_tokens_mask is None
+                else context_tokens_mask.to(x.device).bool()
+            )
+            context = torch.cat([context, context_tokens.to(context.dtype)], 1)
+            context_mask = torch.cat([context_mask, extra_mask], 1)
         if self.cp_group is not None:  # context parallel: this rank keeps 1 / cp of the tokens
             from papershelf.moviegen.train.context import shard_sequence
 
@@ -333,4 +435,4 @@ class MovieGenTransformer(nn.Module):
         Tp, Hp, Wp = grid
         out = out.view(B, Tp, Hp, Wp, -1, pt, ph, pw)
         out = out.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(B, -1, Tp * pt, Hp * ph, Wp * pw)
-        return out
+        return Transformer2DModelOutput(sample=out) if return_dict else out
