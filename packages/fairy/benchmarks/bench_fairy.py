@@ -4,16 +4,26 @@
     uv run --no-sync python packages/fairy/benchmarks/bench_fairy.py --device cuda --threads 0
 
 Part 1 edits synthetic videos of N frames with the tiny random InstructPix2Pix
-(``testing.tiny_instruct_pix2pix``) four ways and reports time per frame, the largest UNet
-batch, the anchor cache and (on CUDA) peak memory. Part 2 times one self-attention call per
-frame at Stable Diffusion 1.5 layer shapes (512x384 input) for N up to 120, the paper's
-setting, and prints the ratio full cross-frame / Fairy there. The Text2Video-Zero baseline is
-diffusers' own ``CrossFrameAttnProcessor2_0`` (all frames in one batch, keys of frame 0).
+(``testing.tiny_instruct_pix2pix``) four ways and reports time per frame (one clock for all:
+CPU process time on the CPU, wall time after synchronisation on CUDA), the largest UNet batch,
+the anchor cache and peak memory. Methods run interleaved. The Text2Video-Zero baseline is
+diffusers' own ``CrossFrameAttnProcessor2_0`` in its chunked long-video mode (frame 0
+prepended to every chunk). Part 2 times one self-attention call per frame at Stable Diffusion
+1.5 layer shapes (512x384 input) for N up to 120, the paper's setting. Part 3 prints FLOPs per
+frame and cache sizes of the real SD-1.5 InstructPix2Pix UNet at 512x288, 512x384 and 1280x720,
+counted on the meta device (no weights; ``--count-fairy`` also counts Fairy's replay instead of
+its closed form, slow).
+
+GPU (not measured in this repository's CI; what to run on a CUDA machine)::
+
+    uv run --no-sync python packages/fairy/benchmarks/bench_fairy.py --device cuda --threads 0 \
+        --gpu-sd15 --frames 120
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -22,6 +32,7 @@ from papershelf.core import describe_hardware
 from papershelf.fairy import FairyVideoEditor
 from papershelf.fairy.costs import (
     METHODS,
+    flop_table,
     peak_rss_increase,
     sd15_attn1_shapes,
     time_attention_per_frame,
@@ -43,11 +54,15 @@ def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device:
     pipe = tiny_instruct_pix2pix(0).to(device)
     editor = FairyVideoEditor(pipe)
     modes = {"fairy": "cache", "frame-wise": "frame-wise", "full": "full"}
-    # CPU: process time (robust on a shared machine); CUDA: wall time
     clock = time.perf_counter if device == "cuda" else time.process_time
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     print(f"\n## tiny InstructPix2Pix, {size}x{size}, {steps} steps, chunk {chunk}, {device}\n")
     print(
-        "| N | method | ms / frame (CPU time on CPU) | max UNet batch | anchor cache MB | peak MB (CPU: RSS added) |"
+        "| N | method | ms / frame | max UNet batch | anchor cache MB | peak MB (CPU: RSS added) |"
     )
     print("|---|---|---|---|---|---|")
     editor.edit_video(
@@ -55,19 +70,25 @@ def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device:
     )
     for n in frames:
         video = synthetic_video(n, size, size, seed=0)[0].to(device)
-        for m in METHODS:
+        for m in METHODS:  # interleaved: all methods at one N before the next N
             if m == "t2v-zero":
 
                 def run(video=video):
-                    return time_t2v_zero(pipe, video, steps)
+                    return time_t2v_zero(pipe, video, steps, chunk_size=chunk)
 
-                t, batch, cache = run(), 3 * n, 0.0
+                sync()
+                t0 = clock()
+                _, batch = run()
+                sync()
+                t, cache = clock() - t0, 0.0
             else:
 
                 def run(video=video, m=m):
                     return editor.edit_video(
                         video,
                         "make it snowy",
+                        height=size,
+                        width=size,
                         num_inference_steps=steps,
                         generator=0,
                         chunk_size=chunk,
@@ -75,11 +96,81 @@ def bench_pipeline(frames: list[int], size: int, steps: int, chunk: int, device:
                         output_type="latent",
                     )
 
+                sync()
                 t0 = clock()
                 r = run()
+                sync()
                 t, batch, cache = clock() - t0, r.max_unet_batch, r.cache_nbytes / 1e6
             peak = _peak(device, run)
             print(f"| {n} | {m} | {1e3 * t / n:.1f} | {batch} | {cache:.2f} | {peak:.0f} |")
+
+
+def bench_flops(count_fairy: bool) -> None:
+    print("\n## SD-1.5 InstructPix2Pix UNet on the meta device: per frame, branch and step\n")
+    print(
+        "| size | largest attn1 tokens | frame-wise TFLOP | Fairy TFLOP | Fairy / frame-wise "
+        "| T2V-Zero chunk 8 | full (N=120) | fp16 anchor cache GB (10 steps) | recompute GB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in flop_table(count_fairy=count_fairy):
+        print(
+            f"| {r['width']}x{r['height']} | {r['max_attn1_tokens']} | "
+            f"{r['tflops_frame_wise']:.3f} | {r['tflops_fairy']:.3f} | "
+            f"{r['tflops_fairy'] / r['tflops_frame_wise']:.2f} | "
+            f"{r['tflops_t2v_zero_chunked']:.3f} | {r['tflops_full']:.2f} | "
+            f"{r['cache_gb']:.2f} | {r['cache_step_gb']:.2f} |"
+        )
+
+
+def bench_gpu_sd15(frames: int, steps: int, chunk: int) -> None:
+    """Random-weight SD-1.5 InstructPix2Pix on CUDA, 512x384, fp16: seconds and peak memory."""
+    from diffusers import EulerAncestralDiscreteScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from papershelf.fairy.costs import sd15_ip2p_unet
+    from papershelf.fairy.pipeline import FairyPipeline
+    from papershelf.fairy.testing import tiny_clip_tokenizer
+    from papershelf.fairy.toy import PixelPoolVAE
+
+    unet = sd15_ip2p_unet("cpu").to("cuda", torch.float16)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=768,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            vocab_size=1000,
+        )
+    )
+    pipe = FairyPipeline(
+        vae=PixelPoolVAE(8),
+        text_encoder=text,
+        tokenizer=tiny_clip_tokenizer(77),
+        unet=unet,
+        scheduler=EulerAncestralDiscreteScheduler(steps_offset=1),
+    ).to("cuda", torch.float16)
+    video = synthetic_video(frames, 384, 512)[0]
+    for mode in ("cache", "frame-wise"):
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        pipe(
+            video,
+            "edit",
+            num_inference_steps=steps,
+            chunk_size=chunk,
+            generator=0,
+            anchor_mode=mode,
+            output_type="latent",
+        )
+        torch.cuda.synchronize()
+        print(
+            f"| SD-1.5 IP2P arch, random fp16, 512x384, {frames} frames | {mode} | "
+            f"{time.perf_counter() - t0:.1f} s | peak {torch.cuda.max_memory_allocated() / 1e9:.2f} GB | "
+            f"{torch.cuda.get_device_name()} |"
+        )
 
 
 def bench_attention(frames: list[int], levels: list[int], device: str, repeats: int) -> None:
@@ -121,12 +212,24 @@ def main() -> None:
         help="SD-1.5 attn1 levels: 0=3072x320, 1=768x640, 2=192x1280, 3=48x1280",
     )
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-flops", action="store_true", help="skip the meta-device FLOP table")
+    p.add_argument("--count-fairy", action="store_true", help="count Fairy's FLOPs (slow)")
+    p.add_argument("--gpu-sd15", action="store_true", help="CUDA: random-weight SD-1.5 IP2P run")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"hardware: {describe_hardware()}; torch threads {torch.get_num_threads()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"hardware: {describe_hardware()}; torch threads {torch.get_num_threads()}; "
+        f"load average {load:.1f}"
+    )
+    if args.gpu_sd15:
+        bench_gpu_sd15(max(args.frames), 10, args.chunk)
+        return
     bench_pipeline(args.frames, args.size, args.steps, args.chunk, args.device)
     bench_attention(args.attn_frames, args.levels, args.device, args.repeats)
+    if not args.no_flops:
+        bench_flops(args.count_fairy)
 
 
 if __name__ == "__main__":

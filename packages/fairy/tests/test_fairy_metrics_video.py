@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from papershelf.fairy import load_video, select_anchors, write_video
-from papershelf.fairy.video import read_video, to_frames_tensor
 from papershelf.fairy.metrics import frame_acc, inter_frame_variance, tem_con, warp_error
 from papershelf.fairy.testing import synthetic_video
+from papershelf.fairy.video import read_video, to_frames_tensor
 
 
 def test_select_anchors_uniform_and_bounds():

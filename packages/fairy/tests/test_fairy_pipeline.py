@@ -106,7 +106,7 @@ def test_text_to_image_pipelines_are_rejected(tmp_path):
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    with pytest.raises(TypeError, match="InstructPix2Pix.*takes 4"):
+    with pytest.raises(TypeError, match=r"InstructPix2Pix.*takes 4"):
         FairyVideoEditor(sd)
     sd.save_pretrained(tmp_path / "sd")
     with pytest.raises(TypeError, match="text-to-image"):

@@ -22,7 +22,8 @@ REPRODUCTION = Reproduction(
 }""",
     run="papershelf.fairy.reproduce:run",
     headline=(
-        "anchor attention on a tiny random InstructPix2Pix: time linear and cache constant in the "
-        "number of frames, chunked = all-at-once, lower inter-frame variance at the attention level"
+        "anchor attention makes edits more temporally consistent than frame-wise editing "
+        "(hand-built recolour edit model, interval over clips); chunked = all-at-once; cache "
+        "and UNet batch constant in the number of frames"
     ),
 )

@@ -27,6 +27,11 @@ import torch.nn.functional as F
 
 __all__ = [
     "METHODS",
+    "SD15_IP2P_UNET_CONFIG",
+    "extra_attention_flops",
+    "flop_table",
+    "sd15_ip2p_unet",
+    "unet_flops",
     "peak_rss_increase",
     "anchor_cache_nbytes",
     "attn1_shapes",
@@ -36,6 +41,138 @@ __all__ = [
 ]
 
 METHODS = ("frame-wise", "fairy", "t2v-zero", "full")
+
+
+SD15_IP2P_UNET_CONFIG: dict[str, Any] = {
+    # Stable Diffusion 1.5's UNet (runwayml/stable-diffusion-v1-5 unet/config.json) with the
+    # 8 input channels of InstructPix2Pix (timbrooks/instruct-pix2pix); 859.5M parameters
+    "sample_size": 64,
+    "in_channels": 8,
+    "out_channels": 4,
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "layers_per_block": 2,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+    "norm_num_groups": 32,
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+}
+
+
+def sd15_ip2p_unet(device: str = "meta") -> Any:
+    """The InstructPix2Pix (SD-1.5) UNet architecture with no weights (``meta`` device).
+
+    Built in code from :data:`SD15_IP2P_UNET_CONFIG`; on the ``meta`` device tensors have shapes
+    but no storage, so FLOPs can be counted for the real architecture on any machine.
+    """
+    from diffusers import UNet2DConditionModel
+
+    with torch.device(device):
+        return UNet2DConditionModel(**SD15_IP2P_UNET_CONFIG).eval()
+
+
+def unet_flops(
+    unet: Any,
+    latent_height: int,
+    latent_width: int,
+    *,
+    batch: int = 1,
+    text_tokens: int = 77,
+    timestep: int = 500,
+) -> int:
+    """FLOPs of one UNet forward (``torch.utils.flop_counter``), on the UNet's device.
+
+    With anchor attention installed (:func:`~papershelf.fairy.attention.anchor_attention`)
+    this counts the anchor keys too. 1 multiply-add = 2 FLOPs.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = next(unet.parameters())
+    cfg = unet.config
+    x = torch.zeros(
+        batch, cfg.in_channels, latent_height, latent_width, device=p.device, dtype=p.dtype
+    )
+    ctx = torch.zeros(batch, text_tokens, cfg.cross_attention_dim, device=p.device, dtype=p.dtype)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        unet(x, timestep, encoder_hidden_states=ctx)
+    return int(counter.get_total_flops())
+
+
+def extra_attention_flops(shapes: list[tuple[int, int]], extra_keys_per_token: int) -> int:
+    r"""FLOPs a frame adds when each ``attn1`` query sees ``extra_keys_per_token * S`` more keys.
+
+    :math:`\sum_l 4\,S_l \cdot (m S_l) \cdot C_l` (scores and weighted sum, 2 FLOPs per
+    multiply-add); ``m = K`` for Fairy's replay, ``m = N - 1`` for full cross-frame attention.
+    """
+    return sum(4 * s * extra_keys_per_token * s * c for s, c in shapes)
+
+
+def flop_table(
+    sizes: tuple[tuple[int, int], ...] = ((288, 512), (384, 512), (720, 1280)),
+    *,
+    num_anchors: int = 3,
+    num_frames: int = 120,
+    chunk: int = 8,
+    steps: int = 10,
+    branches: int = 3,
+    count_fairy: bool = True,
+) -> list[dict[str, float]]:
+    """Per-frame FLOPs and cache sizes of each method on the SD-1.5 InstructPix2Pix UNet.
+
+    Counted on the ``meta`` device (no weights): one UNet forward per method and size.
+    ``count_fairy=False`` uses the closed form :func:`extra_attention_flops` for Fairy's replay
+    instead of a counted run (the tests check they agree).
+
+    Returns
+    -------
+    list of dict
+        Per (height, width): ``tflops_frame_wise`` (one frame, one branch, one step),
+        ``tflops_fairy`` (replay), ``tflops_fairy_amortised`` (+ the anchor pass spread over
+        ``num_frames``), ``tflops_t2v_zero_chunked`` (frame 0 re-run in every chunk),
+        ``tflops_full`` (every frame attends to all ``num_frames``), ``cache_gb`` (fp16 anchor
+        cache, ``steps`` x ``branches``), ``cache_step_gb`` (one step: ``anchor_mode="recompute"``
+        keeps only this), ``max_attn1_tokens``.
+    """
+    from papershelf.fairy.attention import anchor_attention
+
+    unet = sd15_ip2p_unet("meta")
+    rows = []
+    for h, w in sizes:
+        lh, lw = h // 8, w // 8
+        shapes = attn1_shapes(unet, lh, lw, device="meta")
+        base = unet_flops(unet, lh, lw)
+        if count_fairy:
+            with anchor_attention(unet) as state:
+                state.begin("record", num_anchors)
+                anchor = unet_flops(unet, lh, lw, batch=num_anchors)
+                state.begin("replay", 1)
+                fairy = unet_flops(unet, lh, lw)
+        else:
+            fairy = base + extra_attention_flops(shapes, num_anchors)
+            anchor = num_anchors * base + num_anchors * extra_attention_flops(
+                shapes, num_anchors - 1
+            )
+        per_step = anchor_cache_nbytes(shapes, num_anchors, 1, branches, 2)
+        rows.append(
+            {
+                "height": h,
+                "width": w,
+                "max_attn1_tokens": max(s for s, _ in shapes),
+                "tflops_frame_wise": base / 1e12,
+                "tflops_fairy": fairy / 1e12,
+                "tflops_fairy_amortised": (fairy * (num_frames - num_anchors) + anchor)
+                / num_frames
+                / 1e12,
+                "tflops_t2v_zero_chunked": base * (chunk + 1) / chunk / 1e12,
+                "tflops_full": (base + extra_attention_flops(shapes, num_frames - 1)) / 1e12,
+                "cache_gb": per_step * steps / 1e9,
+                "cache_step_gb": per_step / 1e9,
+            }
+        )
+    return rows
 
 
 def sd15_attn1_shapes(height: int = 384, width: int = 512) -> list[tuple[int, int]]:
@@ -53,11 +190,12 @@ def sd15_attn1_shapes(height: int = 384, width: int = 512) -> list[tuple[int, in
 
 
 def attn1_shapes(
-    unet: Any, height: int, width: int, cross_dim: int | None = None
+    unet: Any, height: int, width: int, cross_dim: int | None = None, device: str = "cpu"
 ) -> list[tuple[int, int]]:
     """``(tokens, channels)`` of every ``attn1`` layer of ``unet`` for latents of size (height, width).
 
-    Found by one forward pass with hooks (batch 1, zeros).
+    Found by one forward pass with hooks (batch 1, zeros) on ``device`` (``"meta"`` for a
+    UNet built there).
     """
     shapes: list[tuple[int, int]] = []
     hooks = [
@@ -69,10 +207,11 @@ def attn1_shapes(
         if name.endswith("attn1")
     ]
     cfg = unet.config
-    ctx = torch.zeros(1, 4, cross_dim or cfg.cross_attention_dim)
+    ctx = torch.zeros(1, 4, cross_dim or cfg.cross_attention_dim, device=device)
+    x = torch.zeros(1, cfg.in_channels, height, width, device=device)
     try:
         with torch.no_grad():
-            unet(torch.zeros(1, cfg.in_channels, height, width), 1, encoder_hidden_states=ctx)
+            unet(x, 1, encoder_hidden_states=ctx)
     finally:
         for h in hooks:
             h.remove()
