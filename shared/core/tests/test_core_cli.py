@@ -192,7 +192,9 @@ def test_cli_reproduce_finishes_others_and_exits_nonzero(fake, tmp_path, capsys)
     recorded = json.loads((out / "good" / "results.json").read_text())["command"]
     assert recorded == "papershelf reproduce good --seeds 2"  # no machine paths
     summary = (out / "results.md").read_text()
-    assert "| good | e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
+    # one line per package (runtime once), then each package's full table
+    assert "| good | no claims | vs paper: 1 reproduced; 0 without a paper number" in summary
+    assert "## good\n\n| Experiment |" in summary and "| e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
     assert not (out / "bad").exists()
 
 

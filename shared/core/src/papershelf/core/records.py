@@ -517,7 +517,7 @@ def results_table(
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         if r.claim is not None:
-            ours = r.status if r.status in VERDICTS else "–"
+            ours: str = r.status if r.status in VERDICTS else "–"
             if r.values:
                 ours = f"{format_value(r.mean, r.std)} ({ours})"
             if r.interval is not None:

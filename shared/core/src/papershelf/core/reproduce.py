@@ -16,10 +16,17 @@ from pathlib import Path
 from papershelf.core.devices import cpu_threads
 from papershelf.core.environment import describe_hardware, package_versions
 from papershelf.core.io import _umask, atomic_write_text
-from papershelf.core.records import ResultRecord, read_results, records_to_json, results_table
+from papershelf.core.records import (
+    VERDICTS,
+    ResultRecord,
+    format_value,
+    read_results,
+    records_to_json,
+    results_table,
+)
 from papershelf.core.registry import ReproduceContext, ReproduceError, Reproduction
 
-__all__ = ["RunOutcome", "run_reproduction", "write_summary"]
+__all__ = ["RunOutcome", "package_summary", "run_reproduction", "shelf_table", "write_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +170,81 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def package_summary(records: Sequence[ResultRecord]) -> dict[str, str]:
+    """One package's line on the shelf: its claims, its paper comparisons, its headline.
+
+    Returns ``claims`` ("X hold / Y not shown / Z contradicted"), ``measured`` (how the
+    numbers with a paper value compare, and how many have none at this scale), ``headline``
+    (the record marked ``headline=True``, else the first claim) and ``runtime`` (once).
+    """
+    claims = [r for r in records if r.claim is not None]
+    counts = {v: sum(r.status == v for r in claims) for v in VERDICTS}
+    claim_text = (
+        f"{counts['holds']} hold / {counts['not shown']} not shown / "
+        f"{counts['contradicted']} contradicted"
+        if claims
+        else "no claims"
+    )
+    numbers = [r for r in records if r.claim is None]
+    compared = [r for r in numbers if r.status != "not comparable"]
+    parts = [f"{sum(r.status == s for r in compared)} {s}" for s in STATUS_ORDER]
+    measured = ", ".join(p for p in parts if not p.startswith("0 "))
+    if compared:
+        measured = f"vs paper: {measured}; "
+    measured += f"{len(numbers) - len(compared)} without a paper number at this scale"
+    marked = [r for r in records if r.headline]
+    top = marked[0] if marked else (claims or list(records))[0]
+    if top.claim is not None:
+        ours = top.status
+        if top.values:
+            ours = f"{format_value(top.mean)}, {ours}"
+        if top.interval is not None:
+            ours += f" [{format_value(top.interval[0])}, {format_value(top.interval[1])}]"
+        headline = f"{top.experiment}: {top.claim} — ours {ours}"
+    else:
+        headline = f"{top.experiment}, {top.metric}: ours {format_value(top.mean, top.std)}"
+    if top.paper_value is not None:
+        headline += f" vs paper {format_value(top.paper_value)}"
+    if top.paper_note:
+        headline += f" ({top.paper_note})"
+    n_seeds = len(top.seeds) if top.seeds else len(top.values)
+    headline += f"; {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    runtimes = [r.runtime_s for r in records if r.runtime_s is not None]
+    runtime = f"{max(runtimes):.0f} s" if runtimes else "–"
+    return {"claims": claim_text, "measured": measured, "headline": headline, "runtime": runtime}
+
+
+STATUS_ORDER = ("reproduced", "within tolerance", "not reproduced")
+
+
+def shelf_table(rows: Sequence[tuple[str, Sequence[ResultRecord]]]) -> str:
+    """A markdown table with one line per package (see :func:`package_summary`)."""
+    lines = [
+        "| Package | Claims | Numbers | Headline (ours vs paper) | Runtime |",
+        "|---|---|---|---|---|",
+    ]
+    for name, records in rows:
+        s = package_summary(records)
+        cells = [name, s["claims"], s["measured"], s["headline"], s["runtime"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(out_root: str | Path) -> tuple[Path, str]:
-    """Combine every ``out_root/*/results.json`` into ``out_root/results.md``; return path and table."""
+    """Combine every ``out_root/*/results.json`` into ``out_root/results.md``; return path and table.
+
+    The file starts with one line per package (claims, numbers, headline, runtime once) and
+    then each package's full table.
+    """
     out_root = Path(out_root)
-    records: list[ResultRecord] = []
+    rows: list[tuple[str, list[ResultRecord]]] = []
     for path in sorted(out_root.glob("*/results.json")):
         try:
-            records.extend(read_results(path))
+            rows.append((path.parent.name, read_results(path)))
         except (ValueError, OSError) as exc:
             log.warning("skipping unreadable %s: %s", path, exc)
-    if records:
-        table = results_table(records, include_package=True, include_runtime=True)
-    else:
-        table = "No results yet.\n"
+    table = shelf_table(rows) if rows else "No results yet.\n"
     text = "# papershelf: results beside the papers\n\n" + table
+    for name, records in rows:
+        text += f"\n## {name}\n\n" + results_table(records)
     return atomic_write_text(out_root / "results.md", text), table

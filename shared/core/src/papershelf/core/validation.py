@@ -40,7 +40,7 @@ def _scalar(name: str, value: object) -> object:
         dtype = str(getattr(value, "dtype", ""))
         if "bool" in dtype:
             raise TypeError(f"{name} must be a number, got a bool ({value!r})")
-        return value.item()  # type: ignore[union-attr]
+        return value.item()  # type: ignore[attr-defined]
     return value
 
 
