@@ -194,7 +194,10 @@ def test_cli_reproduce_finishes_others_and_exits_nonzero(fake, tmp_path, capsys)
     summary = (out / "results.md").read_text()
     # one line per package (runtime once), then each package's full table
     assert "| good | no claims | vs paper: 1 reproduced; 0 without a paper number" in summary
-    assert "## good\n\n| Experiment |" in summary and "| e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
+    assert (
+        "## good\n\n| Experiment |" in summary
+        and "| e | m | 1 ± 0.71 | 0.4 | reproduced |" in summary
+    )
     assert not (out / "bad").exists()
 
 
