@@ -28,6 +28,7 @@ def training_flops(
     text_lengths: Mapping[str, int],
     *,
     backward: bool = True,
+    attention_recompute: bool = False,
 ) -> int:
     """FLOPs of one forward (+ backward) pass of ``MovieGenTransformer(cfg)``.
 
@@ -42,6 +43,10 @@ def training_flops(
         Tokens of each text encoder (its padded length; masking does not save FLOPs in SDPA).
     backward : bool
         Add the backward pass (a training step) or count the forward alone.
+    attention_recompute : bool
+        Add the recomputation of the attention scores QK^T that fused (flash) attention
+        kernels do in their backward (hardware FLOPs; ``FlopCounterMode`` counts them).
+        Off by default: model FLOPs, the MFU convention.
 
     Returns
     -------
@@ -79,4 +84,5 @@ def training_flops(
     first += sum(mm(B * lengths[k], dims[k], d) for k in dims)
     if not backward:
         return full + first
-    return 3 * full + 2 * first
+    recompute = L * (mm(B * s, d, s) + mm(B * s, d, lt)) if attention_recompute else 0
+    return 3 * full + 2 * first + recompute
