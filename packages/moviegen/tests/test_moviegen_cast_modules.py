@@ -44,16 +44,27 @@ from papershelf.moviegen.cast._synth import (
     nearest_colour,
     space_to_depth,
 )
+from papershelf.moviegen.config import preset
 from papershelf.moviegen.schedules import linear_quadratic_t
+from papershelf.moviegen.text import TextContext
+from papershelf.moviegen.transformer import MovieGenTransformer
 
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _randomize_out(net: CastDiT) -> None:
+def _randomize_out(net: torch.nn.Module) -> None:
     with torch.no_grad():
-        net.out.weight.normal_(0, 0.1)
+        (net.out if isinstance(net, CastDiT) else net.proj_out).weight.normal_(0, 0.1)
+
+
+def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = gen(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
 
 
 def n_params(m: torch.nn.Module, skip: str | None = None) -> int:
@@ -261,16 +272,62 @@ def test_pt2v_reference_tokens_join_text():
     cfg = PT2V_PRESETS["tiny"]
     m = PersonalizedVideoModel(cfg)
     text, ref = torch.randn(2, 3, cfg.text_dim), torch.rand(2, 3, 8, 8)
-    ctx, mask = m.conditioner(text, ref)
+    ctx, mask = m.context(text, ref)
     n_img = (cfg.image_size // cfg.vision_patch) ** 2
     assert ctx.shape == (2, 3 + n_img, cfg.dim) and bool(mask.all())
-    ctx0, mask0 = m.conditioner(text, None)
+    ctx0, mask0 = m.context(text, None)
     assert ctx0.shape == ctx.shape and not bool(mask0[:, 3:].any()) and bool(mask0[:, :3].all())
     assert torch.allclose(ctx[:, :3], ctx0[:, :3])  # text tokens unchanged by the reference
-    _randomize_out(m.video.net)
+    _randomize_out(m.transformer)
     x, t = torch.randn(2, 12, 4, 4, 4), torch.rand(2)
     assert not torch.allclose(m(x, t, text, ref), m(x, t, text, torch.rand(2, 3, 8, 8)))
     assert m.sample((2, 12, 4, 4, 4), text, ref, steps=2, generator=gen()).shape == x.shape
+    # CFG against the reference-free branch: w = 1 is the conditional pass
+    a = m.sample((1, 12, 2, 4, 4), text[:1], ref[:1], steps=2, generator=gen(), guidance=1.0)
+    b = m.sample((1, 12, 2, 4, 4), text[:1], ref[:1], steps=2, generator=gen(), guidance=3.0)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="guidance"):
+        m.sample((1, 12, 2, 4, 4), text[:1], ref[:1], steps=2, guidance=float("nan"))
+
+
+def _t2v(extra: int = 0) -> MovieGenTransformer:
+    cfg = preset("tiny", in_channels=12, patch=(1, 1, 1), max_pos=(4, 4, 4), text_dims={"w": 9})
+    return _perturb(MovieGenTransformer(cfg)).eval()
+
+
+def test_pt2v_from_t2v_loads_every_key_and_is_t2v_without_reference():
+    t2v = _t2v()
+    m = PersonalizedVideoModel.from_t2v(t2v).eval()
+    src, dst = t2v.state_dict(), m.transformer.state_dict()
+    assert set(src) == set(dst)  # one backbone: every T2V key, nothing renamed
+    assert all(torch.equal(src[k], dst[k]) for k in src)
+    x, t, text = torch.randn(2, 12, 2, 4, 4), torch.rand(2), torch.randn(2, 3, 9)
+    tc = TextContext({"w": text}, {"w": torch.ones(2, 3, dtype=torch.bool)})
+    assert torch.equal(m(x, t, text, None), t2v(x, t, tc))  # exactly T2V at initialisation
+    assert not torch.allclose(m(x, t, text, torch.rand(2, 3, 8, 8)), t2v(x, t, tc))
+
+
+def test_edit_from_t2v_loads_every_key_and_is_t2v_at_init():
+    t2v = _t2v()
+    m = EditModel.from_t2v(t2v, n_tasks=3).eval()
+    src, dst = t2v.state_dict(), m.transformer.state_dict()
+    assert set(src) == set(dst)
+    for k in src:
+        if k == "patchify.weight":  # T2V's input channels, then zero-initialised conditioning
+            assert torch.equal(dst[k][:, :12], src[k]) and not bool(dst[k][:, 12:].any())
+        else:
+            assert torch.equal(src[k], dst[k]), k
+    x, t, text = torch.randn(2, 12, 2, 4, 4), torch.rand(2), torch.randn(2, 3, 9)
+    tc = TextContext({"w": text}, {"w": torch.ones(2, 3, dtype=torch.bool)})
+    task = torch.tensor([0, 2])
+    ref = t2v(x, t, tc)
+    # any input video, any task: the conditioning weighs zero; tokens masked -> exactly T2V
+    out = m(x, t, torch.randn_like(x), text, task, task_tokens=False)
+    assert torch.equal(out, ref)
+    # the appended task tokens renormalise the cross-attention (the paper appends them)
+    assert m(x, t, torch.randn_like(x), text, task).shape == ref.shape
+    with pytest.raises(ValueError, match="patch"):
+        EditModel.from_t2v(MovieGenTransformer(preset("tiny", patch=(2, 2, 2))))
 
 
 def test_pt2v_stages_and_counts():
@@ -283,8 +340,8 @@ def test_pt2v_stages_and_counts():
     assert len(apply_stage(m, PT2V_STAGES[2])) > len(frozen)
     assert n_params(m, "conditioner.vision") == pt2v_param_count(m.cfg)
     assert 29.0e9 < pt2v_param_count(PT2V_PRESETS["30b"]) < 30.5e9
-    with pytest.raises(ValueError, match="reference"):
-        m.conditioner(torch.zeros(1, 1, 9), torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError):
+        m.context(torch.zeros(1, 1, 9), torch.zeros(1, 3, 16, 16))
 
 
 # ------------------------------------------------------------------ Edit
@@ -297,15 +354,22 @@ def test_edit_adds_four_task_tokens_and_zero_init_source():
     task = torch.tensor([0, 1])
     ctx, mask, temb = m.context(text, task)
     assert ctx.shape[1] == 3 + 4 and mask.shape == (2, 7) and temb.shape == (2, cfg.dim)
-    _randomize_out(m.video.net)
+    assert not bool(temb.any())  # zero-initialised time offset
+    _randomize_out(m.transformer)
     x, t = torch.randn(2, 12, 4, 4, 4), torch.rand(2)
-    # Zero-init input-video columns: at init the editor is the T2V model.
+    # Zero-init input-video columns: at init the editor ignores the input video.
     assert torch.equal(
         m(x, t, torch.randn_like(x), text, task), m(x, t, torch.randn_like(x), text, task)
     )
     assert not torch.allclose(m(x, t, x, text, task), m(x, t, x, text, task.flip(0)))
     out = m.edit(torch.randn(1, 12, 1, 4, 4), text[:1], task[:1], steps=2, generator=gen())
     assert out.shape == (1, 12, 1, 4, 4)
+    cfg_out = m.edit(
+        torch.randn(1, 12, 1, 4, 4), text[:1], task[:1], steps=2, generator=gen(), guidance=3.0
+    )
+    assert cfg_out.shape == out.shape and not torch.allclose(cfg_out, out)
+    with pytest.raises(ValueError, match="guidance"):
+        m.edit(torch.randn(1, 12, 1, 4, 4), text[:1], task[:1], guidance=0.5)
 
 
 def test_edit_bad_input():
@@ -339,8 +403,8 @@ def test_synthetic_data():
 def test_pt2v_and_edit_sampling_is_deterministic():
     torch.manual_seed(0)
     pt2v, edit = PersonalizedVideoModel(PT2V_PRESETS["tiny"]), EditModel(EDIT_PRESETS["tiny"])
-    _randomize_out(pt2v.video.net)
-    _randomize_out(edit.video.net)
+    _randomize_out(pt2v.transformer)
+    _randomize_out(edit.transformer)
     text, ref = torch.randn(2, 1, 9), torch.rand(2, 3, 8, 8)
     a = pt2v.sample((2, 12, 2, 4, 4), text, ref, steps=3, generator=gen(7))
     assert torch.equal(a, pt2v.sample((2, 12, 2, 4, 4), text, ref, steps=3, generator=gen(7)))

@@ -399,6 +399,9 @@ class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
         else:
             block_t = temb
         context, context_mask = self.encode_text(text)
+        if context_tokens is not None and context_tokens_mask is not None:
+            if not bool(context_tokens_mask.any()):  # all masked out: the text context alone
+                context_tokens = None
         if context_tokens is not None:
             if context_tokens.ndim != 3 or context_tokens.shape[0] != B:
                 raise ValueError(

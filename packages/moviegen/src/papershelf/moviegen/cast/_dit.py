@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -383,3 +384,93 @@ def text_mask_or_all(text: Tensor, text_mask: Tensor | None) -> Tensor:
     if text_mask is None:
         return torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
     return text_mask.bool()
+
+
+def video_transformer_config(
+    cfg: VideoDiTShape, text_dims: dict[str, int], extra_channels: int = 0
+) -> Any:
+    """The :class:`~papershelf.moviegen.TransformerConfig` of a cast video model (PT2V, Edit).
+
+    The cast's video models are Movie Gen Video's own transformer plus conditioning:
+    1 x p x p patches, the config's width and depth, ``extra_channels`` zero-initialised
+    conditioning channels.
+    """
+    from papershelf.moviegen.config import TransformerConfig
+
+    return TransformerConfig(
+        num_layers=cfg.depth,
+        dim=cfg.dim,
+        ffn_dim=cfg.ffn_dim,
+        num_heads=cfg.heads,
+        in_channels=cfg.latent_channels,
+        patch=(1, cfg.patch, cfg.patch),
+        max_pos=tuple(cfg.max_pos),  # type: ignore[arg-type]
+        text_dims=dict(text_dims),
+        extra_in_channels=extra_channels,
+    )
+
+
+def load_t2v_weights(target: nn.Module, t2v: nn.Module) -> list[str]:
+    """Copy every weight of a T2V ``MovieGenTransformer`` into an extended one.
+
+    The extended model (same trunk, possibly ``extra_in_channels``) shares every key of
+    the T2V model; the patchify weight's first ``in_channels`` input channels come from
+    T2V and the conditioning channels stay zero, so the extended model computes the T2V
+    function at initialisation (Movie Gen initialises PT2V, Edit and the upsampler from
+    T2V this way).
+
+    Returns
+    -------
+    list of str
+        The keys loaded (all of the T2V model's).
+
+    Raises
+    ------
+    ValueError
+        When a T2V key is missing from ``target`` or a shape cannot be copied.
+    """
+    src, dst = t2v.state_dict(), target.state_dict()
+    missing = sorted(set(src) - set(dst))
+    if missing:
+        raise ValueError(f"target lacks T2V keys {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    with torch.no_grad():
+        for k, v in src.items():
+            d = dst[k]
+            if d.shape == v.shape:
+                d.copy_(v)
+            elif k.endswith("patchify.weight") and d.shape[0] == v.shape[0] and d.shape[2:] == v.shape[2:]:
+                d.zero_()
+                d[:, : v.shape[1]].copy_(v)
+            else:
+                raise ValueError(f"cannot copy {k}: T2V {tuple(v.shape)} vs {tuple(d.shape)}")
+    return list(src)
+
+
+def cfg_velocity(
+    model: Callable[..., Tensor],
+    cond_kwargs: dict[str, Any],
+    uncond_kwargs: dict[str, Any],
+    guidance: float,
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """Classifier-free guidance: v = v_u + w (v_c - v_u); w = 1 is the conditional pass alone."""
+    if guidance == 1.0:
+        return lambda x, t: model(x, t, **cond_kwargs)
+
+    def vel(x: Tensor, t: Tensor) -> Tensor:
+        v_c = model(x, t, **cond_kwargs)
+        v_u = model(x, t, **uncond_kwargs)
+        return v_u + guidance * (v_c - v_u)
+
+    return vel
+
+
+def check_guidance(guidance: Any) -> float:
+    """``guidance`` as a finite float >= 1 (a clear error for NaN, inf, bool, < 1)."""
+    import numbers
+
+    if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real):
+        raise TypeError(f"guidance must be a real number, got {type(guidance).__name__}")
+    g = float(guidance)
+    if not math.isfinite(g) or g < 1:
+        raise ValueError(f"guidance must be a finite number >= 1, got {g}")
+    return g

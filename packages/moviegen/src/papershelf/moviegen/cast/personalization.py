@@ -23,14 +23,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from papershelf.moviegen.cast._dit import (
-    latent_video_dit,
-    latent_video_dit_param_count,
+    cfg_velocity,
+    check_guidance,
+    load_t2v_weights,
     text_mask_or_all,
     token_projection,
     token_projection_param_count,
+    video_transformer_config,
 )
 from papershelf.moviegen.cast._flow import flow_pair, integrate
+from papershelf.moviegen.config import param_count
 from papershelf.moviegen.schedules import linear_t
+from papershelf.moviegen.text import TextContext
+from papershelf.moviegen.transformer import MovieGenTransformer
 
 __all__ = [
     "PT2V_PRESETS",
@@ -152,11 +157,11 @@ class TinyVisionEncoder(nn.Module):
 
 
 class PersonalizedConditioner(nn.Module):
-    """Text tokens and reference-image tokens, each projected to ``dim``, joined on the sequence.
+    """Reference-image tokens projected to the model width, to append to the text context.
 
     Parameters
     ----------
-    text_dim, vision_dim, dim : int
+    vision_dim, dim : int
     vision_encoder : nn.Module
         Image (B, 3, S, S) -> tokens (B, N, vision_dim); e.g. :class:`TinyVisionEncoder`
         or a wrapper around ``transformers.CLIPVisionModel`` returning ``last_hidden_state``.
@@ -166,7 +171,6 @@ class PersonalizedConditioner(nn.Module):
 
     def __init__(
         self,
-        text_dim: int,
         vision_dim: int,
         dim: int,
         vision_encoder: nn.Module,
@@ -180,69 +184,133 @@ class PersonalizedConditioner(nn.Module):
                 "image_size must be given when the vision encoder has no int attribute image_size"
             )
         self.image_size = size
-        self.text_proj = token_projection(text_dim, dim)
         self.image_proj = token_projection(vision_dim, dim)
 
     def forward(
-        self, text: Tensor, reference: Tensor | None = None, text_mask: Tensor | None = None
+        self, reference: Tensor | None, batch_size: int, device: torch.device | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Build the cross-attention context.
+        """Reference tokens and their mask.
 
         Parameters
         ----------
-        text : Tensor, shape (B, L, text_dim)
         reference : Tensor, shape (B, 3, S, S), optional
-            Reference image; ``None`` masks the reference tokens out (no personalization).
-        text_mask : Tensor, shape (B, L), bool, optional
+            Reference image; ``None`` gives masked-out tokens (no personalization).
+        batch_size : int
 
         Returns
         -------
-        context : Tensor, shape (B, L + N_img, dim)
-        mask : Tensor, shape (B, L + N_img), bool
+        tokens : Tensor, shape (B, N_img, dim)
+        mask : Tensor, shape (B, N_img), bool
         """
-        B = text.shape[0]
-        ctx_t = self.text_proj(text)
-        text_mask = text_mask_or_all(text, text_mask)
+        dev = device if reference is None else reference.device
         img = (
             reference
             if reference is not None
-            else torch.zeros(B, 3, self.image_size, self.image_size, device=text.device)
+            else torch.zeros(batch_size, 3, self.image_size, self.image_size, device=dev)
         )
-        ctx_i = self.image_proj(self.vision(img))
-        img_mask = torch.full(
-            ctx_i.shape[:2], reference is not None, dtype=torch.bool, device=text.device
-        )
-        return torch.cat([ctx_t, ctx_i], 1), torch.cat([text_mask, img_mask], 1)
+        tok = self.image_proj(self.vision(img))
+        mask = torch.full(tok.shape[:2], reference is not None, dtype=torch.bool, device=tok.device)
+        return tok, mask
 
 
 class PersonalizedVideoModel(nn.Module):
-    """Flow-matching video model whose cross-attention context includes a reference image.
+    """PT2V: Movie Gen Video's transformer whose cross-attention also sees a reference image.
+
+    ``transformer`` is a :class:`~papershelf.moviegen.MovieGenTransformer`; the reference
+    tokens are appended to its projected text context. :meth:`from_t2v` starts it from
+    a T2V checkpoint (every T2V key loaded): without a reference the model is T2V.
+
+    Parameters
+    ----------
+    cfg : PT2VConfig
+    vision_encoder : nn.Module, optional
+    transformer : MovieGenTransformer, optional
+        An already built (e.g. T2V-initialised) transformer; default: a fresh one.
 
     References
     ----------
     Polyak et al., "Movie Gen: A Cast of Media Foundation Models", arXiv:2410.13720, Sec. 4.
     """
 
-    def __init__(self, cfg: PT2VConfig, vision_encoder: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        cfg: PT2VConfig,
+        vision_encoder: nn.Module | None = None,
+        transformer: MovieGenTransformer | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         enc = vision_encoder or TinyVisionEncoder(cfg.image_size, cfg.vision_patch, cfg.vision_dim)
+        if transformer is None:
+            transformer = MovieGenTransformer(video_transformer_config(cfg, {"text": cfg.text_dim}))
+        self.transformer = transformer
         self.conditioner = PersonalizedConditioner(
-            cfg.text_dim, cfg.vision_dim, cfg.dim, enc, cfg.image_size
+            cfg.vision_dim, transformer.cfg.dim, enc, cfg.image_size
         )
-        self.video = latent_video_dit(cfg)
+
+    @classmethod
+    def from_t2v(
+        cls, t2v: MovieGenTransformer, vision_encoder: nn.Module | None = None, **fields: int
+    ) -> PersonalizedVideoModel:
+        """A PT2V model initialised from a T2V transformer (every T2V key loaded).
+
+        ``fields`` set the vision side of :class:`PT2VConfig` (``vision_dim``,
+        ``image_size``, ``vision_patch``).
+        """
+        from dataclasses import replace
+
+        c = t2v.cfg
+        if c.patch[0] != 1 or c.patch[1] != c.patch[2]:
+            raise ValueError(f"from_t2v needs a 1 x p x p patch, got {c.patch}")
+        ext = MovieGenTransformer(replace(c, text_dims=dict(c.text_dims)))
+        load_t2v_weights(ext, t2v)
+        cfg = PT2VConfig(
+            latent_channels=c.in_channels,
+            patch=c.patch[1],
+            max_pos=c.max_pos,
+            text_dim=sum(c.text_dims.values()),
+            dim=c.dim,
+            depth=c.num_layers,
+            heads=c.num_heads,
+            ffn_dim=c.ffn_dim,
+            **fields,
+        )
+        return cls(cfg, vision_encoder, ext)
+
+    def _text(self, text: Tensor | TextContext, text_mask: Tensor | None) -> TextContext:
+        if isinstance(text, TextContext):
+            return text
+        names = list(self.transformer.cfg.text_dims)
+        if len(names) != 1:
+            raise TypeError(f"text must be a TextContext for encoders {names}")
+        return TextContext({names[0]: text}, {names[0]: text_mask_or_all(text, text_mask)})
+
+    def context(
+        self,
+        text: Tensor | TextContext,
+        reference: Tensor | None = None,
+        text_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The cross-attention context [projected text, reference tokens] and its mask."""
+        tc = self._text(text, text_mask)
+        ctx, mask = self.transformer.encode_text(tc)
+        tok, tmask = self.conditioner(reference, tc.batch_size, ctx.device)
+        return torch.cat([ctx, tok], 1), torch.cat([mask, tmask], 1)
 
     def forward(
         self,
         x: Tensor,
         t: Tensor,
-        text: Tensor,
+        text: Tensor | TextContext,
         reference: Tensor | None = None,
         text_mask: Tensor | None = None,
     ) -> Tensor:
         """x (B, C, T, H, W), t (B,), text (B, L, text_dim), reference (B, 3, S, S) -> velocity."""
-        ctx, mask = self.conditioner(text, reference, text_mask)
-        return self.video(x, t, context=ctx, context_mask=mask)
+        tc = self._text(text, text_mask)
+        tok, tmask = self.conditioner(reference, tc.batch_size, x.device)
+        return self.transformer(  # type: ignore[no-any-return]
+            x, t, tc, context_tokens=tok, context_tokens_mask=tmask
+        )
 
     def loss(
         self,
@@ -266,10 +334,21 @@ class PersonalizedVideoModel(nn.Module):
         reference: Tensor | None = None,
         steps: int = 10,
         generator: torch.Generator | None = None,
+        guidance: float = 1.0,
     ) -> Tensor:
-        """Euler sampling of a latent of ``shape`` (B, C, T, H, W)."""
+        """Euler sampling of a latent of ``shape`` (B, C, T, H, W).
+
+        ``guidance`` > 1 applies classifier-free guidance against the same text without
+        the reference (the dropped-reference branch the loss trains).
+        """
+        w = check_guidance(guidance)
+        if steps < 2:
+            raise ValueError(f"steps must be >= 2, got {steps}")
         x0 = torch.randn(shape, generator=generator).to(text)
-        return integrate(lambda x, t: self(x, t, text, reference), x0, linear_t(steps))
+        vel = cfg_velocity(
+            self, {"text": text, "reference": reference}, {"text": text, "reference": None}, w
+        )
+        return integrate(vel, x0, linear_t(steps))
 
 
 def apply_stage(model: PersonalizedVideoModel, stage: PT2VStage) -> list[nn.Parameter]:
@@ -281,8 +360,5 @@ def apply_stage(model: PersonalizedVideoModel, stage: PT2VStage) -> list[nn.Para
 
 def pt2v_param_count(cfg: PT2VConfig) -> int:
     """Parameters of the video transformer and the projections (vision encoder excluded)."""
-    return (
-        latent_video_dit_param_count(cfg)
-        + token_projection_param_count(cfg.text_dim, cfg.dim)
-        + token_projection_param_count(cfg.vision_dim, cfg.dim)
-    )
+    tcfg = video_transformer_config(cfg, {"text": cfg.text_dim})
+    return param_count(tcfg) + token_projection_param_count(cfg.vision_dim, cfg.dim)
