@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from papershelf.core.validation import check_int
+
 __all__ = ["ANCHOR_STRATEGIES", "check_anchor_indices", "select_anchors"]
 
 ANCHOR_STRATEGIES = ("uniform", "first", "middle")
@@ -40,14 +42,8 @@ def select_anchors(num_frames: int, num_anchors: int = 3, strategy: str = "unifo
     >>> select_anchors(120, 3)
     [0, 60, 119]
     """
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer):
-        raise TypeError(f"num_frames must be an int, got {type(num_frames).__name__}")
-    if isinstance(num_anchors, bool) or not isinstance(num_anchors, int | np.integer):
-        raise TypeError(f"num_anchors must be an int, got {type(num_anchors).__name__}")
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if num_anchors < 1:
-        raise ValueError(f"num_anchors must be >= 1, got {num_anchors}")
+    num_frames = check_int("num_frames", num_frames, low=1)
+    num_anchors = check_int("num_anchors", num_anchors, low=1)
     if num_anchors > num_frames:
         raise ValueError(
             f"num_anchors ({num_anchors}) must not exceed the number of frames ({num_frames})"
@@ -72,7 +68,11 @@ def select_anchors(num_frames: int, num_anchors: int = 3, strategy: str = "unifo
 
 def check_anchor_indices(anchor_indices: Sequence[int], num_frames: int) -> list[int]:
     """Validate user-given anchor indices: non-empty, in range, distinct. Returns them sorted."""
-    idx = [int(i) for i in anchor_indices]
+    if isinstance(anchor_indices, str | bytes) or not hasattr(anchor_indices, "__iter__"):
+        raise TypeError(
+            f"anchor_indices must be a list of ints, got {type(anchor_indices).__name__}"
+        )
+    idx = [check_int("anchor_indices", i) for i in anchor_indices]
     if len(idx) < 1:
         raise ValueError("anchor_indices must name at least one frame")
     bad = [i for i in idx if not 0 <= i < num_frames]

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from papershelf.core.validation import check_real
+
 __all__ = [
     "AnchorAttentionState",
     "AnchorAttnProcessor",
@@ -35,6 +37,29 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["off", "record", "replay", "joint", "full"]
 MODES: tuple[str, ...] = ("off", "record", "replay", "joint", "full")
+
+
+def _anchor_sdpa(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    anchor_key: torch.Tensor | None,
+    anchor_value: torch.Tensor | None,
+    *,
+    scale: float | None = None,
+) -> torch.Tensor:
+    b, f, h, s, d = query.shape
+    if anchor_key is not None and anchor_value is not None:
+        n_anc = anchor_key.shape[2]
+        key = torch.cat([key, anchor_key.unsqueeze(1).expand(b, f, h, n_anc, d)], dim=3)
+        value = torch.cat([value, anchor_value.unsqueeze(1).expand(b, f, h, n_anc, d)], dim=3)
+    out = F.scaled_dot_product_attention(
+        query.reshape(b * f, h, s, d),
+        key.reshape(b * f, h, key.shape[3], d),
+        value.reshape(b * f, h, value.shape[3], d),
+        scale=scale,
+    )
+    return out.reshape(b, f, h, s, d)
 
 
 def anchor_sdpa(
@@ -70,29 +95,38 @@ def anchor_sdpa(
     ----------
     Wu et al., "Fairy", CVPR 2024, Eq. (2).
     """
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(x).__name__}")
     if query.ndim != 5 or key.shape != value.shape or key.shape[:3] != query.shape[:3]:
         raise ValueError(
             "query, key and value must have shape (B, F, H, S, d) with matching B, F, H; got "
             f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
         )
-    b, f, h, s, d = query.shape
+    if key.shape[-1] != query.shape[-1] or query.numel() == 0 or key.shape[3] == 0:
+        raise ValueError(
+            f"query and key must share a non-empty head size d, got {tuple(query.shape)}, {tuple(key.shape)}"
+        )
+    b, _, h, _, d = query.shape
+    if (anchor_key is None) != (anchor_value is None):
+        raise ValueError("anchor_key and anchor_value must both be given or both be None")
+    tensors = [query, key, value]
     if anchor_key is not None and anchor_value is not None:
         if anchor_key.ndim != 4 or anchor_key.shape[:2] != (b, h) or anchor_key.shape[-1] != d:
             raise ValueError(
                 f"anchor_key must have shape ({b}, {h}, A*S, {d}), got {tuple(anchor_key.shape)}"
             )
-        n_anc = anchor_key.shape[2]
-        key = torch.cat([key, anchor_key.unsqueeze(1).expand(b, f, h, n_anc, d)], dim=3)
-        value = torch.cat([value, anchor_value.unsqueeze(1).expand(b, f, h, n_anc, d)], dim=3)
-    elif (anchor_key is None) != (anchor_value is None):
-        raise ValueError("anchor_key and anchor_value must both be given or both be None")
-    out = F.scaled_dot_product_attention(
-        query.reshape(b * f, h, s, d),
-        key.reshape(b * f, h, key.shape[3], d),
-        value.reshape(b * f, h, value.shape[3], d),
-        scale=scale,
-    )
-    return out.reshape(b, f, h, s, d)
+        if anchor_value.shape != anchor_key.shape:
+            raise ValueError(
+                f"anchor_value must have the shape of anchor_key {tuple(anchor_key.shape)}, "
+                f"got {tuple(anchor_value.shape)}"
+            )
+        tensors += [anchor_key, anchor_value]
+    if any(not torch.isfinite(t).all() for t in tensors):
+        raise ValueError("query, key, value and the anchors must be finite (found NaN or inf)")
+    if scale is not None:
+        scale = check_real("scale", scale, low=0.0, inclusive=(False, True))
+    return _anchor_sdpa(query, key, value, anchor_key, anchor_value, scale=scale)
 
 
 def _frames_to_anchor_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -331,7 +365,7 @@ class AnchorAttnProcessor:
             ak, av = _frames_to_anchor_tokens(k5), _frames_to_anchor_tokens(v5)
             if st.mode == "record":
                 st.cache[(self.name, st.call_index)] = (ak, av)
-            out = anchor_sdpa(q5, k5[..., :0, :], v5[..., :0, :], ak, av, scale=scale)
+            out = _anchor_sdpa(q5, k5[..., :0, :], v5[..., :0, :], ak, av, scale=scale)
         elif st.mode == "replay":
             entry = st.cache.get((self.name, st.call_index))
             if entry is None:
@@ -344,14 +378,14 @@ class AnchorAttnProcessor:
                     f"anchor cache of layer {self.name!r} has {ak.shape[0]} guidance branches, "
                     f"the replay batch has {b}: use the same guidance settings for all frames"
                 )
-            out = anchor_sdpa(q5, k5, v5, ak.to(q5.dtype), av.to(q5.dtype), scale=scale)
+            out = _anchor_sdpa(q5, k5, v5, ak.to(q5.dtype), av.to(q5.dtype), scale=scale)
         elif st.mode == "joint":
             a = st.num_anchors
             ak, av = _frames_to_anchor_tokens(k5[:, :a]), _frames_to_anchor_tokens(v5[:, :a])
-            out_anchor = anchor_sdpa(
+            out_anchor = _anchor_sdpa(
                 q5[:, :a], k5[:, :a, :, :0], v5[:, :a, :, :0], ak, av, scale=scale
             )
-            out_rest = anchor_sdpa(q5[:, a:], k5[:, a:], v5[:, a:], ak, av, scale=scale)
+            out_rest = _anchor_sdpa(q5[:, a:], k5[:, a:], v5[:, a:], ak, av, scale=scale)
             out = torch.cat([out_anchor, out_rest], dim=1)
         else:  # pragma: no cover - modes are validated in begin()
             raise RuntimeError(f"unknown mode {st.mode!r}")

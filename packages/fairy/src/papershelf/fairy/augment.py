@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from papershelf.core.validation import check_choice, check_int, check_real
 
 __all__ = [
     "AffineParams",
@@ -47,6 +50,19 @@ class AffineParams:
     translate: tuple[float, float] = (0.0, 0.0)
     scale: float = 1.0
     shear: tuple[float, float] = (0.0, 0.0)
+
+
+def _check_images(name: str, x: Any) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or x.numel() == 0:
+        raise ValueError(
+            f"{name} must be a non-empty tensor of shape (B, C, H, W), got {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
 
 
 def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
@@ -82,11 +98,13 @@ def sample_affine(
     ----------
     Wu et al., "Fairy", CVPR 2024, Sec. 3.3.
     """
-    if max_rotation < 0 or max_translate < 0 or max_shear < 0:
-        raise ValueError("max_rotation, max_translate and max_shear must be >= 0")
-    lo, hi = scale_range
-    if not 0 < lo <= hi:
-        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+    max_rotation = check_real("max_rotation", max_rotation, low=0.0, high=180.0)
+    max_translate = check_real("max_translate", max_translate, low=0.0, high=1.0)
+    max_shear = check_real("max_shear", max_shear, low=0.0, high=60.0)
+    if not isinstance(scale_range, tuple | list) or len(scale_range) != 2:
+        raise TypeError(f"scale_range must be a (low, high) pair, got {scale_range!r}")
+    lo = check_real("scale_range[0]", scale_range[0], low=0.0, inclusive=(False, True))
+    hi = check_real("scale_range[1]", scale_range[1], low=lo)
     return AffineParams(
         angle=_uniform(-max_rotation, max_rotation, generator),
         translate=(
@@ -108,6 +126,13 @@ def affine_theta(params: AffineParams, height: int, width: int) -> torch.Tensor:
     ``affine_grid`` needs its inverse, expressed in the [-1, 1] coordinates of
     ``align_corners=False`` (which differ per axis on non-square images).
     """
+    if not isinstance(params, AffineParams):
+        raise TypeError(f"params must be an AffineParams, got {type(params).__name__}")
+    check_real("params.angle", params.angle)
+    check_real("params.scale", params.scale, low=0.0, inclusive=(False, True))
+    for i in range(2):
+        check_real(f"params.translate[{i}]", params.translate[i])
+        check_real(f"params.shear[{i}]", params.shear[i], low=-89.0, high=89.0)
     a = math.radians(params.angle)
     sx, sy = (math.tan(math.radians(s)) for s in params.shear)
     rot = torch.tensor(
@@ -146,8 +171,9 @@ def apply_affine(
     -------
     Tensor, shape (B, C, H, W)
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError("images must be a tensor of shape (B, C, H, W)")
+    _check_images("images", images)
+    check_choice("mode", mode, ("bilinear", "nearest"))
+    check_choice("padding_mode", padding_mode, ("zeros", "border", "reflection"))
     b, _, h, w = images.shape
     theta = affine_theta(params, h, w).to(images.device, images.dtype).expand(b, 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -172,6 +198,8 @@ def paired_affine(
     (Tensor, Tensor)
         ``g(source), g(target)``.
     """
+    _check_images("source", source)
+    _check_images("target", target)
     if source.shape[-2:] != target.shape[-2:]:
         raise ValueError(
             f"source and target must have the same size, got {tuple(source.shape[-2:])} "
@@ -202,8 +230,10 @@ def paired_resized_crop(
     -------
     (Tensor, Tensor), each of shape (B, C, crop, crop)
     """
-    if crop > resize or crop < 1:
-        raise ValueError(f"need 1 <= crop <= resize, got crop={crop}, resize={resize}")
+    resize = check_int("resize", resize, low=1)
+    crop = check_int("crop", crop, low=1, high=resize)
+    _check_images("source", source)
+    _check_images("target", target)
     if source.shape[-2:] != target.shape[-2:]:
         raise ValueError("source and target must have the same size")
     h, w = source.shape[-2:]

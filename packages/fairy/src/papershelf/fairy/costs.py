@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from papershelf.core.validation import check_int
+
 __all__ = [
     "METHODS",
     "SD15_IP2P_UNET_CONFIG",
@@ -107,7 +109,8 @@ def extra_attention_flops(shapes: list[tuple[int, int]], extra_keys_per_token: i
     :math:`\sum_l 4\,S_l \cdot (m S_l) \cdot C_l` (scores and weighted sum, 2 FLOPs per
     multiply-add); ``m = K`` for Fairy's replay, ``m = N - 1`` for full cross-frame attention.
     """
-    return sum(4 * s * extra_keys_per_token * s * c for s, c in shapes)
+    m = check_int("extra_keys_per_token", extra_keys_per_token, low=0)
+    return sum(4 * s * m * s * c for s, c in _check_shapes(shapes))
 
 
 def flop_table(
@@ -175,6 +178,19 @@ def flop_table(
     return rows
 
 
+def _check_shapes(shapes: Any) -> list[tuple[int, int]]:
+    if isinstance(shapes, str | bytes) or not hasattr(shapes, "__iter__"):
+        raise TypeError(f"shapes must be a list of (tokens, channels), got {type(shapes).__name__}")
+    out = []
+    for i, sc in enumerate(shapes):
+        if not hasattr(sc, "__len__") or len(sc) != 2:
+            raise ValueError(f"shapes[{i}] must be a (tokens, channels) pair, got {sc!r}")
+        out.append(
+            (check_int(f"shapes[{i}][0]", sc[0], low=1), check_int(f"shapes[{i}][1]", sc[1], low=1))
+        )
+    return out
+
+
 def sd15_attn1_shapes(height: int = 384, width: int = 512) -> list[tuple[int, int]]:
     """``(tokens, channels)`` of the 16 self-attention layers of the Stable Diffusion 1.5 UNet.
 
@@ -236,11 +252,19 @@ def anchor_cache_nbytes(
     bytes_per_element : int
         4 for float32, 2 for float16.
     """
+    num_anchors = check_int("num_anchors", num_anchors, low=1)
+    steps = check_int("steps", steps, low=1)
+    branches = check_int("branches", branches, low=1)
+    bytes_per_element = check_int("bytes_per_element", bytes_per_element, low=1)
+    shapes = _check_shapes(shapes)
     return sum(2 * num_anchors * s * c for s, c in shapes) * steps * branches * bytes_per_element
 
 
 def keys_per_query(method: str, tokens: int, num_frames: int, num_anchors: int = 3) -> int:
     """Key/value tokens each query attends to (see the module table)."""
+    tokens = check_int("tokens", tokens, low=1)
+    num_frames = check_int("num_frames", num_frames, low=1)
+    num_anchors = check_int("num_anchors", num_anchors, low=0)
     if method in ("frame-wise", "t2v-zero"):
         return tokens
     if method == "fairy":

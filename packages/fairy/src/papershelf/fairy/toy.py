@@ -39,6 +39,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from papershelf.core.validation import check_int, check_real
+
 __all__ = ["PixelPoolVAE", "RecolourUNet", "recolour_instruct_pix2pix"]
 
 
@@ -68,6 +70,7 @@ class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
     @_register  # type: ignore[misc]
     def __init__(self, factor: int = 4) -> None:
         super().__init__()
+        factor = check_int("factor", factor, low=1)
         levels = round(math.log2(factor))
         if factor < 1 or 2**levels != factor:
             raise ValueError(f"factor must be a power of two, got {factor}")
@@ -133,6 +136,11 @@ class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[
     ) -> None:
         super().__init__()
         from diffusers.models.attention_processor import Attention
+
+        num_offsets = check_int("num_offsets", num_offsets, low=1)
+        offset_norm = check_real("offset_norm", offset_norm, low=0.0, inclusive=(False, True))
+        sharpness = check_real("sharpness", sharpness, low=0.0, inclusive=(False, True))
+        check_real("pooled_tokens", pooled_tokens, low=0.0, inclusive=(False, True))
 
         g = torch.Generator().manual_seed(seed)
         d = torch.randn(num_offsets, 3, generator=g, dtype=torch.float64)

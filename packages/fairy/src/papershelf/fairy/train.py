@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from papershelf.core import progress
+from papershelf.core.validation import check_int, check_real
 from papershelf.fairy.augment import paired_affine, paired_resized_crop, sample_affine
 
 __all__ = ["EquivariantFinetuneConfig", "equivariant_finetune", "equivariant_finetune_step"]
@@ -109,6 +110,7 @@ def equivariant_finetune_step(
         Mean squared error of the noise (or velocity) prediction.
     """
     cfg = config or EquivariantFinetuneConfig()
+    check_real("cond_dropout", cfg.cond_dropout, low=0.0, high=1.0)
     for k in ("source", "edited", "input_ids", "null_input_ids"):
         if k not in batch:
             raise ValueError(f"batch is missing {k!r}")
@@ -119,6 +121,8 @@ def equivariant_finetune_step(
             f"source and edited must have equal shape (B, 3, H, W), got "
             f"{tuple(src.shape)} and {tuple(tgt.shape)}"
         )
+    if not (torch.isfinite(src).all() and torch.isfinite(tgt).all()):
+        raise ValueError("batch['source'] and batch['edited'] must be finite (found NaN or inf)")
     if augment:
         src, tgt = _augment(src, tgt, cfg, generator)
     src, tgt = src.to(device) * 2 - 1, tgt.to(device) * 2 - 1
@@ -193,9 +197,7 @@ def equivariant_finetune(
         The loss of every step.
     """
     cfg = config or EquivariantFinetuneConfig()
-    n_steps = cfg.steps if steps is None else steps
-    if n_steps < 1:
-        raise ValueError(f"steps must be >= 1, got {n_steps}")
+    n_steps = check_int("steps", cfg.steps if steps is None else steps, low=1)
     vae.requires_grad_(False)
     text_encoder.requires_grad_(False)
     unet.train()
@@ -214,6 +216,11 @@ def equivariant_finetune(
         loss = equivariant_finetune_step(
             model, vae, text_encoder, batch, noise_scheduler, config=cfg, generator=generator
         )
+        if not torch.isfinite(loss.detach()).all():
+            raise FloatingPointError(
+                f"equivariant fine-tuning: the loss is {float(loss.detach())} at step {len(losses)}"
+                " (lower learning_rate, check the batch for NaN)"
+            )
         opt.zero_grad(set_to_none=True)
         if accelerator is not None:
             accelerator.backward(loss)

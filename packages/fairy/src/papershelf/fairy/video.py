@@ -223,6 +223,12 @@ def write_video(
 
 def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resize (N, 3, H, W) frames in [0, 1] (bicubic, antialiased; clamped to [0, 1])."""
+    height = check_int("height", height, low=1)
+    width = check_int("width", width, low=1)
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or not frames.is_floating_point():
+        raise TypeError("frames must be a float tensor of shape (N, 3, H, W)")
+    if not torch.isfinite(frames).all():
+        raise ValueError("frames contain NaN or inf")
     if tuple(frames.shape[-2:]) == (height, width):
         return frames
     out = F.interpolate(
