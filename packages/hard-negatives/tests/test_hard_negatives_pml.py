@@ -96,9 +96,7 @@ def test_labels_form_with_several_positives_matches_live_pml_ntxent():
     ours = HardNegativeLoss(estimator="easy", temperature=0.3)(
         embeddings=emb, labels=labels, ref_emb=ref, ref_labels=ref_labels
     )
-    theirs = pml_losses.NTXentLoss(temperature=0.3)(
-        emb, labels, ref_emb=ref, ref_labels=ref_labels
-    )
+    theirs = pml_losses.NTXentLoss(temperature=0.3)(emb, labels, ref_emb=ref, ref_labels=ref_labels)
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-9)
 
 
@@ -122,7 +120,9 @@ def test_labels_form_hard_matches_per_pair_closed_form():
             ng = torch.clamp(ng, min=m * torch.e ** (-1 / t))
             losses.append(-torch.log(pos / (pos + ng)))
     expected = torch.stack(losses)
-    ours = hcl_from_labels(emb, labels, beta=beta, tau_plus=tau_plus, temperature=t, reduction="none")
+    ours = hcl_from_labels(
+        emb, labels, beta=beta, tau_plus=tau_plus, temperature=t, reduction="none"
+    )
     assert_close(ours, expected, rtol=1e-12, atol=1e-14)
 
 

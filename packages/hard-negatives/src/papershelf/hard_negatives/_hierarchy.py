@@ -38,6 +38,7 @@ __all__ = [
     "train_hierarchy",
     "fine_probe",
     "negative_weight_shares",
+    "weight_shares",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -299,24 +300,61 @@ def negative_weight_shares(
     with torch.no_grad():
         z1 = F.normalize(model(augment_views(xb, cfg, g, basis))[1].double(), dim=1)
         z2 = F.normalize(model(augment_views(xb, cfg, g, basis))[1].double(), dim=1)
-    return _shares(z1, z2, data.fine_train[idx], data.super_train[idx], beta, temperature)
+    return weight_shares(
+        z1,
+        z2,
+        data.fine_train[idx],
+        beta=beta,
+        temperature=temperature,
+        groups=data.super_train[idx],
+    )
 
 
-def _shares(
-    z1: Tensor, z2: Tensor, fine: Tensor, sup: Tensor, beta: float, temperature: float
+def weight_shares(
+    z1: Tensor,
+    z2: Tensor,
+    labels: Tensor,
+    *,
+    beta: float,
+    temperature: float,
+    groups: Tensor | None = None,
 ) -> tuple[float, float]:
+    """Shares of HCL's reweighted negative mass on false negatives and on siblings.
+
+    In the two-view layout (2N anchors, each with 2N - 2 negatives), the reweighted mass of
+    anchor i is ``sum_j exp((1 + beta) s_ij)``; its share on negative j is the softmax of
+    ``(1 + beta) s_ij`` over the anchor's negatives (``beta = 0``: plain InfoNCE/uniform sampling).
+
+    Parameters
+    ----------
+    z1, z2 : Tensor, shape (N, D)
+        Unit-norm embeddings of two views.
+    labels : Tensor of int, shape (N,)
+        Class of each pair; a negative with the anchor's class is a false negative.
+    beta, temperature : float
+    groups : Tensor of int, shape (N,), optional
+        Superclass of each pair; a negative of another class in the anchor's group is a sibling.
+
+    Returns
+    -------
+    (false_negative_share, sibling_share) : tuple of float
+        Averaged over anchors (the sibling share is 0 without ``groups``).
+    """
     m = z1.shape[0]
     z = torch.cat([z1, z2])
     s = z @ z.T / temperature
-    f2, s2 = torch.cat([fine, fine]), torch.cat([sup, sup])
+    f2 = torch.cat([labels, labels])
     valid = ~torch.eye(2 * m, dtype=torch.bool)
     partner = torch.cat([torch.arange(m, 2 * m), torch.arange(m)])
     valid[torch.arange(2 * m), partner] = False
-    logits = ((1.0 + beta) * s).masked_fill(~valid, float("-inf"))
-    w = torch.softmax(logits, dim=1)  # share of the reweighted mass R_i per negative
-    same_fine = f2[:, None] == f2[None, :]
-    sibling = (s2[:, None] == s2[None, :]) & ~same_fine
-    return float((w * same_fine).sum(1).mean()), float((w * sibling).sum(1).mean())
+    w = torch.softmax(((1.0 + beta) * s).masked_fill(~valid, float("-inf")), dim=1)
+    same = f2[:, None] == f2[None, :]
+    fn_share = float((w * same).sum(1).mean())
+    if groups is None:
+        return fn_share, 0.0
+    g2 = torch.cat([groups, groups])
+    sibling = (g2[:, None] == g2[None, :]) & ~same
+    return fn_share, float((w * sibling).sum(1).mean())
 
 
 def run_method(

@@ -222,7 +222,14 @@ def _debiased_rows(
             share = float(clamped.float().mean())  # one device sync per call
             if share > COLLAPSE_SHARE:
                 _report_collapse(share, temperature, tau_plus, on_collapse)
-    return m - pos + torch.log(torch.exp(pos - m) + ng)
+    total = torch.exp(pos - m) + ng
+    if not clamp and bool((total <= 0).any()):
+        raise ValueError(
+            f"clamp=False: the debiased negative mass is below -exp(s+) in "
+            f"{int((total <= 0).sum())} rows, where the loss is undefined (log of a non-positive "
+            "number); use clamp=True (the official floor) or a smaller tau_plus"
+        )
+    return m - pos + torch.log(total)
 
 
 def _report_collapse(share: float, temperature: float, tau_plus: float, on_collapse: str) -> None:
@@ -384,7 +391,8 @@ def hcl_loss(
         L2-normalise the rows first (the official model outputs unit vectors).
     clamp : bool, default True
         Apply the floor :math:`M e^{-1/t}` as the official code always does. It is the exact
-        lower bound for unit vectors; without it a negative debiased estimate gives NaN.
+        lower bound for unit vectors; without it a debiased estimate below :math:`-e^{s^+}`
+        leaves the loss undefined and raises ``ValueError`` (the official code returns NaN).
     detach_weights : bool, default False
         Stop gradients through the importance weights.
     gather_distributed : bool, default False

@@ -30,7 +30,7 @@ __all__ = ["SUPPORTED_LOSSES", "SelfSupervisedLoss"]
 SUPPORTED_LOSSES = ("HardNegativeLoss", "DebiasedContrastiveLoss")
 
 
-class SelfSupervisedLoss(_PMLSelfSupervisedLoss):  # type: ignore[misc]
+class SelfSupervisedLoss(_PMLSelfSupervisedLoss):
     """pytorch-metric-learning's ``SelfSupervisedLoss`` that also accepts this package's losses.
 
     ``symmetric=True`` (default) concatenates ``[embeddings; ref_emb]`` with labels

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from papershelf.hard_negatives._checks import check_tensor, reduce_loss
-from papershelf.hard_negatives._loss import _check_float
+from papershelf.core.validation import check_choice, check_real
 
 __all__ = ["infograph_jsd", "infograph_jsd_hard"]
 
@@ -149,19 +149,16 @@ def infograph_jsd_hard(
     torch.Size([])
     """
     lt, gt, idx = _check_inputs(l_enc, g_enc, batch)
-    if _check_float(beta, "beta") < 0:
-        raise ValueError(f"beta must be >= 0, got beta={beta}")
-    if not 0.0 <= _check_float(tau_plus, "tau_plus") < 1.0:
-        raise ValueError(f"tau_plus must lie in [0, 1), got tau_plus={tau_plus}")
-    if weight_sign not in (1, -1) or isinstance(weight_sign, bool):
+    beta = check_real("beta", beta, low=0.0)
+    tau_plus = check_real("tau_plus", tau_plus, low=0.0, high=1.0, inclusive=(True, False))
+    if isinstance(weight_sign, bool) or weight_sign not in (1, -1):
         raise ValueError(
             f"weight_sign must be +1 (paper) or -1 (official code), got {weight_sign!r}"
         )
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
+    weight_sign = int(weight_sign)
+    check_choice("reduction", reduction, _REDUCTIONS)
     out_dtype = lt.dtype
     n_graphs = gt.shape[0]
-    beta, tau_plus = float(beta), float(tau_plus)
     c = tau_plus / (1.0 - tau_plus)
     with torch.autocast(lt.device.type, enabled=False):
         dtype = torch.promote_types(torch.promote_types(lt.dtype, gt.dtype), torch.float32)
