@@ -1,68 +1,207 @@
-"""RINCE loss speed: this package's log-space loss vs the official SimCLR formulation, same inputs.
+"""RINCE loss speed against the official SimCLR loss, same inputs, interleaved rounds.
 
-The official formulation is re-implemented here as the official code computes it: the negative
-mask rebuilt on every call with Python loops and ``np.delete``, a float mask multiplied into raw
-``exp`` similarities. Per-thread CPU time (robust to other load), min over rounds, 1 thread.
+Where the speed comes from is split into rows:
 
-    uv run --no-sync python packages/robust-infonce/benchmarks/bench_rince.py
+* ``official, mask per call``: the official ``SimCLR.sym_loss`` as released; it calls
+  ``compute_neg_mask()``, which rebuilds the negative mask with Python loops on every call.
+* ``official, mask once``: the same ``sym_loss`` with ``compute_neg_mask`` returning a mask
+  built once (what a careful user of the official code would do): raw ``exp``, mask multiply.
+* ``ours, plain autograd``: this package's log-space loss with the exclusion as an index, but
+  logits -> logsumexp through ordinary autograd (no fused kernel).
+* ``ours (fused)``: the default path, one autograd function for matmul + logsumexp whose
+  backward reuses the forward's ``exp`` buffer and does one ``(G + G^T) @ z`` matmul.
+
+The official module is imported **unmodified** from a checkout of chingyaoc/RINCE given by
+``$RINCE_OFFICIAL`` (its training-only imports, pytorch-lightning, pl_bolts and diffdist, are
+stubbed; its ``.cuda()`` call is made a no-op while the mask is built, so it runs on a CPU).
+Without the checkout the official rows use a re-implementation in this script and say so.
+
+Timing: process CPU time, one torch thread, implementations interleaved round by round, the
+minimum and median over rounds; the machine's load average is printed.
+
+    RINCE_OFFICIAL=/path/to/RINCE uv run --no-sync python \
+        packages/robust-infonce/benchmarks/bench_rince.py --rounds 15
 """
 
 # ruff: noqa: B023  (the timing closures only run inside their own loop iteration)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import os
 import platform
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from papershelf.core.timing import time_call
 from papershelf.robust_infonce import info_nce_loss, rince_loss
+from papershelf.robust_infonce._loss import _rince_from_lse
 
 
-def official_style_mask(n: int) -> torch.Tensor:
-    """The official SimCLR negative mask (one process): rebuilt by Python loops on every call."""
-    total, num_pos = 2 * n, 2
+class _Stub(types.ModuleType):
+    """A module whose every attribute is a fresh empty class (for training-only imports)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+
+
+def load_official(checkout: str) -> Any:
+    """The official ``SimCLR`` class from ``ImageNet/simclr/simclr_module.py``, unmodified."""
+    folder = os.path.join(checkout, "ImageNet", "simclr")
+    if not os.path.isfile(os.path.join(folder, "simclr_module.py")):
+        raise SystemExit(f"no ImageNet/simclr/simclr_module.py under {checkout}")
+    for name in (
+        "pytorch_lightning",
+        "pytorch_lightning.callbacks",
+        "pytorch_lightning.plugins",
+        "pytorch_lightning.plugins.environments",
+        "pl_bolts",
+        "pl_bolts.models",
+        "pl_bolts.models.self_supervised",
+        "pl_bolts.models.self_supervised.resnets",
+        "pl_bolts.optimizers",
+        "pl_bolts.optimizers.lars",
+        "pl_bolts.optimizers.lr_scheduler",
+        "pl_bolts.transforms",
+        "pl_bolts.transforms.dataset_normalizations",
+        "diffdist",
+        "diffdist.functional",
+    ):
+        sys.modules.setdefault(name, _Stub(name))
+    saved = sys.modules.pop("distributed", None)  # the checkout's own distributed.py, not dask's
+    sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module("simclr_module")
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop("distributed", None)
+        if saved is not None:
+            sys.modules["distributed"] = saved
+    return module.SimCLR
+
+
+@contextlib.contextmanager
+def _cuda_is_identity() -> Iterator[None]:
+    cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = cuda  # type: ignore[method-assign]
+
+
+class _Host:
+    """The attributes ``sym_loss``/``compute_neg_mask`` read from the Lightning module."""
+
+    def __init__(self, simclr: Any, n: int, cache: bool) -> None:
+        self.num_nodes, self.gpus, self.num_pos, self.batch_size = 1, 1, 2, n
+        self._simclr, self._mask = simclr, None
+        if cache:
+            self._mask = self._build()
+
+    def _build(self) -> torch.Tensor:
+        os.environ.setdefault("LOCAL_RANK", "0")
+        with _cuda_is_identity():
+            mask: torch.Tensor = self._simclr.compute_neg_mask(self)
+        return mask
+
+    def compute_neg_mask(self) -> torch.Tensor:
+        return self._build() if self._mask is None else self._mask
+
+
+def _reimplemented_mask(n: int) -> torch.Tensor:
+    """The official mask construction, re-implemented (used without a checkout)."""
+    total = 2 * n
     mask = torch.zeros(total, total)
     all_idx = np.arange(total)
-    pos_members = n * np.arange(num_pos)
-    for anchor in range(num_pos):
+    for anchor in range(2):
         for img in range(n):
-            neg = torch.tensor(np.delete(all_idx, img + pos_members)).long()
+            neg = torch.tensor(np.delete(all_idx, img + n * np.arange(2))).long()
             mask[anchor * n + img, neg] = 1
     return mask
 
 
-def official_style_rince(z1, z2, q, lam, t):
+def _reimplemented_sym_loss(
+    host: Any, z1: torch.Tensor, z2: torch.Tensor, lam: float, q: float, t: float
+) -> torch.Tensor:
     z = torch.cat([z1, z2])
     sim = torch.exp(z @ z.T / t)
-    neg = torch.sum(sim * official_style_mask(z1.shape[0]), 1)
+    neg = torch.sum(sim * host.compute_neg_mask(), 1)
     pos = torch.exp((z1 * z2).sum(-1) / t)
     pos = torch.cat([pos, pos])
     return (-(pos**q) / q).mean() + ((lam * (pos + neg)) ** q / q).mean()
 
 
-def cpu_ms(fn, rounds: int) -> float:
-    """Per-thread CPU milliseconds, min of ``rounds`` after one warm-up call."""
-    return time_call(fn, rounds) * 1e3
+class _ReHost:
+    def __init__(self, n: int, cache: bool) -> None:
+        self.n, self._mask = n, (_reimplemented_mask(n) if cache else None)
+
+    def compute_neg_mask(self) -> torch.Tensor:
+        return _reimplemented_mask(self.n) if self._mask is None else self._mask
+
+
+def plain_autograd_rince(z1: torch.Tensor, z2: torch.Tensor, q: float, lam: float, t: float):
+    """Our log-space loss with an index exclusion, through ordinary autograd (no fused kernel)."""
+    n = z1.shape[0]
+    z = torch.cat([z1, z2])
+    logits = z @ z.T / t
+    rows = torch.arange(2 * n)
+    logits = logits.index_put((rows, rows), torch.tensor(-torch.inf))  # self excluded
+    pos = (z1 * z2).sum(1) / t
+    pos = torch.cat([pos, pos])
+    return _rince_from_lse(torch.logsumexp(logits, 1), pos, q, lam).mean()
+
+
+def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    for fn in fns.values():  # warm-up
+        fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            out[name].append((time.process_time() - t0) * 1e3)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--official", default=os.environ.get("RINCE_OFFICIAL"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     q, lam, t = 0.5, 0.01, 0.5
+    if args.official:
+        simclr = load_official(args.official)
+        source = f"official SimCLR.sym_loss imported unmodified from {args.official}"
+        host = lambda n, cache: _Host(simclr, n, cache)  # noqa: E731
+        sym_loss = simclr.sym_loss
+    else:
+        print("RINCE_OFFICIAL is not set: the official rows use this script's re-implementation")
+        source = "official formulation re-implemented in this script (no checkout given)"
+        host = lambda n, cache: _ReHost(n, cache)  # noqa: E731
+        sym_loss = _reimplemented_sym_loss
+    load0 = os.getloadavg()
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
-        f"d={args.dim}, q={q}, lam={lam}, t={t}; per-thread CPU ms, min of {args.rounds}"
+        f"d={args.dim}, q={q}, lam={lam}, t={t}; {source}; process CPU ms over {args.rounds} "
+        f"interleaved rounds, min / median; load average at start {load0[0]:.1f}"
     )
     print(
-        "| N (pairs) | official fwd | ours fwd | speed-up | official fwd+bwd | ours fwd+bwd | "
-        "speed-up | InfoNCE (ours) fwd+bwd |"
+        "| N (pairs) | pass | official, mask per call | official, mask once | "
+        "ours, plain autograd | ours (fused) | fused vs mask once | InfoNCE (ours) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
@@ -70,33 +209,47 @@ def main() -> None:
         a = F.normalize(torch.randn(n, args.dim, generator=g), dim=1)
         b = F.normalize(a + 0.5 * torch.randn(n, args.dim, generator=g), dim=1)
         z1, z2 = a.clone().requires_grad_(), b.clone().requires_grad_()
-        off_val = official_style_rince(z1, z2, q, lam, t).item()
-        our_val = rince_loss(z1, z2, q=q, lam=lam, temperature=t, normalize=False).item()
-        assert abs(off_val - our_val) <= 1e-4 * abs(off_val), (off_val, our_val)
+        per_call, once = host(n, False), host(n, True)
+        impls: dict[str, Callable[[], torch.Tensor]] = {
+            "per_call": lambda: sym_loss(per_call, z1, z2, lam, q, t),
+            "once": lambda: sym_loss(once, z1, z2, lam, q, t),
+            "plain": lambda: plain_autograd_rince(z1, z2, q, lam, t),
+            "fused": lambda: rince_loss(z1, z2, q=q, lam=lam, temperature=t, normalize=False),
+            "nce": lambda: info_nce_loss(z1, z2, temperature=t, normalize=False),
+        }
+        ref = impls["once"]().item()
+        for name in ("per_call", "plain", "fused"):
+            val = impls[name]().item()
+            assert abs(val - ref) <= 1e-4 * abs(ref), (name, val, ref)
 
-        def fwd(fn):
-            def run():
+        def fwd(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+            def run() -> None:
                 with torch.no_grad():
                     fn()
 
             return run
 
-        def fwd_bwd(fn):
-            def run():
+        def fwd_bwd(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+            def run() -> None:
                 z1.grad = z2.grad = None
                 fn().backward()
 
             return run
 
-        off = lambda: official_style_rince(z1, z2, q, lam, t)  # noqa: E731
-        ours = lambda: rince_loss(z1, z2, q=q, lam=lam, temperature=t, normalize=False)  # noqa: E731
-        nce = lambda: info_nce_loss(z1, z2, temperature=t, normalize=False)  # noqa: E731
-        of, uf = cpu_ms(fwd(off), args.rounds), cpu_ms(fwd(ours), args.rounds)
-        ob, ub = cpu_ms(fwd_bwd(off), args.rounds), cpu_ms(fwd_bwd(ours), args.rounds)
-        nb = cpu_ms(fwd_bwd(nce), args.rounds)
-        print(
-            f"| {n} | {of:.1f} | {uf:.1f} | {of / uf:.2f}x | {ob:.1f} | {ub:.1f} | {ob / ub:.2f}x | {nb:.1f} |"
-        )
+        for label, wrap in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
+            ms = _interleaved({k: wrap(f) for k, f in impls.items()}, args.rounds)
+            cell = {k: f"{min(v):.1f} / {statistics.median(v):.1f}" for k, v in ms.items()}
+            ratio = min(ms["once"]) / min(ms["fused"])
+            ratio_med = statistics.median(ms["once"]) / statistics.median(ms["fused"])
+            print(
+                f"| {n} | {label} | {cell['per_call']} | {cell['once']} | {cell['plain']} | "
+                f"{cell['fused']} | {ratio:.2f}x / {ratio_med:.2f}x | {cell['nce']} |",
+                flush=True,
+            )
+    load1 = os.getloadavg()
+    print(
+        f"load average at end {load1[0]:.1f} (1 min), {load1[1]:.1f} (5 min); {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

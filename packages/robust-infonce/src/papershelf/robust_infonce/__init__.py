@@ -1,9 +1,12 @@
 """papershelf.robust_infonce: RINCE, robust contrastive learning against noisy views.
 
 Chuang et al., "Robust Contrastive Learning against Noisy Views", CVPR 2022
-(https://arxiv.org/abs/2201.04309). Drop-in contrastive losses in log space:
-``rince_loss(z1, z2)``, ``RINCELoss``, ``info_nce_loss``, ``rince_from_logits`` and
-``moco_rince_loss``.
+(https://arxiv.org/abs/2201.04309). Drop-in contrastive losses in log space: ``rince_loss(z1, z2)``
+and ``RINCELoss`` (also ``(embeddings, labels)``), ``info_nce_loss``. More in the submodule
+``papershelf.robust_infonce.losses`` (logits front end, MoCo v3 form, pairs from labels) and
+``papershelf.robust_infonce.metric_learning`` (a pytorch-metric-learning loss).
+
+The package's API is torch: importing it does not import torch, the first use of a loss does.
 """
 
 from __future__ import annotations
@@ -17,31 +20,26 @@ if TYPE_CHECKING:
         RINCELoss,
         info_nce_loss,
         moco_rince_loss,
+        rince_from_labels,
         rince_from_logits,
         rince_loss,
     )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = [
-    "RINCELoss",
-    "__version__",
-    "gather_with_grad",
-    "info_nce_loss",
-    "moco_rince_loss",
-    "rince_from_logits",
-    "rince_loss",
-]
+__all__ = ["RINCELoss", "__version__", "info_nce_loss", "rince_loss"]
 
-# Lazy re-exports: importing the package (and its light _registry, which the
-# `papershelf` command loads) does not import torch.
+# Lazy re-exports (PEP 562): importing the package (and its light _registry, which the
+# `papershelf` command loads) does not import torch. The names past the first three stay
+# importable from here for code written against 0.1.
 _EXPORTS = {
     "RINCELoss": "_loss",
-    "gather_with_grad": "_loss",  # re-exported from papershelf.robust_infonce._distributed
     "info_nce_loss": "_loss",
-    "moco_rince_loss": "_loss",
-    "rince_from_logits": "_loss",
     "rince_loss": "_loss",
+    "moco_rince_loss": "_loss",
+    "rince_from_labels": "_loss",
+    "rince_from_logits": "_loss",
+    "gather_with_grad": "_distributed",
 }
 
 
@@ -54,4 +52,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted([*__all__, *_EXPORTS])

@@ -18,12 +18,13 @@ value is representable; ``q = 0`` is the InfoNCE limit :math:`a - s^+` (InfoNCE 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from papershelf.core.validation import check_bool, check_choice, check_real
 from papershelf.robust_infonce._checks import check_pair, check_tensor, reduce_loss
 from papershelf.robust_infonce._distributed import gather_with_grad, rank_and_world_size
 
@@ -31,6 +32,7 @@ __all__ = [
     "RINCELoss",
     "info_nce_loss",
     "moco_rince_loss",
+    "rince_from_labels",
     "rince_from_logits",
     "rince_loss",
 ]
@@ -42,26 +44,31 @@ _LAYOUTS = ("simclr", "cross")
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_q_lam(q: float, lam: float) -> None:
-    if not isinstance(q, (int, float)) or isinstance(q, bool) or not math.isfinite(q):
-        raise TypeError(f"q must be a finite float, got {q!r}")
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must lie in [0, 1] (the paper's range), got q={q}")
-    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not math.isfinite(lam):
-        raise TypeError(f"lam must be a finite float, got {lam!r}")
-    if lam <= 0:
-        raise ValueError(f"lam must be > 0, got lam={lam}")
+def _check_q_lam(q: object, lam: object) -> tuple[float, float]:
+    """``q`` in [0, 1] and ``lam > 0`` as floats (numbers, NumPy scalars, 0-d arrays/tensors)."""
+    return (
+        check_real("q", q, low=0.0, high=1.0),
+        check_real("lam", lam, low=0.0, inclusive=(False, True)),
+    )
 
 
-def _check_common(temperature: float, layout: str, reduction: str) -> None:
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        raise TypeError(f"temperature must be a float, got {temperature!r}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number > 0, got temperature={temperature}")
-    if layout not in _LAYOUTS:
-        raise ValueError(f"layout must be one of {_LAYOUTS}, got layout={layout!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
+def _check_temperature(temperature: object) -> tuple[float, Tensor | None]:
+    """The temperature's value, and the tensor itself when it is a learnable 0-d tensor.
+
+    A 0-d tensor that requires grad stays in the graph (e.g. CLIP's learnable temperature);
+    any other number, NumPy scalar or 0-d array/tensor is used as a float.
+    """
+    value = check_real("temperature", temperature, low=0.0, inclusive=(False, True))
+    if isinstance(temperature, Tensor) and temperature.requires_grad:
+        if not temperature.is_floating_point():
+            raise TypeError(f"temperature must be a floating-point tensor, got {temperature.dtype}")
+        return value, temperature
+    return value, None
+
+
+def _check_common(layout: str, reduction: str) -> None:
+    check_choice("layout", layout, _LAYOUTS)
+    check_choice("reduction", reduction, _REDUCTIONS)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -69,13 +76,63 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
+def _check_logits_finite(lse: Tensor, pos: Tensor, temperature: float) -> None:
+    """Raise (naming the temperature) when the scaled logits overflow the compute dtype.
+
+    With finite inputs the row LSE is finite unless some ``z_i . z_j / temperature`` exceeds the
+    dtype's range; the loss is then not computable in that dtype (float64 inputs may be).
+    """
+    if not bool(torch.isfinite(lse).all() & torch.isfinite(pos).all()):
+        big = torch.finfo(lse.dtype).max
+        raise ValueError(
+            f"temperature={temperature:g} makes the logits z_i.z_j/temperature overflow "
+            f"{lse.dtype} (> {big:.3g}); use a larger temperature, normalize=True or float64 inputs"
+        )
+
+
 # ----------------------------------------------------------------------------- core
 def _rince_from_lse(lse: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
-    """Per-row RINCE from LSE over the positive and negatives, and the positive logit."""
+    r"""Per-row RINCE from LSE over the positive and negatives, and the positive logit.
+
+    With :math:`a = \log\lambda + \mathrm{LSE}` and :math:`d = a - s^+`,
+    :math:`\ell = e^{q s^+}\,\operatorname{expm1}(q d)/q`: a product of two well-conditioned
+    factors, used while both are far from overflow. Elsewhere (``|q s^+|`` or ``q d`` beyond half
+    the dtype's exponent range) the same value is taken through its logarithm,
+    :math:`\ell = \operatorname{sign}(d)\,\exp(q\max(a, s^+) + \log(-\operatorname{expm1}(-q|d|))
+    - \log q)` with :math:`d = \log\lambda + \max(\mathrm{LSE} - s^+, 0)` (a gap below the
+    logits' rounding counts as 0, so the sign is not decided by rounding noise): finite wherever
+    the true value is representable, ``±inf`` (never NaN) where it is not.
+    """
     a = lse + math.log(lam)
     if q == 0.0:
         return a - pos
-    return (torch.expm1(q * a) - torch.expm1(q * pos)) / q
+    d = a - pos
+    c = q * pos
+    qd = q * d
+    half = 0.5 * math.log(torch.finfo(lse.dtype).max)  # 44.4 in float32, 354.9 in float64
+    direct = (c.abs() <= half) & (qd <= half)
+    if bool(direct.all()):  # the usual case: no overflow anywhere near
+        return torch.exp(c) * (torch.expm1(qd) / q)
+    # every branch is evaluated on safe inputs only, so neither the value nor the gradient of the
+    # branch that torch.where discards can be inf or NaN
+    zero = torch.zeros_like(c)
+    value_direct = torch.exp(torch.where(direct, c, zero)) * (
+        torch.expm1(torch.where(direct, qd, zero)) / q
+    )
+    # the overflow regime: |s| is huge, so the gap LSE - s+ (>= 0 in exact arithmetic) is known
+    # only up to the logits' rounding; a gap below that noise is the positive dominating its row
+    gap = lse - pos
+    noise = 64.0 * torch.finfo(lse.dtype).eps * torch.maximum(lse.abs(), pos.abs())
+    d_log = math.log(lam) + torch.where(gap > noise, gap, zero)
+    use_log = ~direct & (d_log != 0)
+    x = torch.where(use_log, q * d_log.abs(), torch.ones_like(d))
+    log_mag = torch.where(
+        use_log,
+        q * (pos + d_log.clamp(min=0.0)) + torch.log(-torch.expm1(-x)) - math.log(q),
+        zero,
+    )
+    value_log = torch.sign(d_log) * torch.exp(log_mag)
+    return torch.where(direct, value_direct, torch.where(use_log, value_log, zero))
 
 
 def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
@@ -83,42 +140,106 @@ def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
     return _rince_from_lse(torch.logsumexp(logits, dim=1), pos, q, lam)
 
 
-class _MatmulLogSumExp(torch.autograd.Function):
-    """Row-wise ``logsumexp(scale * anchors @ keys.T)`` with one excluded column per row, fused.
+# exp(s - shift) with every logit s in [-shift, shift] stays a normal float (no underflow of a
+# whole row) while 2 * shift is below this; beyond it the shift is the row's own maximum
+_CONSTANT_SHIFT_LIMIT = {torch.float32: 40.0, torch.float64: 340.0}
 
-    Autograd through ``mm -> scatter(-inf) -> logsumexp`` materialises three (B, K) tensors and
-    recomputes the softmax in the backward pass; here ``e^{s - max}`` is built in place in the
-    forward pass and reused, which makes the backward one multiply and the matmuls. With
-    ``keys=None`` the keys are the anchors themselves (the one-process SimCLR layout) and the
-    gradient is ``G @ anchors + G^T @ anchors``. Not twice differentiable.
+
+class _MatmulLogSumExp(torch.autograd.Function):
+    """Row-wise ``logsumexp(scale * anchors @ keys.T)`` without the excluded columns, fused.
+
+    ``keys=None`` means keys = anchors with the diagonal excluded (the one-process SimCLR layout);
+    otherwise ``excluded`` (B,) names one column per row to drop, or is ``None``.
+
+    Autograd through ``mm -> scatter(-inf) -> logsumexp`` makes three (B, K) passes forward and
+    recomputes the softmax backward. Here the logits are shifted by a constant inside the GEMM
+    (``addmm``; the constant is the Cauchy-Schwarz bound ``scale * max|a| * max|k|``, used while
+    it cannot underflow a row, else each row's maximum), exponentiated in place and summed; the
+    excluded entries are zeroed after ``exp``. The backward pass reuses that buffer: with the
+    constant shift and keys = anchors the matrix ``E = e^{s - c}`` is symmetric, so
+    ``(G + G^T) @ z`` with ``G = diag(w) E`` is ``(E * (w_i + w_j)) @ z``: one multiply and one
+    GEMM. Not twice differentiable.
     """
 
     @staticmethod
-    def forward(
-        ctx, anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float
+    def forward(  # type: ignore[override]
+        ctx: Any, anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float
     ) -> Tensor:
-        logits = (anchors * scale) @ (anchors if keys is None else keys).T
-        if excluded is not None:
-            logits[torch.arange(logits.shape[0], device=logits.device), excluded] = float("-inf")
-        peak = logits.amax(dim=1, keepdim=True)
-        expd = logits.sub_(peak).exp_()  # in place: the (B, K) buffer holds e^{s - peak}
+        self_keys = keys is None
+        k = anchors if keys is None else keys
+        na = anchors.norm(dim=1).amax()
+        bound = scale * float(na * (na if self_keys else k.norm(dim=1).amax()))
+        constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(anchors.dtype, 40.0)
+        rows = torch.arange(anchors.shape[0], device=anchors.device)
+        if constant:
+            shift: Tensor | float = bound
+            logits = torch.addmm(
+                torch.tensor(-bound, dtype=anchors.dtype, device=anchors.device),
+                anchors,
+                k.T,
+                alpha=scale,
+            )
+            expd = logits.exp_()
+        else:
+            logits = (anchors * scale) @ k.T
+            if self_keys:
+                logits.fill_diagonal_(float("-inf"))
+            elif excluded is not None:
+                logits[rows, excluded] = float("-inf")
+            shift = logits.amax(dim=1, keepdim=True)
+            expd = logits.sub_(shift).exp_()
+        if constant:
+            if self_keys:
+                expd.fill_diagonal_(0.0)
+            elif excluded is not None:
+                expd[rows, excluded] = 0.0
         total = expd.sum(dim=1, keepdim=True)
         ctx.scale = scale
-        ctx.self_keys = keys is None
-        # the softmax is expd / total; the division is left to the backward pass's one multiply
-        ctx.save_for_backward(anchors, anchors if keys is None else keys, expd, total)
-        return (peak + total.log()).squeeze(1)
+        ctx.self_keys = self_keys
+        ctx.symmetric = self_keys and constant
+        ctx.save_for_backward(anchors, k, expd, total)
+        out = total.log().add_(shift)
+        return out.squeeze(1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None]:
         anchors, keys, expd, total = ctx.saved_tensors
-        g = expd * (grad[:, None] * ctx.scale / total)
+        w = grad * ctx.scale / total.squeeze(1)  # row weights: softmax = expd / total
+        if ctx.symmetric:
+            return (expd * (w[:, None] + w[None, :])) @ anchors, None, None, None
+        g = expd * w[:, None]  # out of place: backward may run twice (retain_graph)
         if ctx.self_keys:
-            return g @ anchors + g.T @ anchors, None, None, None
+            return (g + g.T) @ anchors, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
         grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
         return grad_anchors, grad_keys, None, None
+
+
+def _matmul_lse(
+    anchors: Tensor,
+    keys: Tensor | None,
+    excluded: Tensor | None,
+    temperature: float,
+    learnable: Tensor | None,
+) -> Tensor:
+    """Row LSE of ``anchors @ keys.T / t`` (keys=None: the anchors, diagonal excluded), with
+    ``excluded`` (one column per row) left out.
+
+    Fused for a float temperature; through plain autograd for a learnable tensor temperature.
+    """
+    if learnable is None:
+        out: Tensor = _MatmulLogSumExp.apply(anchors, keys, excluded, 1.0 / temperature)
+        return out
+    logits = anchors @ (anchors if keys is None else keys).T / learnable.to(anchors.dtype)
+    if keys is None or excluded is not None:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        hide = torch.zeros_like(logits, dtype=torch.bool)
+        hide[rows, rows if keys is None else excluded] = True
+        logits = logits.masked_fill(hide, float("-inf"))
+    return torch.logsumexp(logits, dim=1)
 
 
 def rince_from_logits(
@@ -145,6 +266,7 @@ def rince_from_logits(
     q : float, default 0.5
         Exponent in ``[0, 1]``; ``q = 0`` gives cross-entropy plus :math:`\log\lambda`, ``q = 1``
         the linear ("symmetric") member :math:`-(1-\lambda)e^{s^+} + \lambda\sum_j e^{s_j}`.
+        Python or NumPy scalars and 0-d arrays/tensors are accepted.
     lam : float, default 0.01
         Density weight :math:`\lambda > 0`.
     mask : Tensor of bool, shape (B, K), optional
@@ -157,7 +279,8 @@ def rince_from_logits(
     -------
     Tensor
         Scalar, or shape (B,) for ``reduction="none"``; dtype of ``logits`` (computed in at least
-        float32).
+        float32). Where the true value exceeds the dtype's range the result is ``±inf`` (never
+        NaN); float64 logits then give the finite value if it fits float64.
 
     References
     ----------
@@ -171,10 +294,11 @@ def rince_from_logits(
     torch.Size([])
     """
     x = check_tensor(logits, "logits", 2)
-    _check_q_lam(q, lam)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
+    qv, lamv = _check_q_lam(q, lam)
+    check_choice("reduction", reduction, _REDUCTIONS)
     b, k = x.shape
+    if b < 1 or k < 1:
+        raise ValueError(f"logits must have at least one row and one column, got shape {(b, k)}")
     if target is None:
         if k < b:
             raise ValueError(f"target=None needs square-ish logits with K >= B, got shape {(b, k)}")
@@ -192,11 +316,17 @@ def rince_from_logits(
             raise ValueError("mask excludes the positive column of some row (target)")
         x = x.masked_fill(mask, float("-inf"))
     pos = x.gather(1, target[:, None]).squeeze(1)
-    return reduce_loss(_rince_rows(x, pos, q, lam), reduction).to(out_dtype)
+    return reduce_loss(_rince_rows(x, pos, qv, lamv), reduction).to(out_dtype)
 
 
 def _pair_lse(
-    z1: Tensor, z2: Tensor, temperature: float, normalize: bool, layout: str, gather: bool
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float,
+    learnable: Tensor | None,
+    normalize: bool,
+    layout: str,
+    gather: bool,
 ) -> tuple[Tensor, Tensor]:
     """(LSE over each anchor's positive and negatives, positive logits) for the two-view layouts."""
     n = z1.shape[0]
@@ -210,18 +340,27 @@ def _pair_lse(
     else:
         rank, world, g1, g2 = 0, 1, z1, z2
     # the positive logit from the local rows, so that its gradient is that of a one-GPU run
-    pos = (z1 * z2).sum(1) / temperature
+    dots = (z1 * z2).sum(1)
+    pos = dots / (temperature if learnable is None else learnable.to(dtype))
     pos = torch.cat([pos, pos])
     if layout == "simclr":
         z = torch.cat([z1, z2], 0)
-        keys = None if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D); None: keys = z
-        idx = torch.arange(n, device=z1.device) + rank * n
-        self_col = torch.cat([idx, idx + n * world])
-        return _MatmulLogSumExp.apply(z, keys, self_col, 1.0 / temperature), pos
-    # "cross": z1 anchors against z2 keys and z2 anchors against z1 keys, no same-view negatives
-    lse1 = _MatmulLogSumExp.apply(z1, g2, None, 1.0 / temperature)
-    lse2 = _MatmulLogSumExp.apply(z2, g1, None, 1.0 / temperature)
-    return torch.cat([lse1, lse2]), pos
+        if world == 1:  # keys = z, the diagonal excluded
+            lse = _matmul_lse(z, None, None, temperature, learnable)
+        else:
+            idx = torch.arange(n, device=z1.device) + rank * n
+            self_col = torch.cat([idx, idx + n * world])
+            lse = _matmul_lse(z, torch.cat([g1, g2], 0), self_col, temperature, learnable)
+    else:
+        # "cross": z1 anchors against z2 keys and z2 anchors against z1 keys
+        lse = torch.cat(
+            [
+                _matmul_lse(z1, g2, None, temperature, learnable),
+                _matmul_lse(z2, g1, None, temperature, learnable),
+            ]
+        )
+    _check_logits_finite(lse, pos, temperature)
+    return lse, pos
 
 
 def rince_loss(
@@ -230,7 +369,7 @@ def rince_loss(
     *,
     q: float = 0.5,
     lam: float = 0.01,
-    temperature: float = 0.5,
+    temperature: float | Tensor = 0.5,
     normalize: bool = True,
     layout: Layout = "simclr",
     gather_distributed: bool = False,
@@ -246,8 +385,10 @@ def rince_loss(
         Exponent in ``[0, 1]``. Official ImageNet values: 0.1 (SimCLR), 0.6 (MoCo v3).
     lam : float, default 0.01
         Density weight :math:`\lambda > 0` (official: 0.01).
-    temperature : float, default 0.5
-        Softmax temperature ``t > 0`` (official SimCLR ImageNet: 0.1; MoCo v3: 1.0).
+    temperature : float or 0-d Tensor, default 0.5
+        Softmax temperature ``t > 0`` (official SimCLR ImageNet: 0.1; MoCo v3: 1.0). A 0-d
+        tensor with ``requires_grad=True`` is learnable (it stays in the graph and gets a
+        gradient; the fused kernel is then replaced by plain autograd).
     normalize : bool, default True
         L2-normalise the rows first (the official code expects unit vectors).
     layout : {"simclr", "cross"}
@@ -266,11 +407,21 @@ def rince_loss(
         Scalar, or shape (2N,); dtype of ``z1`` (computed in at least float32, also under
         autocast).
 
+    Raises
+    ------
+    ValueError
+        Bad shapes or settings (the message names the argument), or logits
+        ``z_i . z_j / temperature`` that overflow the compute dtype (a temperature far below
+        ``max|z|^2 / 3.4e38`` in float32).
+
     Notes
     -----
     The official code takes raw ``exp`` of the logits and overflows (NaN) once
-    ``1/t + log(2N)`` exceeds ~88 in float32; this log-space form is finite wherever the true
-    value is representable. The loss is not shift-invariant and is usually negative.
+    ``1/t + log(2N)`` exceeds ~88 in float32. Here the loss is computed from log-sum-exps, so it
+    is finite wherever the true value is representable; where the true value itself exceeds the
+    dtype's range (e.g. ``q = 1`` at ``t <= 0.011`` on unit vectors in float32) the result is
+    ``±inf``, never NaN, and float64 inputs give the finite value. The loss is not
+    shift-invariant and is usually negative.
 
     References
     ----------
@@ -284,12 +435,15 @@ def rince_loss(
     torch.Size([])
     """
     a, b = check_pair(z1, z2)
-    _check_q_lam(q, lam)
-    _check_common(temperature, layout, reduction)
+    qv, lamv = _check_q_lam(q, lam)
+    t, learnable = _check_temperature(temperature)
+    _check_common(layout, reduction)
+    norm = check_bool("normalize", normalize)
+    gather = check_bool("gather_distributed", gather_distributed)
     out_dtype = a.dtype
     with torch.autocast(a.device.type, enabled=False):
-        lse, pos = _pair_lse(a, b, temperature, normalize, layout, gather_distributed)
-        loss = reduce_loss(_rince_from_lse(lse, pos, q, lam), reduction)
+        lse, pos = _pair_lse(a, b, t, learnable, norm, layout, gather)
+        loss = reduce_loss(_rince_from_lse(lse, pos, qv, lamv), reduction)
     return loss.to(out_dtype)
 
 
@@ -297,7 +451,7 @@ def info_nce_loss(
     z1: Tensor,
     z2: Tensor,
     *,
-    temperature: float = 0.5,
+    temperature: float | Tensor = 0.5,
     normalize: bool = True,
     layout: Layout = "simclr",
     gather_distributed: bool = False,
@@ -334,13 +488,140 @@ def info_nce_loss(
     )
 
 
+def _labels_tensor(labels: object, n: int, name: str) -> Tensor:
+    if not isinstance(labels, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of integer labels, got {type(labels).__name__}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer labels, got {labels.dtype}")
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
+    return labels
+
+
+def rince_from_labels(
+    embeddings: Tensor,
+    labels: Tensor | None = None,
+    indices_tuple: tuple[Tensor, ...] | None = None,
+    ref_emb: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    *,
+    q: float = 0.5,
+    lam: float = 0.01,
+    temperature: float | Tensor = 0.5,
+    normalize: bool = True,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""RINCE with pairs from labels, in pytorch-metric-learning's ``(embeddings, labels)`` form.
+
+    As PML's ``NTXentLoss``: every pair ``(a, p)`` of different rows with equal labels is a
+    positive; the negatives of anchor ``a`` are all rows with a different label; each positive
+    pair gives one term with :math:`S = e^{s_{ap}} + \sum_{n} e^{s_{an}}`, and ``"mean"`` averages
+    over positive pairs. With ``ref_emb`` the keys are ``ref_emb`` (labels ``ref_labels``) and a
+    row may pair with its own index. With ``labels = [arange(N), arange(N)]`` and
+    ``embeddings = [z1; z2]`` this is exactly :func:`rince_loss` (SimCLR layout).
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (B, D)
+    labels : Tensor of int, shape (B,), optional
+        Needed unless ``indices_tuple`` is given.
+    indices_tuple : tuple of Tensor, optional
+        PML miner output: ``(anchor, positive, negative)`` triplets or
+        ``(anchor1, positive, anchor2, negative)`` pairs; replaces the pairs from labels.
+    ref_emb : Tensor, shape (R, D), optional
+    ref_labels : Tensor of int, shape (R,), optional
+        Default ``labels`` when ``ref_emb`` has the same number of rows.
+    q, lam, temperature, normalize
+        As in :func:`rince_loss`.
+    reduction : {"mean", "sum", "none"}
+        ``"none"`` returns one loss per positive pair, in row-major order of ``(a, p)``.
+
+    Returns
+    -------
+    Tensor
+        Scalar (``0`` with a graph when there is no positive pair), or shape (P,).
+
+    Examples
+    --------
+    >>> import torch
+    >>> emb, labels = torch.randn(8, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    >>> rince_from_labels(emb, labels, q=0.5, lam=0.01, temperature=0.5).shape
+    torch.Size([])
+    """
+    e = check_tensor(embeddings, "embeddings", 2)
+    qv, lamv = _check_q_lam(q, lam)
+    t, learnable = _check_temperature(temperature)
+    check_choice("reduction", reduction, _REDUCTIONS)
+    norm = check_bool("normalize", normalize)
+    r = e if ref_emb is None else check_tensor(ref_emb, "ref_emb", 2)
+    if r.shape[1] != e.shape[1]:
+        raise ValueError(
+            f"ref_emb must have the embedding size of embeddings ({e.shape[1]}), got {r.shape[1]}"
+        )
+    out_dtype = e.dtype
+    dtype = _compute_dtype(torch.promote_types(e.dtype, r.dtype))
+    b, k = e.shape[0], r.shape[0]
+    if indices_tuple is None:
+        if labels is None:
+            raise ValueError("labels or indices_tuple is required")
+        lab = _labels_tensor(labels, b, "labels")
+        if ref_emb is None:
+            ref = lab
+        elif ref_labels is None:
+            if k != b:
+                raise ValueError("ref_labels is required when ref_emb has a different row count")
+            ref = lab
+        else:
+            ref = _labels_tensor(ref_labels, k, "ref_labels")
+        same = lab[:, None] == ref[None, :].to(lab.device)
+        neg = ~same
+        if ref_emb is None:
+            same.fill_diagonal_(False)  # a row is neither its own positive nor its negative
+        a1, p = torch.nonzero(same, as_tuple=True)
+    else:
+        if not isinstance(indices_tuple, tuple | list) or len(indices_tuple) not in (3, 4):
+            raise ValueError("indices_tuple must be (anchor, positive, negative) or 4 tensors")
+        parts = [torch.as_tensor(x, device=e.device).long() for x in indices_tuple]
+        a1, p = parts[0], parts[1]
+        a2, n_ = (parts[0], parts[2]) if len(parts) == 3 else (parts[2], parts[3])
+        for nm, v, hi in (
+            ("anchor", a1, b),
+            ("positive", p, k),
+            ("anchor", a2, b),
+            ("negative", n_, k),
+        ):
+            if v.ndim != 1 or (v.numel() and (int(v.min()) < 0 or int(v.max()) >= hi)):
+                raise ValueError(f"indices_tuple: {nm} indices must be 1-D and lie in [0, {hi})")
+        neg = torch.zeros(b, k, dtype=torch.bool, device=e.device)
+        neg[a2, n_] = True
+    with torch.autocast(e.device.type, enabled=False):
+        x, y = e.to(dtype), r.to(dtype)
+        if norm:
+            x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
+        scale = 1.0 / t if learnable is None else 1.0 / learnable.to(dtype)
+        sim = (x @ y.T) * scale
+        lse_neg = torch.logsumexp(sim.masked_fill(~neg, float("-inf")), dim=1)
+        pos = sim[a1, p]
+        lse = torch.logaddexp(pos, lse_neg[a1])
+        if not bool(torch.isfinite(sim).all()):
+            _check_logits_finite(sim, pos, t)
+        per_pair = _rince_from_lse(lse, pos, qv, lamv)
+        if per_pair.numel() == 0 and reduction != "none":
+            loss = sim.sum() * 0.0  # no positive pair: zero, still connected to the graph
+        else:
+            loss = reduce_loss(per_pair, reduction)
+    return loss.to(out_dtype)
+
+
 def moco_rince_loss(
     query: Tensor,
     key: Tensor,
     *,
     q: float = 0.6,
     lam: float = 0.01,
-    temperature: float = 1.0,
+    temperature: float | Tensor = 1.0,
     gather_distributed: bool = False,
     scale_by_2t: bool = True,
     reduction: Reduction = "mean",
@@ -359,7 +640,7 @@ def moco_rince_loss(
     key : Tensor, shape (N, D)
         Momentum-encoder outputs (normalised inside, detached).
     q, lam, temperature : float
-        Official MoCo v3 values: 0.6, 0.01, 1.0.
+        Official MoCo v3 values: 0.6, 0.01, 1.0. The temperature may be a learnable 0-d tensor.
     gather_distributed : bool
         All-gather the keys of every rank (without gradient), as ``concat_all_gather``.
     scale_by_2t : bool
@@ -369,45 +650,65 @@ def moco_rince_loss(
     Returns
     -------
     Tensor
-        Scalar, or (N,) for ``reduction="none"``.
+        Scalar, or (N,) for ``reduction="none"``; ``±inf`` where the true value overflows.
     """
     a, b = check_pair(query, key)
-    _check_q_lam(q, lam)
-    _check_common(temperature, "simclr", reduction)
+    qv, lamv = _check_q_lam(q, lam)
+    t, learnable = _check_temperature(temperature)
+    check_choice("reduction", reduction, _REDUCTIONS)
+    gather = check_bool("gather_distributed", gather_distributed)
+    scale2t = check_bool("scale_by_2t", scale_by_2t)
     out_dtype = a.dtype
     with torch.autocast(a.device.type, enabled=False):
         dtype = _compute_dtype(a.dtype)
+        temp: float | Tensor = t if learnable is None else learnable.to(dtype)
         qn = F.normalize(a.to(dtype), dim=1)
         kn = F.normalize(b.detach().to(dtype), dim=1)
-        rank, _ = rank_and_world_size()
-        if gather_distributed and rank_and_world_size()[1] > 1:
-            parts = [torch.empty_like(kn) for _ in range(torch.distributed.get_world_size())]
+        rank, world = rank_and_world_size()
+        if gather and world > 1:
+            parts = [torch.empty_like(kn) for _ in range(world)]
             torch.distributed.all_gather(parts, kn.contiguous())
             keys = torch.cat(parts, 0)
         else:
             rank, keys = 0, kn
-        logits = qn @ keys.T / temperature
+        logits = qn @ keys.T / temp
         target = torch.arange(qn.shape[0], device=qn.device) + rank * qn.shape[0]
         pos = logits.gather(1, target[:, None]).squeeze(1)
-        loss = _rince_rows(logits, pos, q, lam)
-        if scale_by_2t:
-            loss = loss * (2.0 * temperature)
+        lse = torch.logsumexp(logits, dim=1)
+        _check_logits_finite(lse, pos, t)
+        loss = _rince_from_lse(lse, pos, qv, lamv)
+        if scale2t:
+            loss = loss * (2.0 * temp)
         loss = reduce_loss(loss, reduction)
     return loss.to(out_dtype)
 
 
 class RINCELoss(nn.Module):
-    r"""Module form of :func:`rince_loss`: ``RINCELoss(q, lam, temperature)(z1, z2)``.
+    r"""Module form of :func:`rince_loss` and :func:`rince_from_labels`.
+
+    ``RINCELoss(q, lam, temperature)(z1, z2)`` for two views (lightly's convention), or
+    ``RINCELoss(...)(embeddings, labels)`` with pairs from labels (pytorch-metric-learning's
+    convention, also ``indices_tuple``, ``ref_emb``, ``ref_labels``). The call is read as the
+    labels form when the second argument is an integer tensor or ``labels=`` is passed.
 
     Parameters
     ----------
     q : float, default 0.5
     lam : float, default 0.01
-    temperature : float, default 0.5
+    temperature : float or 0-d Tensor, default 0.5
+        An ``nn.Parameter`` (0-d) is registered and learned with the model.
     normalize : bool, default True
     layout : {"simclr", "cross"}, default "simclr"
+        Two-view form only.
     gather_distributed : bool, default False
+        Two-view form only.
     reduction : {"mean", "sum", "none"}, default "mean"
+
+    Notes
+    -----
+    pytorch-metric-learning's ``SelfSupervisedLoss`` admits wrapped losses by class name, so it
+    refuses this module; :class:`papershelf.robust_infonce.metric_learning.NTXentLoss` is the
+    PML-native form that it accepts (same values).
 
     Examples
     --------
@@ -415,34 +716,72 @@ class RINCELoss(nn.Module):
     >>> loss_fn = RINCELoss(q=0.5, lam=0.01, temperature=0.5)
     >>> loss_fn(torch.randn(8, 16), torch.randn(8, 16)).shape
     torch.Size([])
+    >>> loss_fn(torch.randn(8, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])).shape
+    torch.Size([])
     """
 
     def __init__(
         self,
         q: float = 0.5,
         lam: float = 0.01,
-        temperature: float = 0.5,
+        temperature: float | Tensor = 0.5,
         normalize: bool = True,
         layout: Layout = "simclr",
         gather_distributed: bool = False,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        _check_q_lam(q, lam)
-        _check_common(temperature, layout, reduction)
-        self.q = q
-        self.lam = lam
-        self.temperature = temperature
-        self.normalize = normalize
+        self.q, self.lam = _check_q_lam(q, lam)
+        _check_temperature(temperature)
+        _check_common(layout, reduction)
+        self.temperature = temperature  # an nn.Parameter is registered by nn.Module
+        self.normalize = check_bool("normalize", normalize)
         self.layout: Layout = layout
-        self.gather_distributed = gather_distributed
+        self.gather_distributed = check_bool("gather_distributed", gather_distributed)
         self.reduction: Reduction = reduction
 
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Loss of two batches of views, each of shape (N, D)."""
+    def forward(
+        self,
+        z1: Tensor | None = None,
+        z2: Tensor | None = None,
+        indices_tuple: tuple[Tensor, ...] | None = None,
+        ref_emb: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        *,
+        embeddings: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
+        """``(z1, z2)``: two views, each (N, D). ``(embeddings, labels)``: pairs from labels."""
+        if embeddings is not None:
+            if z1 is not None:
+                raise TypeError("pass the embeddings either positionally or as embeddings=")
+            z1 = embeddings
+        labels_form = (
+            labels is not None
+            or indices_tuple is not None
+            or ref_emb is not None
+            or (isinstance(z2, Tensor) and not z2.is_floating_point() and z2.ndim == 1)
+        )
+        if labels_form:
+            if labels is None and isinstance(z2, Tensor) and not z2.is_floating_point():
+                labels, z2 = z2, None
+            if z2 is not None:
+                raise TypeError("the labels form takes (embeddings, labels), not a second view")
+            return rince_from_labels(
+                z1,  # type: ignore[arg-type]
+                labels,
+                indices_tuple,
+                ref_emb,
+                ref_labels,
+                q=self.q,
+                lam=self.lam,
+                temperature=self.temperature,
+                normalize=self.normalize,
+                reduction=self.reduction,
+            )
         return rince_loss(
-            z1,
-            z2,
+            z1,  # type: ignore[arg-type]
+            z2,  # type: ignore[arg-type]
             q=self.q,
             lam=self.lam,
             temperature=self.temperature,
@@ -453,7 +792,9 @@ class RINCELoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
+        t = self.temperature
+        shown = f"{float(t):g}" if not isinstance(t, Tensor) else f"{float(t.detach()):g} (tensor)"
         return (
-            f"q={self.q}, lam={self.lam}, temperature={self.temperature}, "
+            f"q={self.q}, lam={self.lam}, temperature={shown}, "
             f"layout={self.layout!r}, reduction={self.reduction!r}"
         )
