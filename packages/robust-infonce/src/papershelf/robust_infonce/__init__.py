@@ -15,15 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from papershelf.robust_infonce._distributed import gather_with_grad
-    from papershelf.robust_infonce._loss import (
-        RINCELoss,
-        info_nce_loss,
-        moco_rince_loss,
-        rince_from_labels,
-        rince_from_logits,
-        rince_loss,
-    )
+    from papershelf.robust_infonce._distributed import gather_with_grad as gather_with_grad
+    from papershelf.robust_infonce._loss import RINCELoss, info_nce_loss, rince_loss
+    from papershelf.robust_infonce._loss import moco_rince_loss as moco_rince_loss
+    from papershelf.robust_infonce._loss import rince_from_labels as rince_from_labels
+    from papershelf.robust_infonce._loss import rince_from_logits as rince_from_logits
 
 __version__ = "0.2.0"
 
