@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("names", nargs="*", metavar="NAME", help="packages to run (default: all)")
     p_rep.add_argument("--full", action="store_true", help="paper-scale setting (GPU advised)")
     p_rep.add_argument(
-        "--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default 1 quick, 3 full)"
+        "--seeds",
+        type=int,
+        default=None,
+        help="number of seeds, 0..N-1 (default: each package's own, at least 3 with --full)",
     )
     p_rep.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p_rep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -125,8 +128,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"papershelf: error: {exc}", file=sys.stderr)
         return 2
-    n_seeds = args.seeds if args.seeds is not None else (3 if args.full else 1)
-    seeds = tuple(range(n_seeds))
+    # each package's own default (its claims need seeds), at least 3 for --full
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -138,10 +140,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"papershelf: error: cannot write results to --out {out}: {reason}", file=sys.stderr)
         return 2
     # the command that reproduces a package's numbers (output folder and device aside)
-    options = (" --full" if args.full else "") + (f" --seeds {n_seeds}" if args.seeds else "")
+    options = (" --full" if args.full else "") + (f" --seeds {args.seeds}" if args.seeds else "")
     failures = []
     start = time.perf_counter()
     for i, rep in enumerate(chosen, 1):
+        n_seeds = args.seeds or (max(3, rep.default_seeds) if args.full else rep.default_seeds)
+        seeds = tuple(range(n_seeds))
         print(f"[{i}/{len(chosen)}] {rep.name}: {rep.headline or rep.title}", flush=True)
         outcome = run_reproduction(
             rep,

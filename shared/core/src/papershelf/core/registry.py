@@ -113,6 +113,9 @@ class Reproduction:
         ``"module:function"`` of the runner, imported only when it runs.
     headline : str
         One line saying what the quick reproduction shows.
+    default_seeds : int
+        Seeds of the quick run when ``--seeds`` is not given (claims need at least 2 to be
+        tested; ``--full`` uses at least 3).
     """
 
     name: str
@@ -124,8 +127,11 @@ class Reproduction:
     bibtex: str
     run: str
     headline: str = ""
+    default_seeds: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.default_seeds, bool) or int(self.default_seeds) < 1:
+            raise ValueError(f"Reproduction.default_seeds must be >= 1, got {self.default_seeds}")
         if ":" not in self.run:
             raise ValueError(f"Reproduction.run must be 'module:function', got {self.run!r}")
 
