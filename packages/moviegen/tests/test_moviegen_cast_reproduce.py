@@ -10,7 +10,8 @@ from papershelf.moviegen.cast import reproduce as cast_rep
 
 TINY = dict(
     up_steps=2, up_batch=2, up_lr=1e-3, up_eval=3,
-    vae_steps=2, audio_steps=2, audio_batch=4, audio_lr=1e-3, audio_eval=4,
+    vae_steps=2, video_tae_steps=2, audio_sample_steps=2, audio_guidance=3.0,
+    audio_steps=2, audio_batch=4, audio_lr=1e-3, audio_eval=4,
     pt2v_steps=(1, 1, 1), pt2v_batch=2, pt2v_lr=1e-3, pt2v_eval=4,
     edit_steps=(2, 1, 1), edit_batch=2, edit_lr=1e-3, edit_eval=4, bt_pool=4,
     sample_steps=2,

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from papershelf.moviegen import MovieGenTransformer, TextContext, flow_matching_loss, preset
-from papershelf.moviegen.train import make_mesh, shard_model
+from papershelf.moviegen.train import make_mesh, parallelize
 
 STEPS = 3
 
@@ -59,7 +59,7 @@ def main() -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         model, data = setup()
-        shard_model(model, make_mesh(dp_shard=world, device_type="cpu"))
+        parallelize(model, make_mesh(dp_shard=world, device_type="cpu"))
         local_rows = model.blocks[0].ffn.w1.weight.to_local().shape[0]
         losses = torch.tensor(train(model, data, rank, world))
         dist.all_reduce(losses)  # global-batch loss = mean of the equal halves

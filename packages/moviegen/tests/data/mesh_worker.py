@@ -4,7 +4,8 @@ python mesh_worker.py RANK WORLD PORT OUT MODE [ARGS...]
 
 Modes
 -----
-grads DP TP CP        one forward / backward of the flow-matching loss on a (DP, CP, TP) mesh;
+grads DP TP CP [AC [bf16]]  one forward / backward of the flow-matching loss on a (DP, CP, TP)
+                      mesh (optional activation checkpointing, bf16 FSDP mixed precision);
                       rank 0 saves the loss and every parameter's full gradient.
 train DP TP CP CKPT   FlowMatchingTrainer on the mesh: 4 steps straight; 2 steps, DCP save,
                       a fresh trainer loads and runs 2 more; saves the losses, the full
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from papershelf.moviegen import MovieGenTransformer, TextContext, flow_matching_loss, preset
-from papershelf.moviegen.train import FlowMatchingTrainer, make_mesh, parallelize
+from papershelf.moviegen.train import FlowMatchingTrainer, bf16_policy, make_mesh, parallelize
 
 B = 4  # global batch
 
@@ -86,12 +87,21 @@ def run(rank: int, world: int, port: str, out: str, mode: str, *args: str) -> No
         dp_rank = mesh["dp_shard"].get_local_rank()
         res = {}
         if mode == "grads":
-            model = parallelize(build(), mesh)
-            x1, x0, t, text = batch()
+            ac = None if len(args) < 4 or args[3] == "none" else args[3]
+            bf16 = len(args) > 4 and args[4] == "bf16"
+            dtype = torch.float32 if bf16 else torch.float64
+            policy = bf16_policy() if bf16 else None
+            model = parallelize(
+                build(dtype=dtype), mesh, activation_checkpointing=ac, mp_policy=policy
+            )
+            x1, x0, t, text = batch(dtype=dtype)
             x1l, textl = local(x1, text, dp_rank, dp)
             x0l, tl = local(x0, text, dp_rank, dp)[0], t[dp_rank * B // dp : (dp_rank + 1) * B // dp]
             loss = flow_matching_loss(model, x1l, textl, x0=x0l, t=tl, cfg_dropout=0.0)
             loss.backward()
+            mean = loss.detach().clone()
+            dist.all_reduce(mean)  # replicated over cp x tp: the world mean is the dp mean
+            res["loss"] = mean / world
             res["grads"] = {n: full(p.grad) for n, p in model.named_parameters()}
             res["local_q_rows"] = model.blocks[0].self_attn.q.weight.to_local().shape[0]
         elif mode == "train":

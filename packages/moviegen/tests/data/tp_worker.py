@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from papershelf.moviegen import MovieGenTransformer, TextContext, preset
-from papershelf.moviegen.train import make_mesh, shard_model
+from papershelf.moviegen.train import make_mesh, parallelize
 
 
 def setup():
@@ -37,7 +37,7 @@ def main() -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         model, x, t, text = setup()
-        shard_model(model, make_mesh(dp_shard=1, tp=world, device_type="cpu"))
+        parallelize(model, make_mesh(dp_shard=1, tp=world, device_type="cpu"))
         heads_local = model.blocks[0].self_attn.q.weight.to_local().shape[0]
         y = model(x, t, text)
         y = y.full_tensor() if hasattr(y, "full_tensor") else y
