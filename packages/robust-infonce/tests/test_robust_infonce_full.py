@@ -7,8 +7,15 @@ import math
 
 import pytest
 
-from papershelf.contrastive_bench.cifar import OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10
 from papershelf.core.cli import main
+
+# the --full harness lives in the unpublished workspace member papershelf-contrastive-bench
+cifar = pytest.importorskip("papershelf.contrastive_bench.cifar")
+OVERRIDES_ENV, SMOKE_OVERRIDES, write_fake_cifar10 = (
+    cifar.OVERRIDES_ENV,
+    cifar.SMOKE_OVERRIDES,
+    cifar.write_fake_cifar10,
+)
 
 TINY = SMOKE_OVERRIDES
 
@@ -32,6 +39,7 @@ def test_full_config_defaults_and_overrides(monkeypatch):
     assert full_config().max_steps == 1 and not full_config().is_paper_scale
 
 
+@pytest.mark.slow  # ~20 s idle, minutes on a loaded 2-core machine
 def test_cli_full_runs_end_to_end_on_fake_cifar10(fake_cifar, monkeypatch):
     from papershelf.robust_infonce import reproduce
 
@@ -53,7 +61,8 @@ def test_cli_full_runs_end_to_end_on_fake_cifar10(fake_cifar, monkeypatch):
         assert "capped run" in r["experiment"] and r["status"] == "not comparable"
     [claim] = [r for r in records if r["claim"] is not None]
     assert "60% noisy views: RINCE q=0.5 minus InfoNCE" in claim["experiment"]
-    assert claim["status"] in ("reproduced", "not reproduced")
+    assert claim["verdict"] == "not shown"  # one seed
+    assert claim["headline"] is True
 
 
 @pytest.mark.slow

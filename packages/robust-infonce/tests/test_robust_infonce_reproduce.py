@@ -31,31 +31,74 @@ def test_registry_does_not_import_torch():
 def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
     from papershelf.robust_infonce import reproduce
 
-    real = reproduce.load_digits_split
-
-    def small(classes):
-        xtr, ytr, xte, yte = real(classes)
-        return xtr[:300], ytr[:300], xte[:150], yte[:150]
-
-    monkeypatch.setattr(reproduce, "load_digits_split", small)
-    monkeypatch.setattr(
-        reproduce, "QUICK", replace(reproduce.QUICK, epochs=2, batch_size=128, draws=1)
-    )
-    monkeypatch.setattr(reproduce, "NOISE_RATES", (0.0, 0.6))
-    monkeypatch.setattr(reproduce, "RESAMPLED_RATES", (0.6,))
-    monkeypatch.setattr(reproduce, "LOSSES", {"InfoNCE": {}, "RINCE q=1.0": {"q": 1.0}})
-    ctx = ReproduceContext(out_dir=tmp_path, seeds=(0, 1))
-    records = reproduce.run(ctx)
+    tiny = replace(reproduce.QUICK, steps=3, batch_size=64, n_train=200, n_test=100, draws=1)
+    monkeypatch.setattr(reproduce, "QUICK", tiny)
+    monkeypatch.setattr(reproduce, "LOSSES", {"InfoNCE": {}, "RINCE q=0.5": {"q": 0.5}})
+    records = reproduce.run(ReproduceContext(out_dir=tmp_path, seeds=(0, 1)))
     names = [r.experiment for r in records]
-    assert "digits, 60% noisy views (fixed): RINCE q=1.0" in names
-    assert "digits, 60% noisy views (resampled): InfoNCE" in names
-    claim = [r for r in records if r.claim is not None]
-    assert len(claim) == 3 and all(c.claim_holds in (True, False) for c in claim)
+    assert "latent classes, 60% noisy views (other-class partners): RINCE q=0.5" in names
+    assert "latent classes, clean views: InfoNCE" in names
+    claims = [r for r in records if r.claim is not None]
+    assert len(claims) == 3
+    assert all(c.verdict in ("holds", "not shown", "contradicted") for c in claims)
+    assert all(c.interval is not None and c.seeds == [0, 1] for c in claims)
+    assert [r.experiment for r in records if r.headline] == [
+        "latent classes, 60% noisy views (other-class partners): RINCE q=0.5 minus InfoNCE"
+    ]
     assert all(0 <= r.mean <= 100 for r in records if r.claim is None)
+    assert all(len(r.values) == 2 for r in records if r.claim is None)
     assert (tmp_path / "rince_noisy_views.png").is_file()
 
 
+def test_one_seed_is_respected_and_claims_are_not_shown(tmp_path, monkeypatch):
+    from papershelf.robust_infonce import reproduce
+
+    tiny = replace(reproduce.QUICK, steps=2, batch_size=32, n_train=100, n_test=50, draws=1)
+    monkeypatch.setattr(reproduce, "QUICK", tiny)
+    monkeypatch.setattr(reproduce, "LOSSES", {"InfoNCE": {}, "RINCE q=0.5": {"q": 0.5}})
+    records = reproduce.run(ReproduceContext(out_dir=tmp_path, seeds=(7,)))
+    assert all(r.seeds == [7] for r in records)
+    assert all(r.verdict == "not shown" for r in records if r.claim is not None)
+
+
+def test_noise_partners_are_always_of_another_class():
+    import torch
+
+    from papershelf.robust_infonce._experiment import other_class_partners
+
+    labels = torch.arange(300) % 7
+    by_class = [torch.nonzero(labels == c).squeeze(1) for c in range(7)]
+    g = torch.Generator().manual_seed(0)
+    idx = torch.arange(300)
+    partners = other_class_partners(idx, labels, by_class, g)
+    assert (labels[partners] != labels[idx]).all()
+    counts = torch.bincount(labels[partners], minlength=7)
+    assert counts.min() > 20  # every other class is drawn
+
+
+def test_latent_views_keep_the_class_part_and_redraw_the_nuisance():
+    import torch
+
+    from papershelf.robust_infonce._experiment import (
+        LatentClassConfig,
+        _latent_view,
+        make_latent_classes,
+    )
+
+    cfg = LatentClassConfig(n_train=50, n_test=10, jitter=0.0)
+    data = make_latent_classes(cfg, 0)
+    g = torch.Generator().manual_seed(0)
+    v1 = _latent_view(data.x_train, data, cfg, g) @ data.rotation.T
+    v2 = _latent_view(data.x_train, data, cfg, g) @ data.rotation.T
+    x = data.x_train @ data.rotation.T
+    k = cfg.class_dim
+    torch.testing.assert_close(v1[:, :k], x[:, :k])
+    torch.testing.assert_close(v2[:, :k], x[:, :k])
+    assert (v1[:, k:] - v2[:, k:]).abs().mean() > 1.0
+
+
 def test_full_mode_explains_what_it_needs(tmp_path, monkeypatch):
+    pytest.importorskip("papershelf.contrastive_bench")
     from papershelf.robust_infonce import reproduce
 
     monkeypatch.delenv("PAPERSHELF_DATA", raising=False)

@@ -22,7 +22,7 @@ REPRODUCTION = Reproduction(
 }""",
     run="papershelf.robust_infonce.reproduce:run",
     headline=(
-        "Digits SimCLR with 0-60% noisy (false-positive) views, fixed and resampled: InfoNCE vs "
-        "RINCE q=0.5/1.0, 5-shot linear probe, paired over seeds"
+        "Synthetic latent classes with 60% noisy views (pairs of different classes), where the "
+        "noise hurts InfoNCE: RINCE q=0.5 minus InfoNCE, 5-shot probe, paired over seeds"
     ),
 )

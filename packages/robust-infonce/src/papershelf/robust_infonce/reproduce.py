@@ -220,9 +220,23 @@ FULL_LOSSES = ("InfoNCE", "RINCE q=0.5")
 FULL_NOISE_RATES = (0.0, 0.3, 0.6)
 
 
+def _cifar_harness() -> Any:
+    try:
+        from papershelf.contrastive_bench import cifar
+    except ImportError as exc:
+        from papershelf.core.registry import ReproduceError
+
+        raise ReproduceError(
+            "--full needs the CIFAR harness of the unpublished workspace member "
+            "papershelf-contrastive-bench: run it from a clone of the papershelf repository "
+            "(uv run papershelf reproduce robust-infonce --full)"
+        ) from exc
+    return cifar
+
+
 def full_config() -> Any:
     """The ``--full`` configuration, after ``$PAPERSHELF_FULL_OVERRIDES``."""
-    from papershelf.contrastive_bench.cifar import PaperScaleConfig
+    PaperScaleConfig = _cifar_harness().PaperScaleConfig
 
     return PaperScaleConfig(dataset="cifar10", arch="resnet18", epochs=400).with_overrides()
 
@@ -230,8 +244,7 @@ def full_config() -> Any:
 def _run_full(ctx: ReproduceContext) -> list[ResultRecord]:
     import dataclasses
 
-    from papershelf.contrastive_bench.cifar import run_grid
-
+    run_grid = _cifar_harness().run_grid
     cfg = full_config()
     cells = [(p, name) for p in FULL_NOISE_RATES for name in FULL_LOSSES]
     methods = [(f"{name}, {p:.0%} noisy views", _loss_fn(name), p) for p, name in cells]
