@@ -254,8 +254,8 @@ def run_latent(loss_fn: LossFn | None, cfg: LatentClassConfig, seed: int) -> flo
         z1 = head(body(_latent_view(data.x_train[idx], data, cfg, g)))
         z2 = head(body(_latent_view(data.x_train[other], data, cfg, g)))
         loss = loss_fn(z1, z2)
-        if not math.isfinite(float(loss)):
-            raise FloatingPointError(f"the loss became {float(loss)} during training")
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"the loss became {float(loss.detach())} during training")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

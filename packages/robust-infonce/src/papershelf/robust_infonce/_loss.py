@@ -162,7 +162,7 @@ class _MatmulLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float
     ) -> Tensor:
         self_keys = keys is None
@@ -203,9 +203,7 @@ class _MatmulLogSumExp(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
-        ctx: Any, grad: Tensor
-    ) -> tuple[Tensor | None, Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         anchors, keys, expd, total = ctx.saved_tensors
         w = grad * ctx.scale / total.squeeze(1)  # row weights: softmax = expd / total
         if ctx.symmetric:

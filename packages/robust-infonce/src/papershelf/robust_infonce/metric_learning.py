@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["NTXentLoss"]
 
 
-class NTXentLoss(_pml_losses.NTXentLoss):  # type: ignore[misc]
+class NTXentLoss(_pml_losses.NTXentLoss):
     r"""PML's ``NTXentLoss`` generalised to RINCE (Chuang et al., CVPR 2022).
 
     For each positive pair ``(a, p)`` with negatives ``n`` of the anchor (PML's pair
@@ -71,7 +71,7 @@ class NTXentLoss(_pml_losses.NTXentLoss):  # type: ignore[misc]
     ) -> dict[str, Any]:
         a1, _p, a2, _n = indices_tuple
         if len(a1) == 0:
-            return self.zero_losses()  # type: ignore[no-any-return]
+            return self.zero_losses()
         dtype = torch.promote_types(pos_pairs.dtype, torch.float32)
         pos, neg = pos_pairs.to(dtype), (neg_pairs.to(dtype) if len(a2) else None)
         if not self.distance.is_inverted:  # distances: larger is less similar
