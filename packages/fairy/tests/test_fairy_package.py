@@ -11,20 +11,78 @@ import torch
 import papershelf.fairy as fairy
 from papershelf.core.testing import run_readme_quickstart, slow
 from papershelf.fairy.costs import anchor_cache_nbytes, keys_per_query, sd15_attn1_shapes
+from papershelf.fairy.testing import tiny_instruct_pix2pix
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_quickstart_runs():
     ns = run_readme_quickstart(README)
-    assert ns["out"].frames.shape == (12, 3, 32, 32)
+    assert ns["out"].frames.shape == (12, 3, 24, 32)
     assert ns["out"].max_unet_batch == 3 * 4
+    assert ns["fps"] == 24.0 and ns["frames"].shape == (12, 24, 32, 3)
 
 
 def test_public_api():
     assert fairy.__version__ == "0.2.0"
     for name in fairy.__all__:
         assert hasattr(fairy, name)
+    # 0.1 names stay importable from the top level
+    for name in ("AnchorAttentionState", "AnchorAttnProcessor", "anchor_sdpa", "read_video"):
+        assert hasattr(fairy, name)
+    with pytest.raises(AttributeError, match="nosuch"):
+        fairy.nosuch  # noqa: B018
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, papershelf.fairy, papershelf.fairy._registry; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'numpy', 'av') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_flops_closed_form_equals_counted_on_a_small_unet():
+    """The closed form used for SD-1.5 (extra attention FLOPs of K anchors) equals a counted
+    replay, on a small UNet of the same family on the meta device."""
+    from papershelf.fairy.attention import anchor_attention
+    from papershelf.fairy.costs import attn1_shapes, extra_attention_flops, unet_flops
+
+    unet = tiny_instruct_pix2pix(0).unet
+    base = unet_flops(unet, 8, 8, text_tokens=4)
+    with anchor_attention(unet) as state:
+        state.begin("record", 3)
+        unet_flops(unet, 8, 8, batch=3, text_tokens=4)
+        state.begin("replay", 1)
+        fairy = unet_flops(unet, 8, 8, text_tokens=4)
+    assert fairy - base == extra_attention_flops(attn1_shapes(unet, 8, 8), 3) > 0
+
+
+def test_sd15_ip2p_unet_on_meta():
+    from papershelf.fairy.costs import sd15_ip2p_unet
+
+    unet = sd15_ip2p_unet()
+    assert unet.config.in_channels == 8 and next(unet.parameters()).is_meta
+    assert (
+        sum(p.numel() for p in unet.parameters()) == 859_520_964 + 4 * 320 * 3 * 3
+    )  # SD-1.5 + 4 image-latent input channels
+
+
+def test_t2v_zero_chunked_baseline_runs():
+    from papershelf.fairy.reproduce import time_t2v_zero
+    from papershelf.fairy.testing import synthetic_video
+
+    pipe = tiny_instruct_pix2pix(0)
+    seconds, batch = time_t2v_zero(pipe, synthetic_video(5, 16, 16)[0], 1, chunk_size=2)
+    assert seconds > 0 and batch == 9
+    assert all(
+        type(p).__name__ != "CrossFrameAttnProcessor2_0" for p in pipe.unet.attn_processors.values()
+    )
 
 
 def test_registry_is_light():

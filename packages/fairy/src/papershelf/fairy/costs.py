@@ -73,7 +73,8 @@ def sd15_ip2p_unet(device: str = "meta") -> Any:
     from diffusers import UNet2DConditionModel
 
     with torch.device(device):
-        return UNet2DConditionModel(**SD15_IP2P_UNET_CONFIG).eval()
+        unet: Any = UNet2DConditionModel(**SD15_IP2P_UNET_CONFIG)
+    return unet.eval()
 
 
 def unet_flops(

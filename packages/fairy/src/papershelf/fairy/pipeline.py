@@ -12,7 +12,7 @@ from papershelf.fairy.editor import FairyOutput, FairyVideoEditor, check_instruc
 __all__ = ["FairyPipeline"]
 
 
-class FairyPipeline(StableDiffusionInstructPix2PixPipeline):  # type: ignore[misc]
+class FairyPipeline(StableDiffusionInstructPix2PixPipeline):
     """Fairy video editing as a diffusers ``DiffusionPipeline``.
 
     Same components as :class:`diffusers.StableDiffusionInstructPix2PixPipeline` (VAE, CLIP
@@ -96,7 +96,7 @@ class FairyPipeline(StableDiffusionInstructPix2PixPipeline):  # type: ignore[mis
         """The plain InstructPix2Pix call (``StableDiffusionInstructPix2PixPipeline.__call__``)."""
         return StableDiffusionInstructPix2PixPipeline.__call__(self, *args, **kwargs)
 
-    def __call__(self, video: Any, instruction: str | None = None, **kwargs: Any) -> FairyOutput:  # type: ignore[override]
+    def __call__(self, video: Any, instruction: str | None = None, **kwargs: Any) -> FairyOutput:
         """Edit a video: :meth:`FairyVideoEditor.edit_video` with this pipeline."""
         return FairyVideoEditor(self).edit_video(video, instruction, **kwargs)
 

@@ -58,7 +58,7 @@ PKG = "fairy"
 PROMPT = "make it snowy"
 # the recolour model ignores the text; image_guidance_scale=1 makes the guided prediction the
 # image-conditioned one while the three guidance branches (and their caches) still run
-RECOLOUR = {"num_inference_steps": 10, "chunk_size": 8, "image_guidance_scale": 1.0}
+RECOLOUR: dict[str, Any] = {"num_inference_steps": 10, "chunk_size": 8, "image_guidance_scale": 1.0}
 
 
 def module_level_variance(
@@ -437,21 +437,22 @@ def _timings(
         )
     )
     if ctx.full and sys.platform.startswith("linux") and not ctx.device.startswith("cuda"):
-        peaks = {}
+        peaks: dict[str, list[float]] = {}
+
+        def one_edit(mode: str, k: int) -> Any:
+            return editor.edit_video(
+                synthetic_video(k, hw, hw)[0],
+                PROMPT,
+                num_inference_steps=1,
+                generator=0,
+                chunk_size=chunk,
+                anchor_mode=mode,
+                output_type="latent",
+            )
+
         for m, mode in modes.items():
             peaks[m] = [
-                1e-6
-                * peak_rss_increase(
-                    lambda mode=mode, k=k: editor.edit_video(
-                        synthetic_video(k, hw, hw)[0],
-                        PROMPT,
-                        num_inference_steps=1,
-                        generator=0,
-                        chunk_size=chunk,
-                        anchor_mode=mode,
-                        output_type="latent",
-                    )
-                )
+                1e-6 * peak_rss_increase(lambda mode=mode, k=k: one_edit(mode, k))  # type: ignore[misc]
                 for k in (7, 31)
             ]
         grow = peaks["fairy"][1] / peaks["fairy"][0]
@@ -547,9 +548,8 @@ def _real_edit(ctx: ReproduceContext) -> list[ResultRecord]:
     from papershelf.fairy.video import load_video, resize_frames, to_frames_tensor
 
     dtype = torch.float16 if ctx.device.startswith("cuda") else torch.float32
-    pipe = FairyPipeline.from_pretrained(path, torch_dtype=dtype, local_files_only=True).to(
-        ctx.device
-    )
+    loaded: Any = FairyPipeline.from_pretrained(path, torch_dtype=dtype, local_files_only=True)
+    pipe = loaded.to(ctx.device)
     pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     longer = int(os.environ.get("FAIRY_SIZE", "512"))
     steps = int(os.environ.get("FAIRY_STEPS", "10"))

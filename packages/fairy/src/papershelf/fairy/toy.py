@@ -44,18 +44,12 @@ from papershelf.core.validation import check_int, check_real
 __all__ = ["PixelPoolVAE", "RecolourUNet", "recolour_instruct_pix2pix"]
 
 
-def _diffusers_bases() -> tuple[Any, Any, Any, Any]:
-    from diffusers.configuration_utils import ConfigMixin, register_to_config
-    from diffusers.models.attention import AttentionMixin
-    from diffusers.models.modeling_utils import ModelMixin
-
-    return ModelMixin, ConfigMixin, AttentionMixin, register_to_config
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.attention import AttentionMixin
+from diffusers.models.modeling_utils import ModelMixin
 
 
-_ModelMixin, _ConfigMixin, _AttentionMixin, _register = _diffusers_bases()
-
-
-class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
+class PixelPoolVAE(ModelMixin, ConfigMixin):  # type: ignore[misc]
     """A fixed "autoencoder": average pooling by ``factor`` in, nearest upsampling out.
 
     ``encode`` returns a diffusers ``AutoencoderKLOutput`` whose ``latent_dist.mode()`` is the
@@ -67,7 +61,7 @@ class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
         Pixels per latent cell along each side (a power of two).
     """
 
-    @_register  # type: ignore[misc]
+    @register_to_config
     def __init__(self, factor: int = 4) -> None:
         super().__init__()
         factor = check_int("factor", factor, low=1)
@@ -84,7 +78,7 @@ class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
         from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
-        f = self.config.factor
+        f = self.config["factor"]
         z = F.avg_pool2d(x[:, :3], f)
         z = torch.cat([z, torch.zeros_like(z[:, :1])], dim=1)
         params = torch.cat([z, torch.full_like(z, -30.0)], dim=1)
@@ -94,11 +88,11 @@ class PixelPoolVAE(_ModelMixin, _ConfigMixin):  # type: ignore[misc]
     def decode(self, z: torch.Tensor, return_dict: bool = True, **_: Any) -> Any:
         from diffusers.models.autoencoders.vae import DecoderOutput
 
-        x = F.interpolate(z[:, :3], scale_factor=self.config.factor, mode="nearest")
+        x = F.interpolate(z[:, :3], scale_factor=self.config["factor"], mode="nearest")
         return DecoderOutput(sample=x) if return_dict else (x,)
 
 
-class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[misc]
+class RecolourUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ignore[misc]
     r"""The posterior-mean denoiser of the "recolour" edit (module docstring), as a UNet.
 
     Takes the InstructPix2Pix input (8 channels: scaled noisy latent, image latent) and returns
@@ -119,7 +113,7 @@ class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[
         Seed of the offset directions.
     """
 
-    @_register  # type: ignore[misc]
+    @register_to_config
     def __init__(
         self,
         num_offsets: int = 6,
@@ -159,12 +153,13 @@ class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[
         wq[:3, 4:7] = wk[:3, 4:7] = torch.eye(3) * a
         wq[3, 8], wk[3, 7] = a, a
         wv[:, :4] = torch.eye(4)
+        layer: Any = self.attn1
         with torch.no_grad():
-            self.attn1.to_q.weight.copy_(wq)
-            self.attn1.to_k.weight.copy_(wk)
-            self.attn1.to_v.weight.copy_(wv)
-            self.attn1.to_out[0].weight.copy_(torch.eye(4))
-            self.attn1.to_out[0].bias.zero_()
+            layer.to_q.weight.copy_(wq)
+            layer.to_k.weight.copy_(wk)
+            layer.to_v.weight.copy_(wv)
+            layer.to_out[0].weight.copy_(torch.eye(4))
+            layer.to_out[0].bias.zero_()
         self.requires_grad_(False)
 
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
@@ -185,7 +180,7 @@ class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[
     ) -> Any:
         from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
-        b, _, h, w = sample.shape
+        b, _c, h, w = sample.shape
         t = torch.as_tensor(timestep, device=sample.device).flatten()[:1]
         sigma = self.sigma(t).to(sample.dtype)
         x = sample[:, :4] * (sigma**2 + 1).sqrt()
@@ -201,7 +196,7 @@ class RecolourUNet(_ModelMixin, _ConfigMixin, _AttentionMixin):  # type: ignore[
         )
         r_bar = self.attn1(tokens.flatten(2).transpose(1, 2))  # (B, S, 4)
         d = self.offsets.to(sample.dtype)
-        n = self.config.pooled_tokens
+        n = float(self.config["pooled_tokens"])
         logits = n * (r_bar @ d.T - 0.5 * (d * d).sum(1)) / sigma**2
         x0 = sample[:, 4:8] + (logits.softmax(-1) @ d).transpose(1, 2).reshape(b, 4, h, w)
         eps = (x - x0) / sigma
