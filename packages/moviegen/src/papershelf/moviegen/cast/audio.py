@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from papershelf.moviegen.cast._dit import (
+    check_guidance,
     CastDiT,
     DiTConfig,
     dit_param_count,
@@ -347,8 +348,8 @@ class AudioDiT(nn.Module):
         text: Tensor,
         length: int,
         *,
-        steps: int = 16,
-        guidance: float = 1.0,
+        steps: int = 64,
+        guidance: float = 3.0,
         generator: torch.Generator | None = None,
         window: int | None = None,
         overlap: int = 0,
@@ -379,8 +380,9 @@ class AudioDiT(nn.Module):
         -------
         Tensor, shape (B, C, length)
         """
-        if guidance < 1:
-            raise ValueError(f"guidance must be >= 1, got {guidance}")
+        guidance = check_guidance(guidance)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
         window = min(length, self.cfg.max_len) if window is None else window
         if window > self.cfg.max_len:
             raise ValueError(f"window {window} exceeds max_len {self.cfg.max_len}")
