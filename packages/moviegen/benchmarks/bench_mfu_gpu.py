@@ -66,7 +66,11 @@ def main() -> None:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
         if args.device == "cuda":
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dev = torch.device(args.device, torch.cuda.current_device()) if args.device == "cuda" else torch.device("cpu")
+    dev = (
+        torch.device(args.device, torch.cuda.current_device())
+        if args.device == "cuda"
+        else torch.device("cpu")
+    )
     T, H, W = args.grid
     cfg = preset(args.preset, max_pos=(T, H // 2, W // 2))
     if set(cfg.text_dims) != set(TEXT_LENGTHS):

@@ -194,8 +194,25 @@ def test_latent_cache_round_trip(videos, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_cache_command_line_on_a_folder(videos, tmp_path):
-    assert main([str(videos), str(tmp_path / "c"), "--fps", "10", "--durations", "8",
-                 "--sizes", "32x32", "--tae-preset", "tiny", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                str(videos),
+                str(tmp_path / "c"),
+                "--fps",
+                "10",
+                "--durations",
+                "8",
+                "--sizes",
+                "32x32",
+                "--tae-preset",
+                "tiny",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     lc = LatentCache(tmp_path / "c")
     assert len(lc) == 2 and lc.encoders() == ["byt5", "metaclip", "ul2"]
     latent, _, caption = lc[0]

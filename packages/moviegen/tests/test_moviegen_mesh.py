@@ -51,7 +51,7 @@ def _reference_grads(dtype=torch.float64):
 
 @slow
 @pytest.mark.parametrize(
-    "dp,tp,cp",
+    ("dp", "tp", "cp"),
     [(1, 1, 2), (1, 2, 1), (2, 1, 2), (2, 2, 1), (1, 2, 2), (2, 2, 2)],
     ids=["cp2", "tp2", "dp2xcp2", "dp2xtp2", "tp2xcp2", "dp2xtp2xcp2"],
 )
@@ -66,7 +66,7 @@ def test_every_gradient_equals_the_unsplit_model(tmp_path, dp, tp, cp):
 
 
 @slow
-@pytest.mark.parametrize("dp,tp,cp,ac", [(2, 1, 1, "selective"), (1, 2, 2, "full")])
+@pytest.mark.parametrize(("dp", "tp", "cp", "ac"), [(2, 1, 1, "selective"), (1, 2, 2, "full")])
 def test_activation_checkpointing_keeps_every_gradient(tmp_path, dp, tp, cp, ac):
     res = run_ranks(tmp_path / "out.pt", "grads", dp, tp, cp, ac)
     _, ref = _reference_grads()
@@ -115,7 +115,7 @@ def _assert_states_equal(got: dict, ref: dict, *, exact: bool, what: str):
 
 
 @slow
-@pytest.mark.parametrize("dp,tp,cp", [(1, 1, 2), (2, 1, 1)], ids=["cp2", "dp2"])
+@pytest.mark.parametrize(("dp", "tp", "cp"), [(1, 1, 2), (2, 1, 1)], ids=["cp2", "dp2"])
 def test_dcp_resume_is_bit_exact_and_sharded_ema_matches(tmp_path, dp, tp, cp):
     ckpt = tmp_path / "ckpt"
     res = run_ranks(tmp_path / "out.pt", "train", dp, tp, cp, ckpt)

@@ -42,19 +42,20 @@ def _three_encoder_text(B):
     names = ("ul2", "metaclip", "byt5")
     return TextContext(
         {k: torch.randn(B, 2, 3, generator=g) + 1.0 for k in names},
-        {k: torch.zeros(B, 2, dtype=torch.bool).index_fill_(1, torch.tensor([0]), True) for k in names},
+        {
+            k: torch.zeros(B, 2, dtype=torch.bool).index_fill_(1, torch.tensor([0]), True)
+            for k in names
+        },
     )
 
 
-@pytest.mark.parametrize("p,per", [(0.1, 0.0), (0.25, 0.1)])
+@pytest.mark.parametrize(("p", "per"), [(0.1, 0.0), (0.25, 0.1)])
 def test_guidance_dropout_nulls_the_whole_context_at_the_rate(p, per):
     B = 20_000
     text = _three_encoder_text(B)
     out = guidance_dropout(text, p, per_encoder=per, generator=torch.Generator().manual_seed(1))
     null = text.null()
-    dropped = {
-        k: (out.states[k] == 0).all(dim=(1, 2)) & out.masks[k].all(1) for k in text.states
-    }
+    dropped = {k: (out.states[k] == 0).all(dim=(1, 2)) & out.masks[k].all(1) for k in text.states}
     for k in text.states:  # a dropped encoder is exactly the null context; kept ones untouched
         keep = ~dropped[k]
         assert torch.equal(out.states[k][keep], text.states[k][keep])
@@ -180,7 +181,7 @@ def test_bad_training_input_gets_clear_errors():
     with pytest.raises(ValueError, match="x1 must be latents"):
         tr.step(x[0], text)
     nan_text = TextContext({"a": text.states["a"] * float("nan")}, text.masks)
-    with pytest.raises(ValueError, match="text.states"):
+    with pytest.raises(ValueError, match=r"text\.states"):
         tr.step(x, nan_text)
     for name, kw in [
         ("cfg_dropout", {"cfg_dropout": float("nan")}),

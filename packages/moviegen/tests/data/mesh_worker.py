@@ -96,7 +96,10 @@ def run(rank: int, world: int, port: str, out: str, mode: str, *args: str) -> No
             )
             x1, x0, t, text = batch(dtype=dtype)
             x1l, textl = local(x1, text, dp_rank, dp)
-            x0l, tl = local(x0, text, dp_rank, dp)[0], t[dp_rank * B // dp : (dp_rank + 1) * B // dp]
+            x0l, tl = (
+                local(x0, text, dp_rank, dp)[0],
+                t[dp_rank * B // dp : (dp_rank + 1) * B // dp],
+            )
             loss = flow_matching_loss(model, x1l, textl, x0=x0l, t=tl, cfg_dropout=0.0)
             loss.backward()
             mean = loss.detach().clone()

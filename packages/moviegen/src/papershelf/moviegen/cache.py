@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ __all__ = ["LatentCache", "cache_dataset", "encode_clip"]
 INDEX = "index.json"
 
 
-def _posterior(tae: nn.Module, video: Tensor) -> tuple[Tensor, Tensor]:
+def _posterior(tae: Any, video: Tensor) -> tuple[Tensor, Tensor]:
     out: Any = tae.encode(video)
     out = getattr(out, "latent_dist", out)  # diffusers AutoencoderKLOutput or ours
     mean = out.mean
@@ -46,9 +46,7 @@ def _posterior(tae: nn.Module, video: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def encode_clip(
-    tae: nn.Module, conditioner: Callable[[list[str]], TextContext], video: Tensor, caption: str
-) -> dict[str, Tensor]:
+def encode_clip(tae: nn.Module, conditioner: Any, video: Tensor, caption: str) -> dict[str, Tensor]:
     """Latent posterior and text embeddings of one clip (3, T, H, W) in [-1, 1]."""
     dtype = next(tae.parameters()).dtype
     check_video(video[None] if isinstance(video, Tensor) else video, dtype=dtype)
@@ -72,7 +70,7 @@ def _write_shard(path: Path, tensors: dict[str, Tensor]) -> None:
 def cache_dataset(
     dataset: Any,
     tae: nn.Module,
-    conditioner: Callable[[list[str]], TextContext],
+    conditioner: Any,
     out_dir: str | Path,
     *,
     shard_size: int = 256,
@@ -108,7 +106,12 @@ def cache_dataset(
     entries: list[dict[str, Any]] = []
     shard: dict[str, Tensor] = {}
     shard_id = 0
-    bar = progress(range(n), total=n, desc="cache", disable=None if show_progress is None else not show_progress)
+    bar = progress(
+        range(n),
+        total=n,
+        desc="cache",
+        disable=None if show_progress is None else not show_progress,
+    )
     for i in bar:
         item = dataset[i]
         enc = encode_clip(tae, conditioner, item["video"], item["caption"])
@@ -169,14 +172,14 @@ class LatentCache:
 
         if shard not in self._open:
             self._open[shard] = safe_open(str(self.root / shard), framework="pt")
-        return self._open[shard].get_tensor(key)  # type: ignore[no-any-return]
+        return self._open[shard].get_tensor(key)
 
     def encoders(self, index: int = 0) -> list[str]:
         from safetensors import safe_open
 
         e = self.items[index]
         with safe_open(str(self.root / e["shard"]), framework="pt") as f:
-            keys = [k for k in f.keys() if k.startswith(f"{index}.text.")]
+            keys = [k for k in f if k.startswith(f"{index}.text.")]
         return sorted(k.split(".", 2)[2] for k in keys)
 
     def __getitem__(

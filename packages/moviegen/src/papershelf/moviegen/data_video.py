@@ -120,9 +120,9 @@ def probe(path: str | Path) -> ClipInfo:
         n = int(stream.frames or 0)
         if n <= 0:  # containers without a frame count: from the duration
             if stream.duration is not None and stream.time_base is not None:
-                n = int(round(float(stream.duration * stream.time_base) * fps))
+                n = round(float(stream.duration * stream.time_base) * fps)
             elif container.duration is not None:
-                n = int(round(container.duration / av.time_base * fps))
+                n = round(container.duration / av.time_base * fps)
         return ClipInfo(str(path), int(stream.width), int(stream.height), fps, n)
 
 
@@ -183,7 +183,9 @@ class VideoClipDataset:
         self.durations = sorted(check_int("durations", d, low=1) for d in durations)
         if not self.durations:
             raise ValueError("durations must hold at least one frame count")
-        self.sizes = [(check_int("sizes", h, low=1), check_int("sizes", w, low=1)) for h, w in sizes]
+        self.sizes = [
+            (check_int("sizes", h, low=1), check_int("sizes", w, low=1)) for h, w in sizes
+        ]
         if not self.sizes:
             raise ValueError("sizes must hold at least one (height, width)")
         if start not in ("begin", "center", "random"):
@@ -224,7 +226,7 @@ class VideoClipDataset:
 
     def _source_index(self, k: int, info: ClipInfo, offset: float = 0.0) -> int:
         """Source frame nearest to target frame ``k`` (time offset + k / fps)."""
-        return int(math.floor((offset + k / self.fps) * info.fps + 0.5 + 1e-9))
+        return math.floor((offset + k / self.fps) * info.fps + 0.5 + 1e-9)
 
     def set_epoch(self, epoch: int) -> None:
         """Vary the random clip starts per epoch."""
@@ -269,7 +271,7 @@ class VideoClipDataset:
             for frame in container.decode(stream):
                 decoded += 1
                 pts = frame.pts if frame.pts is not None else 0
-                j = int(math.floor(float((pts - start_pts) * tb) * info.fps + 0.5))
+                j = math.floor(float((pts - start_pts) * tb) * info.fps + 0.5)
                 if j in need and j not in got:
                     rgb = frame.to_ndarray(format="rgb24")
                     got[j] = torch.from_numpy(rgb).permute(2, 0, 1)

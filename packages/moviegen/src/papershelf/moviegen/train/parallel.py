@@ -3,7 +3,7 @@
 The paper trains with FSDP + tensor parallel (TP 4) + sequence / context parallel (CP <= 2)
 (Polyak et al. 2024, Sec. 3.1.6). Here one mesh holds all three::
 
-    mesh = make_mesh(dp_shard=2, tp=2, cp=2)          # ("dp_shard", "cp", "tp"), tp innermost
+    mesh = make_mesh(dp_shard=2, tp=2, cp=2)  # ("dp_shard", "cp", "tp"), tp innermost
     parallelize(model, mesh, mp_policy=bf16_policy(), activation_checkpointing="selective")
 
 :func:`parallelize` applies, in this order: the Megatron-style tensor-parallel plan over
@@ -194,7 +194,7 @@ def apply_activation_checkpointing(
             extra = {} if context_fn is None else {"context_fn": context_fn}
             return checkpoint(_inner, *args, use_reentrant=False, **extra, **kwargs)
 
-        block.forward = forward  # type: ignore[method-assign]
+        block.forward = forward
     return model
 
 
@@ -235,7 +235,7 @@ def parallelize(
     :func:`data_parallel_rank`); the output is the full, replicated velocity.
     """
     import torch.distributed as dist
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import FSDPModule, fully_shard
 
     from papershelf.moviegen.train.context import enable_context_parallel
 
@@ -282,11 +282,11 @@ def parallelize(
     if cp > 1:  # sum the cp ranks' partial gradients, average over the data shards only
         on_cpu = dp_mesh.device_type == "cpu"
         for module in model.modules():
-            if hasattr(module, "set_gradient_divide_factor"):
+            if isinstance(module, FSDPModule):
                 module.set_gradient_divide_factor(float(dp))
                 if on_cpu:  # gloo has no PREMUL_SUM: reduce with SUM, then divide
                     module.set_force_sum_reduction_for_comms(True)
-    model._papershelf_mesh = mesh  # type: ignore[assignment]
+    model._papershelf_mesh = mesh
     return model
 
 

@@ -13,8 +13,8 @@ import copy
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator
 import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,9 +68,7 @@ class EMA:
         self._source = model
         with torch.no_grad():
             self.shadow: dict[str, Tensor] = {
-                n: p.detach().clone()
-                for n, p in model.named_parameters()
-                if p.is_floating_point()
+                n: p.detach().clone() for n, p in model.named_parameters() if p.is_floating_point()
             }
 
     @torch.no_grad()
@@ -272,9 +270,7 @@ class FlowMatchingTrainer:
         self.model = model
         self._sharded = any(_is_dtensor(p) for p in model.parameters())
         self._distributed = self.mesh is not None or self._sharded
-        self.dp_rank, self.dp_size = (
-            data_parallel_rank(self.mesh) if self._distributed else (0, 1)
-        )
+        self.dp_rank, self.dp_size = data_parallel_rank(self.mesh) if self._distributed else (0, 1)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=self.lr, betas=betas, weight_decay=weight_decay
         )
@@ -301,7 +297,7 @@ class FlowMatchingTrainer:
         """The model without any accelerator (DDP / compile) wrapper."""
         if self.accelerator is None:
             return self.model
-        return self.accelerator.unwrap_model(self.model)  # type: ignore[no-any-return]
+        return self.accelerator.unwrap_model(self.model)
 
     def _autocast(self, device: torch.device) -> Any:
         if self.accelerator is not None:
@@ -517,7 +513,7 @@ class FlowMatchingTrainer:
             desc=desc,
             disable=None if show_progress is None else not show_progress,
         )
-        out = []
+        out: list[float] = []
         for _ in bar:
             try:
                 x1, text = next(it)
@@ -535,9 +531,7 @@ class FlowMatchingTrainer:
     # ------------------------------------------------------------------ single-file state
     def _meta(self) -> dict[str, Any]:
         model = self.unwrapped_model
-        sched = {
-            k: v for k, v in self.scheduler.state_dict().items() if k not in ("lr_lambdas",)
-        }
+        sched = {k: v for k, v in self.scheduler.state_dict().items() if k not in ("lr_lambdas",)}
         groups = [
             {k: v for k, v in g.items() if k in ("lr", "initial_lr")}
             for g in self.optimizer.param_groups
