@@ -62,6 +62,7 @@ class NoisyViewConfig:
     # "resampled": each step, each pair is noisy with probability noise_rate and gets a fresh
     # partner; "fixed": a share noise_rate of the images keeps one wrong partner for the run
     mode: str = "resampled"
+    partner: str = "other-class"  # or "random": any training image (the 0.1 design)
 
 
 def other_class_partners(
@@ -98,10 +99,18 @@ def train_noisy_views(
     by_class = [torch.nonzero(remap == c).squeeze(1) for c in range(len(classes))]
     if cfg.mode not in ("fixed", "resampled"):
         raise ValueError(f"mode must be 'fixed' or 'resampled', got {cfg.mode!r}")
+    if cfg.partner not in ("other-class", "random"):
+        raise ValueError(f"partner must be 'other-class' or 'random', got {cfg.partner!r}")
+
+    def wrong(i: Tensor) -> Tensor:
+        if cfg.partner == "random":
+            return torch.randint(0, n, i.shape, generator=g)
+        return other_class_partners(i, remap, by_class, g)
+
     partner = torch.arange(n)
     if cfg.mode == "fixed" and cfg.noise_rate > 0:
         noisy = torch.randperm(n, generator=g)[: round(cfg.noise_rate * n)]
-        partner[noisy] = other_class_partners(noisy, remap, by_class, g)
+        partner[noisy] = wrong(noisy)
     model.train()
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=g)
@@ -110,7 +119,7 @@ def train_noisy_views(
             other = partner[idx].clone()
             if cfg.mode == "resampled" and cfg.noise_rate > 0:
                 flip = torch.rand(len(idx), generator=g) < cfg.noise_rate
-                other[flip] = other_class_partners(idx[flip], remap, by_class, g)
+                other[flip] = wrong(idx[flip])
             _, z1 = model(augment(x[idx], g))
             _, z2 = model(augment(x[other], g))
             loss = loss_fn(z1, z2)
@@ -142,6 +151,7 @@ class LatentClassConfig:
     hidden: int = 128  # encoder d -> hidden -> hidden (BN, ReLU); the probe reads this layer
     out: int = 32  # projector hidden -> hidden -> out
     noise_rate: float = 0.0  # share of pairs whose view 2 is an instance of another class
+    partner: str = "other-class"  # or "random": any training point
     shots: int = 5
     draws: int = 5
 
@@ -250,7 +260,10 @@ def run_latent(loss_fn: LossFn | None, cfg: LatentClassConfig, seed: int) -> flo
         other = idx.clone()
         if cfg.noise_rate > 0:
             flip = torch.rand(cfg.batch_size, generator=g) < cfg.noise_rate
-            other[flip] = other_class_partners(idx[flip], data.y_train, by_class, g)
+            if cfg.partner == "random":
+                other[flip] = torch.randint(0, n, (int(flip.sum()),), generator=g)
+            else:
+                other[flip] = other_class_partners(idx[flip], data.y_train, by_class, g)
         z1 = head(body(_latent_view(data.x_train[idx], data, cfg, g)))
         z2 = head(body(_latent_view(data.x_train[other], data, cfg, g)))
         loss = loss_fn(z1, z2)
