@@ -1,27 +1,41 @@
-"""Benchmark: kV-Margin + kV-GN-Margin for one model, ours vs the official procedure's structure.
+# ruff: noqa: B023  (the per-size closures are called within their own loop iteration)
+"""Benchmark: kV-Margin + kV-GN-Margin for one model, ours vs the official TensorFlow code.
 
-The baseline re-implements, in torch, how the official PGDL submissions
-(chingyaoc/kV-Margin@0ab9068, ``kV-Margin/complexity.py`` and ``kV-GN-Margin/complexity.py``)
-compute the measures, step for step:
+Three implementations on the same Keras model (weights drawn from a fixed ``RandomState``),
+the same data and the same official settings (200·C subsample, ``np.random.seed(0)`` draws,
+shallow feature layer = Keras layer 2):
 
-* margins: the model is run on 200-sample chunks (kV-Margin: a plain forward; kV-GN-Margin: a
-  forward recorded for autograd), and a per-sample Python loop indexes the output tensor
-  (``output[i][label[i]]``, ``np.concatenate`` of two slices, ``np.max``) as the official code
-  does on TensorFlow eager tensors;
-* per class: a full forward for the features (the official ``get_features`` runs the whole
-  model to read the feature layer's input) and, for kV-Margin, another full forward recorded
-  for autograd (``lipschitz``); runner-up classes from a per-sample loop (``np.argmax`` over
-  the logits with the true one replaced by -10000) that stacks ``output[i, y]`` and
-  ``output[i, y']`` one sample at a time; two separate gradient computations (``f_y`` and
-  ``f_y'``, as the two ``tape.gradient`` calls); W1 from pairwise distances + exact EMD;
-* float32, as TensorFlow runs it.
+1. **official TensorFlow** (``chingyaoc/kV-Margin@0ab9068``, ``kV-Margin/complexity.py`` and
+   ``kV-GN-Margin/complexity.py``, imported unmodified): run in a separate TensorFlow
+   interpreter by ``official_tf_worker.py``. Needs ``PAPERSHELF_KV_OFFICIAL_DIR`` (the
+   checkout) and ``PAPERSHELF_TF_PYTHON`` (a Python with ``tensorflow-cpu``, POT and
+   scikit-learn; not a papershelf dependency); the rows are skipped with a message otherwise.
+   Its time is the whole ``complexity(model, dataset)`` call (it reads the ``tf.data``
+   dataset into numpy first, as the PGDL ingestion requires), process CPU seconds of the
+   worker, one TensorFlow thread.
+2. **torch re-implementation of the official structure** (kept as the second baseline),
+   step for step after the official code:
 
-Ours: one ``kv_measures`` call (``official=True``, so both use the same 200 * C subsample,
-chunk dropping and random splits): one forward with a hook on the feature layer (layers before
-it without autograd), one backward through the layers after it, and the class k-variances.
-The values are compared with the baseline (same dtype) and with our own float64 run.
+   * margins: the model is run on 200-sample chunks (kV-Margin: a plain forward; kV-GN-Margin:
+     a forward recorded for autograd), and a per-sample Python loop indexes the output tensor
+     (``output[i][label[i]]``, ``np.concatenate`` of two slices, ``np.max``);
+   * per class: a full forward for the features (the official ``get_features`` runs the whole
+     model to read the feature layer's input) and, for kV-Margin, another full forward
+     recorded for autograd (``lipschitz``); runner-up classes from a per-sample loop
+     (``np.argmax`` over the logits with the true one replaced by -10000) that stacks
+     ``output[i, y]`` and ``output[i, y']`` one sample at a time; two separate gradient
+     computations (the two ``tape.gradient`` calls); W1 from pairwise distances + exact EMD;
+   * float32, as TensorFlow runs it.
+3. **ours**: one ``kv_margin`` / ``kv_gn_margin`` / ``kv_measures`` call with
+   ``official=True, seed=0`` on the torch twin of the Keras model
+   (``pgdl.keras_to_torch``): one forward with a hook on the feature layer (layers before it
+   without autograd), one backward through the layers after it, and the class k-variances.
 
-    uv run --no-sync python packages/kv-margin/benchmarks/bench_kv_margin.py [--repeats 3]
+Repeats are interleaved (official, re-implementation, ours, then again); process CPU seconds,
+min and median over repeats after one warm-up call each.
+
+    PAPERSHELF_KV_OFFICIAL_DIR=/path/to/kV-Margin PAPERSHELF_TF_PYTHON=/tmp/tf-venv/bin/python \
+        uv run --no-sync python packages/kv-margin/benchmarks/bench_kv_margin.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -32,9 +46,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # process CPU time must not 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import json
 import platform
+import statistics
+import subprocess
+import tempfile
 import time
-from functools import partial
 
 import numpy as np
 import ot
@@ -150,51 +167,100 @@ def official_structure(model: nn.Sequential, images, labels, layer_idx: int, var
     return float(-margin_score / gamma)
 
 
-def mlp() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
-    )
+# Keras layer lists (the PGDL config format). The official layer scan takes the first of
+# Keras indices 2-5 whose config has "strides": a pure Dense network has none (the official
+# code then fails), so the MLP carries a 1x1 max-pooling identity at index 2, whose input is
+# the first hidden layer's output (256-d features); the CNN's index 2 is its strided conv
+# (features: the 32x16x16 output of conv 1, 8192-d).
+MODELS: dict[str, dict] = {
+    "MLP 64-256-256-10": {
+        "input_shape": [64],
+        "model_config": [
+            {"layer_name": "Dense", "units": 256, "activation": "relu"},
+            {"layer_name": "Reshape", "target_shape": [1, 1, 256]},
+            {"layer_name": "MaxPooling2D", "pool_size": 1},
+            {"layer_name": "Flatten"},
+            {"layer_name": "Dense", "units": 256, "activation": "relu"},
+            {"layer_name": "Dense", "units": 10},
+        ],
+        "weights": [(64, 256), (256,), (256, 256), (256,), (256, 10), (10,)],
+    },
+    "CNN 16x16x3": {
+        "input_shape": [16, 16, 3],
+        "model_config": [
+            {"layer_name": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"},
+            {"layer_name": "Conv2D", "filters": 32, "kernel_size": 3, "padding": "same", "activation": "relu"},
+            {"layer_name": "Conv2D", "filters": 32, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"},
+            {"layer_name": "Conv2D", "filters": 64, "kernel_size": 3, "padding": "same", "activation": "relu"},
+            {"layer_name": "GlobalAveragePooling2D"},
+            {"layer_name": "Dense", "units": 10},
+        ],
+        "weights": [(3, 3, 3, 16), (16,), (3, 3, 16, 32), (32,), (3, 3, 32, 32), (32,),
+                    (3, 3, 32, 64), (64,), (64, 10), (10,)],
+    },
+}  # fmt: skip
+LAYER = 2  # official shallow scan on both models
 
 
-def cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU()),
-        nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU()),
-        nn.Sequential(nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU()),
-        nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU()),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(64, 10),
-    )
+def keras_weights(shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """He-scaled kernels and small biases from a fixed RandomState (float32, Keras layout)."""
+    rs = np.random.RandomState(1)
+    out = []
+    for shape in shapes:
+        fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        scale = np.sqrt(2.0 / fan_in) if len(shape) > 1 else 0.1
+        out.append((rs.randn(*shape) * scale).astype(np.float32))
+    return out
 
 
-def best_of(fn, repeats: int, device: str) -> tuple[float, float, object]:
-    """Min over repeats of wall-clock and process CPU seconds (the latter is steadier on a
-    shared machine), after one warm-up call."""
+def torch_model(spec: dict, weights: list[np.ndarray], dtype: torch.dtype) -> nn.Sequential:
+    from papershelf.kv_margin.pgdl import keras_to_torch
+
+    per_layer, it = [], iter(weights)
+    for cfg in spec["model_config"]:
+        k = 2 if cfg["layer_name"] in ("Dense", "Conv2D") else 0
+        per_layer.append([next(it) for _ in range(k)])
+    return keras_to_torch(spec["model_config"], spec["input_shape"], per_layer, dtype=dtype)
+
+
+class OfficialTF:
+    """The official TensorFlow ``complexity()`` in a worker process (``official_tf_worker.py``)."""
+
+    def __init__(self, python: str, spec: dict, weights: list[np.ndarray], x: np.ndarray,
+                 y: np.ndarray, tmp: str) -> None:  # fmt: skip
+        path = os.path.join(tmp, "model.npz")
+        meta = dict(spec, n_weights=len(weights))
+        del meta["weights"]
+        np.savez(
+            path, spec=json.dumps(meta), x=x, y=y, **{f"w{i}": w for i, w in enumerate(weights)}
+        )
+        worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "official_tf_worker.py")
+        self.proc = subprocess.Popen(
+            [python, worker, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        hello = json.loads(self.proc.stdout.readline())
+        self.version = hello["tensorflow"]
+
+    def __call__(self, variant: str) -> tuple[float, float]:
+        """(score, worker process CPU seconds) of one official ``complexity()`` call."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"variant": variant, "shallow": True}) + "\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        return out["score"], out["cpu"]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def cpu_call(fn) -> tuple[object, float]:
+    c = time.process_time()
     val = fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        w, c = time.perf_counter(), time.process_time()
-        val = fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return min(walls), min(cpus), val
-
-
-def both_official(model, x, y, layer):
-    return (
-        official_structure(model, x, y, layer, "kv"),
-        official_structure(model, x, y, layer, "gn"),
-    )
-
-
-def both_ours(model, x, y, layer):
-    res = kv_measures(model, x, y, str(layer), official=True, seed=0)
-    return res["kv"].score, res["gn"].score
+    return val, time.process_time() - c
 
 
 def floor(model, x, layer) -> float:
@@ -210,71 +276,119 @@ def floor(model, x, layer) -> float:
     return 0.0
 
 
+def _stats(ts: list[float]) -> str:
+    return f"{min(ts):.3f} / {statistics.median(ts):.3f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    dev = args.device
-    dtype = getattr(torch, args.dtype)
-    hw = (
-        torch.cuda.get_device_name()
-        if dev == "cuda"
-        else platform.processor() or platform.machine()
-    )
-    clock = "wall-clock" if dev == "cuda" else "process CPU"
+    official_dir = os.environ.get("PAPERSHELF_KV_OFFICIAL_DIR")
+    tf_python = os.environ.get("PAPERSHELF_TF_PYTHON")
+    have_tf = bool(official_dir and tf_python)
+    if not have_tf:
+        print(
+            "official TensorFlow rows skipped: set PAPERSHELF_KV_OFFICIAL_DIR (a checkout of "
+            "chingyaoc/kV-Margin) and PAPERSHELF_TF_PYTHON (a Python with tensorflow-cpu, pot, "
+            "scikit-learn)"
+        )
     print(
-        f"torch {torch.__version__}, {hw}, {args.threads} CPU thread(s), {args.dtype}, "
-        f"{clock} seconds, min of {args.repeats}"
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{args.threads} thread(s), float32, process CPU seconds min / median of "
+        f"{args.repeats} interleaved repeats; load {os.getloadavg()[0]:.2f} at start"
     )
-    print(
-        "| model | n | measure | official structure (s) | ours (s) | speed-up "
-        "| rel. diff vs official | rel. diff vs ours float64 |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    floors = []
-    for name, build, shape, layer in (
-        ("MLP 64-256-256-10", mlp, (64,), 2),
-        ("CNN 3x16x16", cnn, (3, 16, 16), 2),
-    ):
-        torch.manual_seed(0)
-        model = build().to(dtype).eval().to(dev)
-        model64 = build().double().eval().to(dev)
-        model64.load_state_dict(model.state_dict())
-        for n in args.sizes:
-            g = torch.Generator().manual_seed(n)
-            x64 = torch.randn(n, *shape, generator=g, dtype=torch.float64).to(dev)
-            x = x64.to(dtype)
-            y = torch.randint(0, 10, (n,), generator=g).cpu().numpy()
-            ref64 = both_ours(model64, x64, y, layer)
-            cases = [
-                ("kV-Margin", partial(official_structure, model, x, y, layer, "kv"),
-                 partial(lambda *a: (kv_margin(*a, official=True, seed=0).score,), model, x, y, str(layer)), ref64[:1]),
-                ("kV-GN-Margin", partial(official_structure, model, x, y, layer, "gn"),
-                 partial(lambda *a: (kv_gn_margin(*a, official=True, seed=0).score,), model, x, y, str(layer)), ref64[1:]),
-                ("both", partial(both_official, model, x, y, layer), partial(both_ours, model, x, y, layer), ref64),
-            ]  # fmt: skip
-            for measure, official, ours, ref in cases:
-                w_off, c_off, v_off = best_of(official, args.repeats, dev)
-                w_our, c_our, v_our = best_of(ours, args.repeats, dev)
-                v_off = np.atleast_1d(v_off)
-                rel = np.max(np.abs(np.subtract(v_off, v_our)) / np.abs(v_off))
-                rel64 = np.max(np.abs(np.subtract(ref, v_our)) / np.abs(ref))
-                t_off, t_our = (w_off, w_our) if dev == "cuda" else (c_off, c_our)
-                print(
-                    f"| {name} | {n} | {measure} | {t_off:.3f} | {t_our:.3f} "
-                    f"| {t_off / t_our:.1f}x | {rel:.1e} | {rel64:.1e} |",
-                    flush=True,
-                )
-            if n >= 2000:
-                wf, cf, _ = best_of(partial(floor, model, x, layer), args.repeats, dev)
-                floors.append((name, n, wf if dev == "cuda" else cf))
+    header = "| model | n | measure | official TF (s) | torch re-impl. (s) | ours (s) | vs TF | vs re-impl. | score rel. diff vs TF |"
+    rows, floors, tf_version = [], [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            spec = MODELS[name]
+            weights = keras_weights(spec["weights"])
+            model = torch_model(spec, weights, torch.float32)
+            for n in args.sizes:
+                rs = np.random.RandomState(n)
+                x_keras = rs.randn(n, *spec["input_shape"]).astype(np.float32)
+                y = rs.randint(0, 10, size=n).astype(np.int64)
+                xt = torch.from_numpy(x_keras)
+                x = xt.permute(0, 3, 1, 2).contiguous() if xt.ndim == 4 else xt
+                tf_run = OfficialTF(tf_python, spec, weights, x_keras, y, tmp) if have_tf else None
+                tf_version = tf_run.version if tf_run else None
+                ours = {
+                    "kV-Margin": lambda: (kv_margin(model, x, y, str(LAYER), official=True, seed=0).score,),
+                    "kV-GN-Margin": lambda: (kv_gn_margin(model, x, y, str(LAYER), official=True, seed=0).score,),
+                    "both": lambda: tuple(r.score for r in kv_measures(model, x, y, str(LAYER), official=True, seed=0).values()),
+                }  # fmt: skip
+                reimpl = {
+                    "kV-Margin": lambda: (official_structure(model, x, y, LAYER, "kv"),),
+                    "kV-GN-Margin": lambda: (official_structure(model, x, y, LAYER, "gn"),),
+                }
+                t_tf: dict[str, list[float]] = {"kV-Margin": [], "kV-GN-Margin": [], "both": []}
+                t_re = {k: [] for k in t_tf}
+                t_our = {k: [] for k in t_tf}
+                v_tf: dict[str, float] = {}
+                v_our: dict[str, tuple] = {}
+                for rep in range(args.repeats + 1):  # repeat 0 is the warm-up
+                    if tf_run is not None:
+                        (s_kv, c_kv), (s_gn, c_gn) = tf_run("kv"), tf_run("gn")
+                        v_tf = {"kV-Margin": s_kv, "kV-GN-Margin": s_gn}
+                        if rep:
+                            t_tf["kV-Margin"].append(c_kv)
+                            t_tf["kV-GN-Margin"].append(c_gn)
+                            t_tf["both"].append(c_kv + c_gn)
+                    re_kv, re_gn = (
+                        cpu_call(reimpl["kV-Margin"])[1],
+                        cpu_call(reimpl["kV-GN-Margin"])[1],
+                    )
+                    for key in ours:
+                        v_our[key], t = cpu_call(ours[key])
+                        if rep:
+                            t_our[key].append(t)
+                    if rep:
+                        t_re["kV-Margin"].append(re_kv)
+                        t_re["kV-GN-Margin"].append(re_gn)
+                        t_re["both"].append(re_kv + re_gn)
+                if tf_run is not None:
+                    tf_run.close()
+                for key in ("kV-Margin", "kV-GN-Margin", "both"):
+                    mo, mr = min(t_our[key]), min(t_re[key])
+                    if v_tf:
+                        ref = [v_tf["kV-Margin"], v_tf["kV-GN-Margin"]]
+                        ref = ref if key == "both" else [v_tf[key]]
+                        rel = max(abs(a - b) / abs(a) for a, b in zip(ref, v_our[key]))
+                        tf_cols = (
+                            f"{_stats(t_tf[key])} | ",
+                            f"{min(t_tf[key]) / mo:.0f}x | ",
+                            f"{rel:.1e}",
+                        )
+                    else:
+                        tf_cols = ("skipped | ", "– | ", "–")
+                    row = (
+                        f"| {name} | {n} | {key} | {tf_cols[0]}{_stats(t_re[key])} | {_stats(t_our[key])} "
+                        f"| {tf_cols[1]}{mr / mo:.1f}x | {tf_cols[2]} |"
+                    )
+                    rows.append(row)
+                    print(row, flush=True)
+                if n >= 2000:
+                    floors.append(
+                        (
+                            name,
+                            n,
+                            min(cpu_call(lambda: floor(model, x, LAYER))[1] for _ in range(3)),
+                        )
+                    )
+    print()
+    if tf_version:
+        print(f"official: chingyaoc/kV-Margin@0ab9068 on TensorFlow {tf_version} (CPU, 1 thread)")
+    print(header)
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
     for name, n, t in floors:
         print(f"{name}, n = {n}: one forward + one head backward over 2000 samples = {t:.3f} s")
+    print(f"load at end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,15 +14,19 @@ estimated, as in the official code, from disjoint random halves of the available
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, overload
 
 import numpy as np
 
+from papershelf.core.validation import check_bool, check_int, check_real
+
 log = logging.getLogger(__name__)
 
-__all__ = ["class_k_variance", "k_variance", "wasserstein1"]
+__all__ = ["OTConvergenceWarning", "class_k_variance", "k_variance", "wasserstein1"]
 
 Method = Literal["emd", "assignment", "sinkhorn"]
 RNGLike = int | np.random.Generator | np.random.RandomState | None
@@ -105,7 +109,16 @@ def _euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
 
 
-def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> float:
+class OTConvergenceWarning(UserWarning):
+    """A transport solver stopped at its iteration cap before optimality / its tolerance."""
+
+
+_SINKHORN_STOP = (
+    1e-6  # marginal error (POT default 1e-9: rarely reached at reg = 1% of the median cost)
+)
+
+
+def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[float, dict[str, Any]]:
     import ot
 
     if _is_torch(x) or _is_torch(y):
@@ -113,20 +126,107 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> float:
 
         xt = torch.as_tensor(x).reshape(len(x), -1).double()
         yt = torch.as_tensor(y, device=xt.device).reshape(len(y), -1).double()
-        cost = torch.cdist(xt, yt)
-        a = torch.full((len(xt),), 1.0 / len(xt), dtype=xt.dtype, device=xt.device)
-        b = torch.full((len(yt),), 1.0 / len(yt), dtype=xt.dtype, device=xt.device)
-        if reg is None:
-            reg = 0.01 * float(cost.median())
-        val = ot.sinkhorn2(a, b, cost, reg, method="sinkhorn_log", numItermax=num_iter)
-        return float(val)
-    xa, ya = _as_points(x, "x"), _as_points(y, "y")
-    cost_np = _euclidean_cost(xa, ya)
+        if not bool(torch.isfinite(xt).all()) or not bool(torch.isfinite(yt).all()):
+            raise ValueError("x and y must be finite (got NaN or inf)")
+        cost: Any = torch.cdist(xt, yt)
+        a: Any = torch.full((len(xt),), 1.0 / len(xt), dtype=xt.dtype, device=xt.device)
+        b: Any = torch.full((len(yt),), 1.0 / len(yt), dtype=xt.dtype, device=xt.device)
+        median = float(cost.median())
+    else:
+        xa, ya = _as_points(x, "x"), _as_points(y, "y")
+        if xa.shape[1] != ya.shape[1]:
+            raise ValueError(
+                f"x and y must have the same feature dimension, got {xa.shape[1]} and {ya.shape[1]}"
+            )
+        cost = _euclidean_cost(xa, ya)
+        a = np.full(len(xa), 1.0 / len(xa))
+        b = np.full(len(ya), 1.0 / len(ya))
+        median = float(np.median(cost))
     if reg is None:
-        reg = 0.01 * float(np.median(cost_np))
-    wa = np.full(len(xa), 1.0 / len(xa))
-    wb = np.full(len(ya), 1.0 / len(ya))
-    return float(ot.sinkhorn2(wa, wb, cost_np, reg, method="sinkhorn_log", numItermax=num_iter))
+        reg = 0.01 * median
+        if reg == 0.0:  # the two clouds coincide point for point: W1 = 0 exactly
+            return 0.0, {"converged": True, "n_iter": 0, "method": "sinkhorn"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # POT's own warning is replaced by ours, once per call
+        val, info = ot.sinkhorn2(
+            a, b, cost, reg, method="sinkhorn_log", numItermax=num_iter,
+            stopThr=_SINKHORN_STOP, log=True,
+        )  # fmt: skip
+    value = float(val)
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"Sinkhorn returned a non-finite cost ({value}) at reg={reg:g}: raise reg or use "
+            "method='emd'"
+        )
+    n_iter = int(info.get("niter", num_iter))
+    errs = info.get("err") or []
+    converged = n_iter < num_iter - 1 or bool(errs and float(errs[-1]) < _SINKHORN_STOP)
+    return value, {"converged": converged, "n_iter": n_iter, "method": "sinkhorn"}
+
+
+def _w1(
+    x: Any, y: Any, method: Method, reg: float | None, num_iter: int
+) -> tuple[float, dict[str, Any]]:
+    """W1 and ``{"converged", "n_iter", "method"}``; no warning (the callers warn once)."""
+    if method == "sinkhorn":
+        return _sinkhorn_w1(x, y, reg, num_iter)
+    xa, ya = _as_points(x, "x"), _as_points(y, "y")
+    if xa.shape[1] != ya.shape[1]:
+        raise ValueError(
+            f"x and y must have the same feature dimension, got {xa.shape[1]} and {ya.shape[1]}"
+        )
+    cost = _euclidean_cost(xa, ya)
+    if method == "assignment":
+        if len(xa) != len(ya):
+            raise ValueError(
+                f"method='assignment' needs samples of equal size, got {len(xa)} and {len(ya)}"
+            )
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(cost)
+        return float(cost[rows, cols].mean()), {
+            "converged": True, "n_iter": None, "method": "assignment",
+        }  # fmt: skip
+    import ot
+
+    a = np.full(len(xa), 1.0 / len(xa))
+    b = np.full(len(ya), 1.0 / len(ya))
+    # the default iteration cap of emd2 is too small for m in the thousands
+    cap = max(100_000, 50 * len(xa) * len(ya))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        val, info = ot.emd2(a, b, cost, numItermax=cap, log=True)
+    code = int(info.get("result_code", 1))
+    if code in (0, 2):  # infeasible / unbounded: cannot happen for finite costs
+        raise FloatingPointError(f"the exact transport solver failed: {info.get('warning')}")
+    return float(val), {"converged": code == 1, "n_iter": None, "method": "emd"}
+
+
+def _warn_unconverged(infos: Sequence[dict[str, Any]], where: str, num_iter: int) -> bool:
+    """Warn once if any solve stopped at its cap; return whether all converged."""
+    bad = [i for i in infos if not i["converged"]]
+    if bad:
+        how = (
+            f"Sinkhorn reached num_iter={num_iter} before a marginal error of {_SINKHORN_STOP:g}"
+            if bad[0]["method"] == "sinkhorn"
+            else "the network simplex reached its iteration cap before optimality"
+        )
+        warnings.warn(
+            f"{where}: {len(bad)} of {len(infos)} transport problem(s) did not converge ({how}); "
+            "the value is approximate",
+            OTConvergenceWarning,
+            stacklevel=3,
+        )
+    return not bad
+
+
+def _check_solver(method: Any, reg: Any, num_iter: Any) -> tuple[float | None, int]:
+    _check_method(method)
+    if reg is not None:
+        if method != "sinkhorn":
+            raise ValueError(f"reg is only used by method='sinkhorn', got method={method!r}")
+        reg = check_real("reg", reg, low=0.0, inclusive=(False, True))
+    return reg, check_int("num_iter", num_iter, low=1)
 
 
 def wasserstein1(
@@ -136,7 +236,8 @@ def wasserstein1(
     method: Method = "emd",
     reg: float | None = None,
     num_iter: int = 1000,
-) -> float:
+    log: bool = False,
+) -> Any:
     r"""Wasserstein-1 distance between two uniform point clouds with Euclidean cost.
 
     .. math::
@@ -158,14 +259,21 @@ def wasserstein1(
         on their device, which is the only case where it pays off (GPU, large m). It is biased
         upwards by a few percent at ``reg`` = 1% of the median cost.
     reg : float, optional
-        Entropic regularisation for ``"sinkhorn"``; default 1% of the median pairwise cost.
+        Entropic regularisation for ``"sinkhorn"``, ``> 0``; default 1% of the median pairwise
+        cost. NaN, zero, negative or infinite values are a ``ValueError``; ``reg`` with another
+        method is a ``ValueError`` too (it would be ignored).
     num_iter : int
-        Sinkhorn iterations.
+        Sinkhorn iteration cap.
+    log : bool
+        Also return ``{"converged": bool, "n_iter": int | None, "method": str}``.
 
     Returns
     -------
-    float
-        The transport cost.
+    float, or (float, dict) with ``log=True``
+        The transport cost. A solver that stops at its cap (Sinkhorn above its marginal
+        tolerance 1e-9, the network simplex before optimality) issues one
+        :class:`OTConvergenceWarning`; a non-finite Sinkhorn cost raises
+        ``FloatingPointError``.
 
     References
     ----------
@@ -177,30 +285,11 @@ def wasserstein1(
     >>> wasserstein1(np.zeros((3, 2)), np.ones((3, 2)))  # every point moves by sqrt(2)
     1.4142135623730951
     """
-    _check_method(method)
-    if method == "sinkhorn":
-        return _sinkhorn_w1(x, y, reg, num_iter)
-    xa, ya = _as_points(x, "x"), _as_points(y, "y")
-    if xa.shape[1] != ya.shape[1]:
-        raise ValueError(
-            f"x and y must have the same feature dimension, got {xa.shape[1]} and {ya.shape[1]}"
-        )
-    cost = _euclidean_cost(xa, ya)
-    if method == "assignment":
-        if len(xa) != len(ya):
-            raise ValueError(
-                f"method='assignment' needs samples of equal size, got {len(xa)} and {len(ya)}"
-            )
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(cost)
-        return float(cost[rows, cols].mean())
-    import ot
-
-    a = np.full(len(xa), 1.0 / len(xa))
-    b = np.full(len(ya), 1.0 / len(ya))
-    # the default iteration cap of emd2 is too small for m in the thousands
-    return float(ot.emd2(a, b, cost, numItermax=max(100_000, 50 * len(xa) * len(ya))))
+    reg, num_iter = _check_solver(method, reg, num_iter)
+    check_bool("log", log)
+    value, info = _w1(x, y, method, reg, num_iter)
+    _warn_unconverged([info], "wasserstein1", num_iter)
+    return (value, info) if log else value
 
 
 def _split_pairs(
@@ -218,26 +307,29 @@ def _check_m(m: int | None, n: int, what: str) -> int:
         if n < 2:
             raise ValueError(f"{what} has {n} point(s); the k-variance needs at least 2")
         return n // 2
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
-        raise TypeError(f"m must be an int or None, got {type(m)!r}")
-    if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
+    m = check_int("m", m, low=1)
     if 2 * m > n:
         raise ValueError(f"{what} has {n} points, fewer than 2m = {2 * m} (m must be <= n // 2)")
     return int(m)
 
 
-def _check_splits(n_splits: int) -> None:
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
-        raise ValueError(f"n_splits must be an int >= 1, got {n_splits!r}")
+def _check_splits(n_splits: Any) -> int:
+    return check_int("n_splits", n_splits, low=1)
 
 
-def _run(jobs: Sequence[tuple[Any, Any]], method: Method, n_jobs: int, **kw: Any) -> list[float]:
+def _run(
+    jobs: Sequence[tuple[Any, Any]], method: Method, n_jobs: int, reg: float | None, num_iter: int
+) -> tuple[list[float], list[dict[str, Any]]]:
+    def one(ab: tuple[Any, Any]) -> tuple[float, dict[str, Any]]:
+        return _w1(ab[0], ab[1], method, reg, num_iter)
+
     if n_jobs == 1 or len(jobs) <= 1:
-        return [wasserstein1(a, b, method=method, **kw) for a, b in jobs]
-    # POT's network simplex releases the GIL, so threads give real parallelism here
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(lambda ab: wasserstein1(ab[0], ab[1], method=method, **kw), jobs))
+        out = [one(ab) for ab in jobs]
+    else:
+        # POT's network simplex releases the GIL, so threads give real parallelism here
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            out = list(pool.map(one, jobs))
+    return [v for v, _ in out], [i for _, i in out]
 
 
 @overload
@@ -251,6 +343,7 @@ def k_variance(
     method: Method = "emd",
     n_jobs: int = 1,
     reg: float | None = None,
+    num_iter: int = 1000,
 ) -> float: ...
 
 
@@ -265,6 +358,7 @@ def k_variance(
     method: Method = "emd",
     n_jobs: int = 1,
     reg: float | None = None,
+    num_iter: int = 1000,
 ) -> np.ndarray: ...
 
 
@@ -278,6 +372,7 @@ def k_variance(
     method: Method = "emd",
     n_jobs: int = 1,
     reg: float | None = None,
+    num_iter: int = 1000,
 ) -> float | np.ndarray:
     r"""k-variance of the distribution behind ``features``, from disjoint random halves.
 
@@ -308,7 +403,10 @@ def k_variance(
     n_jobs : int
         Threads for the splits (the exact solver releases the GIL).
     reg : float, optional
-        Sinkhorn regularisation (``method="sinkhorn"`` only).
+        Sinkhorn regularisation (``method="sinkhorn"`` only), ``> 0``.
+    num_iter : int
+        Sinkhorn iteration cap; one :class:`OTConvergenceWarning` per call if any split stops
+        at it.
 
     Returns
     -------
@@ -328,10 +426,12 @@ def k_variance(
     """
     if labels is not None:
         return class_k_variance(
-            features, labels, m=m, n_splits=n_splits, rng=rng, method=method, n_jobs=n_jobs, reg=reg
-        )
-    _check_method(method)
-    _check_splits(n_splits)
+            features, labels, m=m, n_splits=n_splits, rng=rng, method=method, n_jobs=n_jobs,
+            reg=reg, num_iter=num_iter,
+        )  # fmt: skip
+    reg, num_iter = _check_solver(method, reg, num_iter)
+    n_splits = _check_splits(n_splits)
+    n_jobs = check_int("n_jobs", n_jobs, low=1)
     x = (
         features
         if (method == "sinkhorn" and _is_torch(features))
@@ -340,8 +440,8 @@ def k_variance(
     m_ = _check_m(m, len(x), "features")
     gen = _make_rng(rng)
     pairs = _split_pairs(len(x), m_, n_splits, gen)
-    kw = {"reg": reg} if method == "sinkhorn" else {}
-    vals = _run([(x[i], x[j]) for i, j in pairs], method, n_jobs, **kw)
+    vals, infos = _run([(x[i], x[j]) for i, j in pairs], method, n_jobs, reg, num_iter)
+    _warn_unconverged(infos, "k_variance", num_iter)
     return float(np.mean(vals))
 
 
@@ -356,8 +456,10 @@ def class_k_variance(
     method: Method = "emd",
     n_jobs: int = 1,
     reg: float | None = None,
+    num_iter: int = 1000,
     skip_empty: bool = False,
-) -> np.ndarray:
+    log: bool = False,
+) -> Any:
     r"""k-variance of every class-conditional feature distribution.
 
     For class :math:`c` with :math:`n_c` points, :math:`\widehat{\mathrm{Var}}_{m_c}(\phi\#\mu_c)`
@@ -376,18 +478,23 @@ def class_k_variance(
     m : int, optional
         Sample size for every class; default ``n_c // 2`` per class. A class with fewer than
         ``2 * m`` points is an error.
-    n_splits, rng, method, n_jobs, reg
+    n_splits, rng, method, n_jobs, reg, num_iter
         As in :func:`k_variance`; all (class, split) transport problems run in one thread pool.
     skip_empty : bool
         Return NaN for classes with no point instead of raising.
+    log : bool
+        Also return ``{"converged": bool, "n_problems": int}`` for the transport solves.
 
     Returns
     -------
-    ndarray, shape (n_classes,)
+    ndarray, shape (n_classes,), or (ndarray, dict) with ``log=True``
         Per-class k-variance.
     """
-    _check_method(method)
-    _check_splits(n_splits)
+    reg, num_iter = _check_solver(method, reg, num_iter)
+    n_splits = _check_splits(n_splits)
+    n_jobs = check_int("n_jobs", n_jobs, low=1)
+    check_bool("skip_empty", skip_empty)
+    check_bool("log", log)
     x = (
         features
         if (method == "sinkhorn" and _is_torch(features))
@@ -408,13 +515,13 @@ def class_k_variance(
             perm = gen.permutation(idx)
             jobs.append((x[perm[:m_c]], x[perm[m_c : 2 * m_c]]))
             owner.append(c)
-    kw = {"reg": reg} if method == "sinkhorn" else {}
-    vals = _run(jobs, method, n_jobs, **kw)
+    vals, infos = _run(jobs, method, n_jobs, reg, num_iter)
+    converged = _warn_unconverged(infos, "class_k_variance", num_iter)
     sums = np.zeros(C)
     np.add.at(sums, np.asarray(owner, dtype=int), vals)
     present = np.unique(owner)
     out[present] = sums[present] / n_splits
-    return out
+    return (out, {"converged": converged, "n_problems": len(infos)}) if log else out
 
 
 def _as_labels(labels: Any, n: int, n_classes: int | None) -> np.ndarray:
@@ -425,8 +532,8 @@ def _as_labels(labels: Any, n: int, n_classes: int | None) -> np.ndarray:
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"labels must be integers, got dtype {y.dtype}")
-    if n_classes is not None and (isinstance(n_classes, bool) or n_classes < 1):
-        raise ValueError(f"n_classes must be a positive int, got {n_classes!r}")
+    if n_classes is not None:
+        n_classes = check_int("n_classes", n_classes, low=1)
     if len(y) and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
         hi = n_classes if n_classes is not None else "inf"
         raise ValueError(f"labels must lie in [0, {hi}), got values in [{y.min()}, {y.max()}]")

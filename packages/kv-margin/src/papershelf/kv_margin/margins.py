@@ -15,6 +15,8 @@ its own features.
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -90,7 +92,7 @@ class MarginOutput:
         :math:`f_y - \\max_{y' \\ne y} f_{y'}`.
     runner_up : Tensor, shape (n,)
         The maximising :math:`y'`.
-    grad_norms : Tensor, shape (n,) or None
+    grad_norms : Tensor, shape (n,), float64, or None
         :math:`\\lVert \\nabla_\\phi (f_y - f_{y'}) \\rVert_2` when requested.
     """
 
@@ -167,7 +169,9 @@ def _forward(
     if grad:
         # samples are independent in eval mode: d(sum_i diff_i)/d phi_i = d diff_i / d phi_i
         (g,) = torch.autograd.grad(diff.sum(), feats)
-        gnorm = g.reshape(len(g), -1).norm(dim=1).detach()
+        # float64 norms: for logits near 1e20 the float32 sum of squares overflows, and an
+        # infinite Lipschitz estimate would turn the measure into -0.0 (not scale-invariant)
+        gnorm = g.detach().reshape(len(g), -1).double().norm(dim=1)
     return (
         feats.detach().reshape(len(feats), -1),
         logits.detach(),
@@ -293,3 +297,18 @@ def _per_class_max(values: np.ndarray, labels: np.ndarray, n_classes: int) -> np
         if len(sel):
             res[c] = sel.max()
     return res
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`margins`.
+
+    The package exposes the function ``margins`` lazily; once this submodule has been imported
+    the import system binds ``papershelf.kv_margin.margins`` to the module, so the module
+    forwards calls to keep ``papershelf.kv_margin.margins(model, x, y, layer)`` working.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MarginOutput:
+        return margins(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

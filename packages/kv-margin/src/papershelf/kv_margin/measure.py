@@ -205,13 +205,27 @@ def kv_measure_from_arrays(
         unnormalized = rho / (gn + eps)
     if margin_rows is not None:
         unnormalized = unnormalized[np.asarray(margin_rows)]
+    q = float(np.quantile(unnormalized, quantile))
+    if not np.isfinite(normalizer):
+        raise FloatingPointError(
+            f"the k-variance normalizer overflows ({normalizer}): features or gradient norms "
+            "beyond float64's range"
+        )
     if normalizer == 0.0:
-        log.warning("k-variance normalizer is 0 (collapsed features): the measure is infinite")
-    # the quantile commutes with the positive normalizer; dividing last (as the official code
-    # does) keeps a collapsed feature space at +-inf instead of NaN
-    with np.errstate(divide="ignore", invalid="ignore"):
+        # the limit normalizer -> 0+: a positive margin quantile gives -inf, a non-positive one
+        # (a zero head: all margins 0) +inf, the worst predicted generalization; never 0/0
+        what = (
+            "zero Lipschitz estimate (a constant head)" if variant == "kv" else "collapsed features"
+        )
+        score = float("-inf") if q > 0 else float("inf")
+        normalized = np.where(unnormalized > 0, np.inf, -np.inf)
+        log.warning(
+            "k-variance normalizer is 0 (%s): the measure is %s", what, "+inf" if q <= 0 else "-inf"
+        )
+    else:
+        # the quantile commutes with the positive normalizer (divided last, as officially)
         normalized = unnormalized / np.float64(normalizer)
-        score = -float(np.quantile(unnormalized, quantile) / np.float64(normalizer))
+        score = -q / normalizer + 0.0  # no negative zero
     return KVMarginResult(
         score=score,
         normalized_margins=normalized,

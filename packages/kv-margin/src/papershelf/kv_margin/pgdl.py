@@ -213,6 +213,24 @@ class Flatten(nn.Module):
         return x.reshape(len(x), -1)
 
 
+class Reshape(nn.Module):
+    """Keras ``Reshape(target_shape)``: reshapes in Keras' channels-last layout; a 3-D target
+    comes back as NCHW."""
+
+    def __init__(self, target_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.target_shape = tuple(int(v) for v in target_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 4:  # NCHW -> NHWC, the order Keras reshapes in
+            x = x.permute(0, 2, 3, 1)
+        y = x.reshape(x.shape[0], *self.target_shape)
+        return y.permute(0, 3, 1, 2) if y.ndim == 4 else y
+
+    def extra_repr(self) -> str:
+        return f"target_shape={self.target_shape}"
+
+
 class Activation(nn.Module):
     """Keras ``Activation``, ``ReLU``, ``LeakyReLU`` and ``Softmax`` layers."""
 
@@ -349,6 +367,8 @@ def _build_layer(cfg: dict[str, Any], i: int, weights: list[np.ndarray], dtype: 
         return GlobalPooling2D("avg" if "Average" in name else "max")
     if name == "Flatten":
         return Flatten()
+    if name == "Reshape":
+        return Reshape(cfg["target_shape"])
     if name in _IDENTITY:
         return nn.Identity()
     if name == "Activation":
