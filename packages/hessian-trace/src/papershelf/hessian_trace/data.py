@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from papershelf.core.validation import check_int
+
 __all__ = ["SensingProblem", "gaussian_sensing"]
 
 
@@ -66,8 +68,12 @@ def gaussian_sensing(
     n : int
         Number of measurements; :math:`A_i` have i.i.d. :math:`N(0, 1)` entries.
     seed : int, optional
-        Seed for a fresh generator (ignored when ``generator`` is given).
+        Seed for a fresh generator (ignored when ``generator`` is given). With neither
+        ``seed`` nor ``generator``, the generator is seeded from fresh OS entropy, so every
+        call draws a new problem (as ``torch.randn`` would); pass ``seed`` to reproduce one.
     generator : torch.Generator, optional
+        Draw from this generator (advancing it): a loop over problems with one seeded
+        generator gives distinct, reproducible problems.
     dtype : torch.dtype
         float64 by default: recovery errors of 1e-8 need it.
 
@@ -75,13 +81,20 @@ def gaussian_sensing(
     -------
     SensingProblem
     """
-    for name, value in (("d_in", d_in), ("d_out", d_out), ("rank", rank), ("n", n)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if rank > min(d_in, d_out):
-        raise ValueError(f"rank must be <= min(d_in, d_out) = {min(d_in, d_out)}, got {rank}")
+    d_in = check_int("d_in", d_in, low=1)
+    d_out = check_int("d_out", d_out, low=1)
+    rank = check_int("rank", rank, low=1, high=min(d_in, d_out))
+    n = check_int("n", n, low=1)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()  # OS entropy: a new problem on every call
+        else:
+            generator.manual_seed(check_int("seed", seed, low=0))
+    elif not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     u = torch.randn(d_out, rank, generator=generator, dtype=dtype)
     v = torch.randn(d_in, rank, generator=generator, dtype=dtype)
     low_rank = u @ v.T
