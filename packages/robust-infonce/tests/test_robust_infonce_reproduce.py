@@ -28,6 +28,22 @@ def test_registry_does_not_import_torch():
     assert out.stdout.split() == ["robust-infonce", "False"]
 
 
+def test_package_import_is_lazy_and_old_names_still_import():
+    import subprocess
+
+    code = (
+        "import sys, papershelf.robust_infonce as m; a = 'torch' in sys.modules; "
+        "f = m.rince_from_logits; g = m.gather_with_grad; "
+        "print(a, 'torch' in sys.modules, sorted(m.__all__))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split(maxsplit=2) == [
+        "False",
+        "True",
+        "['RINCELoss', '__version__', 'info_nce_loss', 'rince_loss']",
+    ]
+
+
 def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
     from papershelf.robust_infonce import reproduce
 

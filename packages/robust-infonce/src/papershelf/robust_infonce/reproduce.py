@@ -57,8 +57,20 @@ def _label(p: float) -> str:
     return "clean views" if p == 0 else f"{p:.0%} noisy views (other-class partners)"
 
 
+def _require_reproduce_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"papershelf reproduce robust-infonce needs {', '.join(missing)}: "
+            'pip install "papershelf-robust-infonce[reproduce]"'
+        )
+
+
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the reproduction; see the module docstring."""
+    _require_reproduce_extra()
     if ctx.full:
         return _run_full(ctx)
     seeds = list(ctx.seeds)
