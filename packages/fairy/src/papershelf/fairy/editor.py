@@ -492,7 +492,12 @@ class FairyVideoEditor:
         frames, fps = load_video(src, max_frames=max_frames)
         kwargs["output_type"] = "pt"
         res = self.edit_video(frames, instruction, show_progress=show_progress, **kwargs)
-        if len(res.frame_indices) == len(frames):
+        writer = True
+        if kwargs.get("distributed"):
+            import torch.distributed as dist
+
+            writer = dist.get_rank() == 0
+        if writer:
             write_video(res.frames, dst, fps=fps)
         return res
 
