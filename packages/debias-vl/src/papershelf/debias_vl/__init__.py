@@ -2,84 +2,92 @@
 
 Closed-form projections of text embeddings that remove a spurious attribute (P0) and calibrate
 positive prompt pairs (P* = P0 (I + lam M)^-1), with adapters for CLIP zero-shot classification
-and Stable Diffusion ``prompt_embeds``. arXiv:2302.00070.
+(transformers and open_clip) and Stable Diffusion / SDXL ``prompt_embeds``. arXiv:2302.00070.
+
+The names below are the ones to start from; every other public name lives in a submodule
+(:mod:`~papershelf.debias_vl.projection`, :mod:`~papershelf.debias_vl.encoders`,
+:mod:`~papershelf.debias_vl.diffusion`, :mod:`~papershelf.debias_vl.prompts`,
+:mod:`~papershelf.debias_vl.zero_shot`, :mod:`~papershelf.debias_vl.evaluation`) and is still
+reachable here. Nothing is imported until a name is used, so ``import papershelf.debias_vl``
+does not import torch (the package's API is torch-based: its first use does).
 """
 
-from papershelf.debias_vl.debiaser import Debiaser
-from papershelf.debias_vl.diffusion import (
-    debias_prompt_embeds,
-    debiased_pipeline_embeds,
-    fit_sd_debiaser,
-)
-from papershelf.debias_vl.encoders import (
-    clip_text_features,
-    eos_pool,
-    load_minilm,
-    mean_pool,
-    minilm_model_dir,
-    sd_text_states,
-    sentence_features,
-)
-from papershelf.debias_vl.projection import (
-    LowRankProjection,
-    calibrated_projection,
-    calibration_matrix,
-    gather_pairs,
-    low_rank_projection,
-    projection_matrix,
-    spurious_basis,
-)
-from papershelf.debias_vl.prompts import (
-    CELEBA,
-    PROFESSIONS_TEST,
-    PROFESSIONS_TRAIN,
-    WATERBIRDS,
-    PromptSet,
-    load_bolukbasi,
-    pairs_from_grid,
-    profession_pairs,
-    spurious_prompts,
-)
-from papershelf.debias_vl.zero_shot import (
-    SyntheticZeroShot,
-    group_accuracy,
-    make_synthetic_zero_shot,
-    zero_shot_predict,
-)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+_WHERE = {
+    "CELEBA": "prompts",
+    "Debiaser": "debiaser",
+    "LowRankProjection": "projection",
+    "PROFESSIONS_TEST": "prompts",
+    "PROFESSIONS_TRAIN": "prompts",
+    "PromptSet": "prompts",
+    "SyntheticZeroShot": "zero_shot",
+    "WATERBIRDS": "prompts",
+    "calibrated_projection": "projection",
+    "calibration_matrix": "projection",
+    "clip_text_features": "encoders",
+    "debias_prompt_embeds": "diffusion",
+    "debiased_pipeline_embeds": "diffusion",
+    "eos_pool": "encoders",
+    "fit_sd_debiaser": "diffusion",
+    "gather_pairs": "projection",
+    "group_accuracy": "zero_shot",
+    "load_bolukbasi": "prompts",
+    "load_clip": "evaluation",
+    "load_minilm": "encoders",
+    "low_rank_projection": "projection",
+    "make_synthetic_zero_shot": "zero_shot",
+    "mean_pool": "encoders",
+    "minilm_model_dir": "encoders",
+    "pairs_from_grid": "prompts",
+    "profession_pairs": "prompts",
+    "projection_matrix": "projection",
+    "sd_text_states": "encoders",
+    "sentence_features": "encoders",
+    "spurious_basis": "projection",
+    "spurious_prompts": "prompts",
+    "zero_shot_predict": "zero_shot",
+}
 
 __all__ = [
-    "CELEBA",
-    "PROFESSIONS_TEST",
-    "PROFESSIONS_TRAIN",
-    "WATERBIRDS",
-    "Debiaser",
-    "LowRankProjection",
-    "PromptSet",
-    "SyntheticZeroShot",
     "__version__",
+    "Debiaser",
     "calibrated_projection",
-    "calibration_matrix",
-    "clip_text_features",
-    "debias_prompt_embeds",
-    "debiased_pipeline_embeds",
-    "eos_pool",
-    "fit_sd_debiaser",
-    "gather_pairs",
-    "group_accuracy",
-    "load_bolukbasi",
-    "load_minilm",
-    "low_rank_projection",
-    "make_synthetic_zero_shot",
-    "mean_pool",
-    "minilm_model_dir",
-    "pairs_from_grid",
-    "profession_pairs",
     "projection_matrix",
-    "sd_text_states",
-    "sentence_features",
-    "spurious_basis",
-    "spurious_prompts",
+    "gather_pairs",
+    "clip_text_features",
     "zero_shot_predict",
+    "load_clip",
+    "CELEBA",
+    "WATERBIRDS",
 ]
+
+if TYPE_CHECKING:
+    from papershelf.debias_vl.debiaser import Debiaser
+    from papershelf.debias_vl.encoders import clip_text_features
+    from papershelf.debias_vl.evaluation import load_clip
+    from papershelf.debias_vl.projection import (
+        calibrated_projection,
+        gather_pairs,
+        projection_matrix,
+    )
+    from papershelf.debias_vl.prompts import CELEBA, WATERBIRDS
+    from papershelf.debias_vl.zero_shot import zero_shot_predict
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'papershelf.debias_vl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"papershelf.debias_vl.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

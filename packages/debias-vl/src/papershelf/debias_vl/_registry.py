@@ -16,6 +16,7 @@ REPRODUCTION = Reproduction(
   year    = {2023}
 }""",
     run="papershelf.debias_vl.reproduce:run",
+    default_seeds=5,
     headline=(
         "P0 and P* remove the gender direction from real MiniLM profession prompts and raise "
         "worst-group zero-shot accuracy on a controlled synthetic task"

@@ -1,12 +1,16 @@
-"""A scikit-learn-style estimator around the calibrated projection."""
+"""A scikit-learn transformer around the calibrated projection."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from papershelf.core.validation import check_bool
 from papershelf.debias_vl._backend import ArrayLike, OutputSpec, as_work_tensor, check_finite
 from papershelf.debias_vl.projection import (
     LowRankProjection,
@@ -20,11 +24,20 @@ from papershelf.debias_vl.projection import (
 __all__ = ["Debiaser"]
 
 
-class Debiaser:
+class Debiaser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     r"""Debias text embeddings with the calibrated projection of Chuang et al. (2023).
 
     ``fit`` builds :math:`P^* = P_0 (I + \lambda M)^{-1}` from spurious prompts and positive
     pairs; ``transform`` maps embeddings :math:`z \mapsto P^* z` (re-normalised by default).
+
+    Two ways to fit, one estimator:
+
+    * the paper's form, ``fit(spurious_embeddings, positive_pairs)`` (pairs of shape
+      (S, 2, d) or a tuple ``(z_a, z_b)`` in the second argument);
+    * scikit-learn's form, ``Debiaser(spurious=V, pairs=Z).fit(X)``: the prompts are
+      parameters, ``X`` (the embeddings to debias later) only fixes d, and the estimator works
+      in ``Pipeline``, ``GridSearchCV`` (e.g. over ``lam``), ``clone`` and ``check_estimator``.
+      With neither ``spurious`` nor ``pairs`` the map is the identity (then L2 normalisation).
 
     Parameters
     ----------
@@ -43,6 +56,10 @@ class Debiaser:
         product. Faster for many vectors when k and |S| are small.
     rtol : float, optional
         Rank tolerance for the spurious basis.
+    spurious : array-like, shape (k, d), optional
+        Spurious prompt embeddings for the scikit-learn form of ``fit``.
+    pairs : array-like, shape (S, 2, d), or tuple (z_a, z_b), optional
+        Positive pairs for the scikit-learn form of ``fit``.
 
     Attributes
     ----------
@@ -78,40 +95,86 @@ class Debiaser:
         normalize: bool = True,
         low_rank: bool = False,
         rtol: float | None = None,
+        spurious: ArrayLike | None = None,
+        pairs: ArrayLike | None = None,
     ) -> None:
         self.lam = lam
         self.use_projection = use_projection
         self.normalize = normalize
         self.low_rank = low_rank
         self.rtol = rtol
+        self.spurious = spurious
+        self.pairs = pairs
 
-    def fit(self, spurious_embeddings: ArrayLike | None, positive_pairs: ArrayLike) -> Debiaser:
+    def fit(self, X: ArrayLike | None = None, y: ArrayLike | None = None) -> Debiaser:
         """Fit :math:`P^*`.
 
         Parameters
         ----------
-        spurious_embeddings : array-like, shape (k, d), or None
-            Spurious prompt embeddings (ignored, and may be None, when ``use_projection=False``).
-        positive_pairs : array-like, shape (S, 2, d), or tuple (z_a, z_b)
-            Positive pairs (see :func:`~papershelf.debias_vl.gather_pairs`).
+        X : array-like, shape (k, d) or (n, d), or None
+            In the paper's form (``y`` holds the pairs): the spurious prompt embeddings (may be
+            None when ``use_projection=False``). In scikit-learn's form: any embeddings of
+            dimension d (only their width is used; the prompts come from ``spurious`` and
+            ``pairs``).
+        y : array-like, shape (S, 2, d), or tuple (z_a, z_b), optional
+            The positive pairs in the paper's form (see
+            :func:`~papershelf.debias_vl.gather_pairs`); labels (1-D) or None are ignored.
 
         Returns
         -------
         self
         """
-        _check_lam(self.lam)
-        if self.use_projection and spurious_embeddings is None:
-            raise ValueError("spurious_embeddings is None but use_projection=True")
-        spurious = spurious_embeddings if self.use_projection else None
-        self.P_ = calibrated_projection(spurious, positive_pairs, lam=self.lam, rtol=self.rtol)
-        self.P0_ = None if spurious is None else projection_matrix(spurious, rtol=self.rtol)
-        self.factors_: LowRankProjection | None = None
-        if self.low_rank:
-            self.factors_ = low_rank_projection(
-                spurious, positive_pairs, lam=self.lam, rtol=self.rtol
+        lam = _check_lam(self.lam)
+        use_projection = check_bool("use_projection", self.use_projection)
+        check_bool("normalize", self.normalize)
+        check_bool("low_rank", self.low_rank)
+        if self.rtol is not None:
+            from papershelf.core.validation import check_real
+
+            check_real("rtol", self.rtol, low=0.0)
+        if _is_pairs(y):
+            spurious, pairs = X, y
+            if use_projection and spurious is None:
+                raise ValueError("spurious_embeddings is None but use_projection=True")
+        else:
+            spurious, pairs = self.spurious, self.pairs
+            d = None
+            if X is not None and not isinstance(X, torch.Tensor):
+                X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
+                d = X.shape[1]
+            elif isinstance(X, torch.Tensor):
+                check_finite(X.detach(), "X")
+                d = int(X.shape[-1])
+                self.n_features_in_ = d
+            if spurious is None and pairs is None:
+                if d is None:
+                    raise ValueError("fit needs X (or spurious/pairs) to know the dimension d")
+                self._fit_identity(d)
+                return self
+        spurious = spurious if use_projection else None
+        if pairs is None:  # P0 alone: lam has nothing to calibrate
+            self.P_ = projection_matrix(spurious, rtol=self.rtol)
+            self.P0_ = self.P_
+            self.factors_: LowRankProjection | None = None
+        else:
+            self.P_ = calibrated_projection(spurious, pairs, lam=lam, rtol=self.rtol)
+            self.P0_ = None if spurious is None else projection_matrix(spurious, rtol=self.rtol)
+            self.factors_ = None
+            if self.low_rank:
+                self.factors_ = low_rank_projection(spurious, pairs, lam=lam, rtol=self.rtol)
+        d_fit = int(self.P_.shape[0])
+        if getattr(self, "n_features_in_", d_fit) != d_fit and not _is_pairs(y):
+            raise ValueError(
+                f"X has {self.n_features_in_} features, but the prompts have d={d_fit}"
             )
-        self.n_features_in_ = int(self.P_.shape[0])
+        self.n_features_in_ = d_fit
         return self
+
+    def _fit_identity(self, d: int) -> None:
+        self.P_ = np.eye(d)
+        self.P0_ = None
+        self.factors_ = None
+        self.n_features_in_ = d
 
     def fit_texts(
         self,
@@ -134,8 +197,12 @@ class Debiaser:
         return self.fit(spurious, pairs)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "P_"):
-            raise RuntimeError("this Debiaser is not fitted yet: call fit(...) first")
+        check_is_fitted(self, "P_")
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     def apply(self, embeddings: ArrayLike) -> ArrayLike:
         """The linear map only, ``embeddings @ P_.T``, without re-normalisation.
@@ -149,7 +216,7 @@ class Debiaser:
         array, shape (..., d), same type, dtype and device as ``embeddings``.
         """
         self._check_fitted()
-        x, spec = _input(embeddings, self.n_features_in_)
+        x, spec = _input(embeddings, self.n_features_in_, self)
         if self.factors_ is not None:
             out = self.factors_.apply(x)
         else:
@@ -169,7 +236,7 @@ class Debiaser:
         array, shape (..., d), same type, dtype and device as ``embeddings``.
         """
         self._check_fitted()
-        x, spec = _input(embeddings, self.n_features_in_)
+        x, spec = _input(embeddings, self.n_features_in_, self)
         out = (
             self.factors_.apply(x)
             if self.factors_ is not None
@@ -179,25 +246,39 @@ class Debiaser:
             out = out / out.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
         return spec.back(out) if not spec.is_torch else out
 
-    def fit_transform(
-        self,
-        spurious_embeddings: ArrayLike | None,
-        positive_pairs: ArrayLike,
-        embeddings: ArrayLike,
+    def fit_transform(  # type: ignore[override]
+        self, X: ArrayLike | None = None, y: ArrayLike | None = None, *args: Any, **fit_params: Any
     ) -> ArrayLike:
-        """``fit(spurious_embeddings, positive_pairs).transform(embeddings)``."""
-        return self.fit(spurious_embeddings, positive_pairs).transform(embeddings)
+        """Fit, then transform.
 
-    def __repr__(self) -> str:
-        return (
-            f"Debiaser(lam={self.lam!r}, use_projection={self.use_projection!r}, "
-            f"normalize={self.normalize!r}, low_rank={self.low_rank!r}, rtol={self.rtol!r})"
-        )
+        ``fit_transform(X)`` / ``fit_transform(X, labels)`` (scikit-learn's form) transforms
+        ``X``; the paper's form ``fit_transform(spurious, pairs, embeddings)`` transforms
+        ``embeddings``.
+        """
+        if args:
+            (embeddings,) = args
+            return self.fit(X, y).transform(embeddings)
+        return self.fit(X, y).transform(X)
 
 
-def _input(embeddings: ArrayLike, d: int) -> tuple[torch.Tensor, OutputSpec]:
+def _is_pairs(y: object) -> bool:
+    """Whether ``fit``'s second argument holds positive pairs (the paper's form)."""
+    if y is None:
+        return False
+    if isinstance(y, tuple) and len(y) == 2:
+        return True
+    ndim = getattr(y, "ndim", None)
+    if ndim is None and isinstance(y, list):
+        ndim = np.asarray(y).ndim
+    return ndim == 3
+
+
+def _input(embeddings: ArrayLike, d: int, est: Debiaser) -> tuple[torch.Tensor, OutputSpec]:
     # Torch inputs are processed in their own dtype (fast path for float32 token states);
-    # numpy inputs go through float64 and come back in their dtype.
+    # numpy inputs go through float64 and come back in their dtype. 2-D array-likes are checked
+    # as scikit-learn checks them (feature count, NaN, object dtype, 1-D input rejected).
+    if not isinstance(embeddings, torch.Tensor) and getattr(embeddings, "ndim", 2) <= 2:
+        embeddings = validate_data(est, embeddings, reset=False, dtype=(np.float64, np.float32))
     if isinstance(embeddings, torch.Tensor):
         if not embeddings.is_floating_point():
             raise TypeError(f"embeddings must be a floating tensor, got dtype {embeddings.dtype}")

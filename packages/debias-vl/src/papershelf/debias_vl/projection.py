@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from papershelf.core.validation import check_real
 from papershelf.debias_vl._backend import ArrayLike, OutputSpec, as_work_tensor, check_finite
 
 __all__ = [
@@ -146,13 +147,15 @@ def gather_pairs(
     Z, spec = as_work_tensor(candidate_embeddings, "candidate_embeddings")
     if Z.ndim != 2:
         raise ValueError(f"candidate_embeddings must have shape (n, d), got {tuple(Z.shape)}")
-    idx = np.asarray(index_pairs, dtype=object)
-    if idx.size == 0:
-        raise ValueError("index_pairs is empty: give at least one positive pair")
     try:
-        idx = np.asarray(index_pairs, dtype=np.int64)
+        raw = np.asarray(index_pairs)
     except (TypeError, ValueError):
         raise TypeError("index_pairs must be a sequence of integer pairs (i, j)") from None
+    if raw.size == 0:
+        raise ValueError("index_pairs is empty: give at least one positive pair")
+    if raw.dtype.kind not in "iu":  # 1.7 must not become row 1
+        raise TypeError(f"index_pairs must hold integers, got dtype {raw.dtype}")
+    idx = raw.astype(np.int64)
     if idx.ndim != 2 or idx.shape[1] != 2:
         raise ValueError(f"index_pairs must have shape (S, 2), got {idx.shape}")
     n = Z.shape[0]
@@ -219,12 +222,7 @@ def calibration_matrix(positive_pairs: ArrayLike) -> ArrayLike:
 
 
 def _check_lam(lam: float) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)):
-        raise TypeError(f"lam must be a real number, got {type(lam).__name__}")
-    lam = float(lam)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0, got {lam}")
-    return lam
+    return check_real("lam", lam, low=0.0)
 
 
 def _work_inputs(

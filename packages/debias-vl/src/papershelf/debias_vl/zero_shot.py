@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from papershelf.debias_vl._backend import ArrayLike, as_work_tensor
+from papershelf.debias_vl._backend import ArrayLike, as_work_tensor, check_finite
 
 __all__ = ["SyntheticZeroShot", "group_accuracy", "make_synthetic_zero_shot", "zero_shot_predict"]
 
@@ -28,6 +28,8 @@ def zero_shot_predict(image_embeddings: ArrayLike, text_embeddings: ArrayLike) -
     """
     x, _ = as_work_tensor(image_embeddings, "image_embeddings")
     t, _ = as_work_tensor(text_embeddings, "text_embeddings")
+    check_finite(x, "image_embeddings")  # NaN images must not all become class 0
+    check_finite(t, "text_embeddings")
     if x.ndim != 2 or t.ndim != 2:
         raise ValueError(
             f"image_embeddings (N, d) and text_embeddings (C, d) must be 2-D, got "
