@@ -32,10 +32,34 @@ FUZZ = settings(
 )
 
 ARGS = (
-    "z1", "z2", "embeddings", "labels", "ref_emb", "ref_labels", "pos_logits", "neg_logits",
-    "neg_mask", "beta", "tau_plus", "temperature", "estimator", "reduction", "normalize", "clamp",
-    "detach_weights", "on_collapse", "beta0", "epoch", "epochs", "n_steps", "l_enc", "g_enc",
-    "batch", "weight_sign", "loss", "indices_tuple",
+    "z1",
+    "z2",
+    "embeddings",
+    "labels",
+    "ref_emb",
+    "ref_labels",
+    "pos_logits",
+    "neg_logits",
+    "neg_mask",
+    "beta",
+    "tau_plus",
+    "temperature",
+    "estimator",
+    "reduction",
+    "normalize",
+    "clamp",
+    "detach_weights",
+    "on_collapse",
+    "beta0",
+    "epoch",
+    "epochs",
+    "n_steps",
+    "l_enc",
+    "g_enc",
+    "batch",
+    "weight_sign",
+    "loss",
+    "indices_tuple",
 )
 
 
@@ -102,13 +126,19 @@ def test_hcl_loss_contract(z1, data, beta, tau_plus, temperature, estimator, red
     n = z1.shape[0]
     shape = (2 * n,) if reduction == "none" else ()
     kw = dict(
-        beta=beta, tau_plus=tau_plus, temperature=temperature, estimator=estimator,
-        reduction=reduction, normalize=normalize,
+        beta=beta,
+        tau_plus=tau_plus,
+        temperature=temperature,
+        estimator=estimator,
+        reduction=reduction,
+        normalize=normalize,
     )
     check_outcome(lambda: hcl_loss(z1, z2, **kw), shape)
     check_outcome(lambda: HardNegativeLoss(**kw)(z1, z2), shape)
     check_outcome(
-        lambda: debiased_loss(z1, z2, tau_plus=tau_plus, temperature=temperature, reduction=reduction),
+        lambda: debiased_loss(
+            z1, z2, tau_plus=tau_plus, temperature=temperature, reduction=reduction
+        ),
         shape,
     )
     check_outcome(
@@ -139,8 +169,14 @@ def test_hcl_from_logits_contract(data, beta, tau_plus, temperature, clamp, mask
     shape = (neg.shape[0],) if reduction == "none" else ()
     check_outcome(
         lambda: hcl_from_logits(
-            pos, neg, beta=beta, tau_plus=tau_plus, temperature=temperature, clamp=clamp,
-            neg_mask=mask, reduction=reduction,
+            pos,
+            neg,
+            beta=beta,
+            tau_plus=tau_plus,
+            temperature=temperature,
+            clamp=clamp,
+            neg_mask=mask,
+            reduction=reduction,
         ),
         shape,
     )
@@ -200,7 +236,9 @@ def test_beta_schedule_contract(beta0, epoch, epochs, n_steps):
 def test_graph_loss_contract(l_enc, data, beta, tau_plus, weight_sign):
     n = l_enc.shape[0]
     g_enc = data.draw(matrices(rows=data.draw(st.integers(1, 4)), cols=l_enc.shape[1]))
-    batch = torch.tensor(data.draw(st.lists(st.integers(0, g_enc.shape[0] - 1), min_size=n, max_size=n)))
+    batch = torch.tensor(
+        data.draw(st.lists(st.integers(0, g_enc.shape[0] - 1), min_size=n, max_size=n))
+    )
     check_outcome(
         lambda: infograph_jsd_hard(
             l_enc, g_enc, batch, beta=beta, tau_plus=tau_plus, weight_sign=weight_sign

@@ -79,7 +79,7 @@ def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
     claims = [r for r in records if r.claim is not None]
     assert all(r.verdict in ("holds", "not shown", "contradicted") for r in claims)
     assert all(r.interval is not None and r.seeds == [0, 1] for r in claims)
-    shares = [r for r in records if "share of the reweighted" in r.experiment]
+    shares = [r for r in records if "false-negative share" in r.experiment]
     assert len(shares) == 6 and all(0.0 <= v <= 100.0 for r in shares for v in r.values)
     assert "digits (negative regime): HCL beta=1 minus SimCLR" in names
     assert (tmp_path / "hcl_hierarchy.png").is_file()
@@ -107,10 +107,14 @@ def test_hierarchy_weight_shares_closed_form():
         torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), dim=1
     )
     labels = torch.tensor([0, 0, 1, 1])
-    fn0, _ = weight_shares(z, z, labels, beta=0.0, temperature=0.5)
     # each anchor has 6 negatives: 2 of its class (cosine 1), 4 of the other (cosine 0)
+    fn0, _ = weight_shares(z, z, labels, beta=0.0, temperature=0.5)
+    assert fn0 == pytest.approx(2 / 6, rel=1e-6)  # uniform sampling: the count share
     e = torch.exp(torch.tensor(2.0))
-    assert fn0 == pytest.approx(float(2 * e / (2 * e + 4)), rel=1e-6)
+    fn0, _ = weight_shares(z, z, labels, beta=0.0, temperature=0.5, mass=True)
+    assert fn0 == pytest.approx(float(2 * e / (2 * e + 4)), rel=1e-6)  # InfoNCE's softmax
+    fn1, _ = weight_shares(z, z, labels, beta=1.0, temperature=0.5)
+    assert fn1 == pytest.approx(float(2 * e / (2 * e + 4)), rel=1e-6)  # q_1 = softmax(s)
     fn, sib = weight_shares(
         z, z, labels, beta=20.0, temperature=0.5, groups=torch.tensor([0, 0, 0, 0])
     )

@@ -281,13 +281,12 @@ def negative_weight_shares(
     beta: float,
     temperature: float,
     seed: int,
+    mass: bool = False,
 ) -> tuple[float, float]:
-    """Where HCL's importance weights put the negative mass, on one augmented training batch.
+    """:func:`weight_shares` of a trained model on one augmented training batch.
 
-    For every anchor the weights ``w_ij ∝ exp(beta s_ij)`` times ``exp(s_ij)`` (the reweighted
-    negative mass of the loss, ``beta = 0``: uniform sampling) are normalised over the anchor's
-    ``2N - 2`` negatives; the shares on negatives of the same fine class (false negatives) and
-    on siblings (same superclass, other fine class) are averaged over anchors.
+    Shares on negatives of the same fine class (false negatives) and on siblings (same
+    superclass, other fine class), averaged over anchors; ``mass`` as in :func:`weight_shares`.
 
     Returns
     -------
@@ -318,12 +317,15 @@ def weight_shares(
     beta: float,
     temperature: float,
     groups: Tensor | None = None,
+    mass: bool = False,
 ) -> tuple[float, float]:
-    """Shares of HCL's reweighted negative mass on false negatives and on siblings.
+    """Shares of HCL's negative weights on false negatives and on siblings.
 
-    In the two-view layout (2N anchors, each with 2N - 2 negatives), the reweighted mass of
-    anchor i is ``sum_j exp((1 + beta) s_ij)``; its share on negative j is the softmax of
-    ``(1 + beta) s_ij`` over the anchor's negatives (``beta = 0``: plain InfoNCE/uniform sampling).
+    In the two-view layout (2N anchors, each with 2N - 2 negatives), HCL samples negative j of
+    anchor i from ``q_beta(j) ∝ exp(beta s_ij)`` (``beta = 0``: uniform, so the false-negative
+    share is the class's share of the batch). With ``mass=True`` the share is of the reweighted
+    negative mass ``R_i = sum_j q_beta(j) exp(s_ij)`` instead, the softmax of
+    ``(1 + beta) s_ij``: how the loss's gradient splits over the negatives.
 
     Parameters
     ----------
@@ -347,7 +349,8 @@ def weight_shares(
     valid = ~torch.eye(2 * m, dtype=torch.bool)
     partner = torch.cat([torch.arange(m, 2 * m), torch.arange(m)])
     valid[torch.arange(2 * m), partner] = False
-    w = torch.softmax(((1.0 + beta) * s).masked_fill(~valid, float("-inf")), dim=1)
+    scale = (1.0 + beta) if mass else beta
+    w = torch.softmax((scale * s).masked_fill(~valid, float("-inf")), dim=1)
     same = f2[:, None] == f2[None, :]
     fn_share = float((w * same).sum(1).mean())
     if groups is None:

@@ -211,25 +211,34 @@ def _debiased_rows(
         return torch.logaddexp(pos, log_r) - pos
     log_m = torch.log(n_neg) if isinstance(n_neg, Tensor) else math.log(n_neg)
     m = torch.maximum(pos, log_r).detach()
+    # the debiased mass relative to e^m (may be <= 0 where tau_plus * M * e^{s+} exceeds R)
     ng = (torch.exp(log_r - m) - tau_plus * torch.exp(log_m + pos - m)) / (1.0 - tau_plus)
+    positive = ng > 0
+    # log Ng, with a safe argument where ng <= 0 (torch.where would pass NaN gradients through)
+    log_ng = m + torch.log(torch.where(positive, ng, torch.ones_like(ng)))
     if clamp:
         assert temperature is not None
-        floor = torch.exp(log_m - 1.0 / temperature - m)
-        clamped = ng < floor
-        # torch.clamp's gradient convention: the gradient flows through ng where ng >= floor
-        ng = torch.where(clamped, floor, ng)
+        # the floor M e^{-1/t}, compared in log space: nothing underflows when the logits are
+        # large (normalize=False), and the gradient flows through ng where ng >= floor
+        log_floor = log_m - 1.0 / temperature
+        log_floor_t = log_floor if isinstance(log_floor, Tensor) else torch.full_like(ng, log_floor)
+        clamped = ~positive | (log_ng < log_floor_t)
+        log_ng = torch.where(clamped, log_floor_t, log_ng)
         if on_collapse != "ignore" and clamped.numel():
             share = float(clamped.float().mean())  # one device sync per call
             if share > COLLAPSE_SHARE:
                 _report_collapse(share, temperature, tau_plus, on_collapse)
-    total = torch.exp(pos - m) + ng
-    if not clamp and bool((total <= 0).any()):
-        raise ValueError(
-            f"clamp=False: the debiased negative mass is below -exp(s+) in "
-            f"{int((total <= 0).sum())} rows, where the loss is undefined (log of a non-positive "
-            "number); use clamp=True (the official floor) or a smaller tau_plus"
-        )
-    return m - pos + torch.log(total)
+    elif not bool(positive.all()):
+        total = torch.exp(pos - m) + ng
+        if bool((total <= 0).any()):
+            raise ValueError(
+                f"clamp=False: the debiased negative mass is below -exp(s+) in "
+                f"{int((total <= 0).sum())} rows, where the loss is undefined (log of a "
+                "non-positive number); use clamp=True (the official floor) or a smaller tau_plus"
+            )
+        # 0 >= Ng > -e^{s+}: log(e^{s+} + Ng) in the shifted form
+        return m - pos + torch.log(total)
+    return torch.logaddexp(pos, log_ng) - pos
 
 
 def _report_collapse(share: float, temperature: float, tau_plus: float, on_collapse: str) -> None:
