@@ -37,7 +37,7 @@ def test_package_import_is_lazy_and_old_names_still_import():
         "print(a, 'torch' in sys.modules, sorted(m.__all__))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split(maxsplit=2) == [
+    assert out.stdout.strip().split(maxsplit=2) == [
         "False",
         "True",
         "['RINCELoss', '__version__', 'info_nce_loss', 'rince_loss']",
