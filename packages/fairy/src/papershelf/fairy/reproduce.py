@@ -123,9 +123,14 @@ def time_t2v_zero(
     max_batch : int
         ``3 * (chunk_size + 1)``.
     """
-    from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
-        CrossFrameAttnProcessor2_0,
-    )
+    try:  # diffusers >= 0.42 moved it
+        from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
+            CrossFrameAttnProcessor2_0,
+        )
+    except ImportError:  # pragma: no cover - older diffusers
+        from diffusers.pipelines.text_to_video_synthesis.pipeline_text_to_video_zero import (  # type: ignore[no-redef]
+            CrossFrameAttnProcessor2_0,
+        )
 
     n = video.shape[0]
     clock = time.perf_counter if str(pipe.device).startswith("cuda") else time.process_time

@@ -45,7 +45,6 @@ __all__ = ["PixelPoolVAE", "RecolourUNet", "recolour_instruct_pix2pix"]
 
 
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.attention import AttentionMixin
 from diffusers.models.modeling_utils import ModelMixin
 
 
@@ -92,7 +91,7 @@ class PixelPoolVAE(ModelMixin, ConfigMixin):  # type: ignore[misc]
         return DecoderOutput(sample=x) if return_dict else (x,)
 
 
-class RecolourUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ignore[misc]
+class RecolourUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
     r"""The posterior-mean denoiser of the "recolour" edit (module docstring), as a UNet.
 
     Takes the InstructPix2Pix input (8 channels: scaled noisy latent, image latent) and returns
@@ -161,6 +160,23 @@ class RecolourUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ignore[mis
             layer.to_out[0].weight.copy_(torch.eye(4))
             layer.to_out[0].bias.zero_()
         self.requires_grad_(False)
+
+    @property
+    def attn_processors(self) -> dict[str, Any]:
+        """The attention processors by layer key, as on diffusers' UNets."""
+        layer: Any = self.attn1
+        return {"attn1.processor": layer.get_processor()}
+
+    def set_attn_processor(self, processor: Any) -> None:
+        """Set the processor of ``attn1`` (one processor, or a dict with every key)."""
+        if isinstance(processor, dict):
+            if set(processor) != {"attn1.processor"}:
+                raise ValueError(
+                    f"processor must have the key 'attn1.processor', got {list(processor)}"
+                )
+            processor = processor["attn1.processor"]
+        layer: Any = self.attn1
+        layer.set_processor(processor)
 
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
         """σ of a (possibly fractional) timestep, interpolated as Euler-Ancestral does."""
