@@ -16,6 +16,7 @@ import transformers
 
 from papershelf.core.records import read_results
 from papershelf.core.reproduce import run_reproduction
+from papershelf.debias_vl import CELEBA, Debiaser, clip_text_features
 from papershelf.debias_vl._registry import REPRODUCTION
 from papershelf.debias_vl.evaluation import load_clip, load_group_split
 from papershelf.debias_vl.reproduce import FULL_ENV, resolve_full_inputs
@@ -225,3 +226,71 @@ def test_celeba_layouts_and_waterbirds_folder_agree(full_inputs, tmp_path):
     assert parent[0] == inner[0] and len(parent[0]) == 16
     with pytest.raises(ValueError, match="dataset"):
         load_group_split(tmp_path, "imagenet")
+
+
+def test_load_clip_from_a_cached_hub_id_offline(tmp_path):
+    """A hub id already in the local Hugging Face cache loads with local_files_only=True."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny-clip"
+    make_tiny_clip(repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    model, tok, _ = load_clip("someone/tiny-clip", cache_dir=tmp_path / "hub")
+    direct, _, _ = load_clip(repo / "snapshots" / commit)
+    feats = clip_text_features(model, tok, ["a photo of a bird"])
+    assert torch.equal(feats, clip_text_features(direct, tok, ["a photo of a bird"]))
+    model, _, _ = load_clip("someone/tiny-clip", cache_dir=tmp_path / "hub", revision=commit)
+    with pytest.raises(FileNotFoundError, match="local Hugging Face cache"):
+        load_clip("someone/not-cached", cache_dir=tmp_path / "hub")
+
+
+def test_open_clip_rn_model_through_the_adapter(tmp_path, monkeypatch):
+    """The paper's RN50 family through open_clip: a tiny ModifiedResNet CLIP built in code."""
+    import open_clip
+    from PIL import Image
+
+    from papershelf.debias_vl.evaluation import clip_image_features
+
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 16,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "tiny-RN", cfg)
+    torch.manual_seed(0)
+    model, tok, proc = load_clip("open_clip:tiny-RN")
+    ckpt = tmp_path / "tiny-rn.pt"
+    torch.save(model.model.state_dict(), ckpt)
+    torch.manual_seed(1)  # other random init: the checkpoint must win
+    loaded, _, _ = load_clip("open_clip:tiny-RN", pretrained=ckpt)
+    texts = ["A photo of a male.", "A photo of a female doctor."]
+    feats = clip_text_features(loaded, tok, texts)
+    assert feats.shape == (2, 16)
+    with torch.no_grad():
+        ref = model.model.encode_text(open_clip.get_tokenizer("tiny-RN")(texts))
+    assert torch.allclose(feats, torch.nn.functional.normalize(ref, dim=-1), atol=1e-6)
+    # the debiaser works on its embeddings as on a transformers CLIP's
+    deb = Debiaser(lam=100.0).fit_texts(
+        lambda t: clip_text_features(loaded, tok, t),
+        CELEBA.spurious_prompts,
+        CELEBA.candidate_prompts,
+        CELEBA.index_pairs,
+    )
+    assert deb.transform(feats).shape == (2, 16)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"im{i}.png"
+        Image.fromarray(np.full((40, 48, 3), 60 * i, np.uint8)).save(path)
+        paths.append(path)
+    images = clip_image_features(loaded, proc, paths)
+    assert images.shape == (3, 16) and torch.allclose(images.norm(dim=1), torch.ones(3))
+    with pytest.raises(FileNotFoundError, match="local_files_only"):
+        load_clip("open_clip:tiny-RN", pretrained="openai")
+    with pytest.raises(ValueError, match="unknown open_clip architecture"):
+        load_clip("open_clip:no-such-model")

@@ -28,6 +28,7 @@ __all__ = [
     "clip_image_features",
     "WATERBIRDS_FOLDER",
     "evaluate_clip_zero_shot",
+    "OpenCLIPAdapter",
     "load_clip",
     "load_group_split",
 ]
@@ -154,45 +155,155 @@ def load_group_split(root: Path, dataset: str) -> tuple[list[Path], np.ndarray, 
     return paths, y, s
 
 
-def load_clip(path: str | Path, device: str = "cpu") -> tuple[Any, Any, Any]:
-    """Load a local ``transformers`` CLIP checkpoint, offline.
+def load_clip(
+    path: str | Path,
+    device: str = "cpu",
+    *,
+    revision: str | None = None,
+    local_files_only: bool = True,
+    pretrained: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[Any, Any, Any]:
+    """Load a CLIP model, its tokenizer and image processor: transformers or open_clip.
 
     Parameters
     ----------
     path : str or Path
-        A folder written by ``CLIPModel.save_pretrained`` and ``CLIPProcessor.save_pretrained``
-        (e.g. a download of ``openai/clip-vit-large-patch14``). Nothing is downloaded.
+        * a folder written by ``CLIPModel.save_pretrained`` and ``CLIPProcessor.save_pretrained``;
+        * a Hugging Face hub id (``"openai/clip-vit-large-patch14"``) already in the local cache
+          (``local_files_only=True`` by default: nothing is downloaded unless you say so);
+        * ``"open_clip:<architecture>"`` (e.g. ``"open_clip:RN50"``, the paper's main model,
+          which transformers does not port), with the weights file in ``pretrained``.
     device : str, default "cpu"
+    revision : str, optional
+        Hub revision (branch, tag or commit) for a hub id.
+    local_files_only : bool, default True
+        Refuse to download (a hub id must already be cached).
+    pretrained : str or Path, optional
+        For open_clip: a local checkpoint file, or one of open_clip's pretrained tags (which
+        downloads, so only with ``local_files_only=False``). ``None`` gives random weights.
+    cache_dir : str or Path, optional
+        The Hugging Face cache to read a hub id from (default: the usual ``HF_HUB_CACHE``).
 
     Returns
     -------
     model, tokenizer, image_processor
-        The model in eval mode on ``device``.
+        The model in eval mode on ``device``. open_clip models come wrapped in
+        :class:`OpenCLIPAdapter` (``get_text_features`` / ``get_image_features``), with a
+        tokenizer and an image processor that follow the transformers calling convention, so
+        :func:`~papershelf.debias_vl.clip_text_features`, :func:`clip_image_features` and
+        :func:`evaluate_clip_zero_shot` take either.
 
     Raises
     ------
     FileNotFoundError
-        When the folder, its ``config.json`` or its processor files are missing.
+        When the folder, its ``config.json`` or processor files, or the cached hub files are
+        missing.
     """
+    spec = str(path)
+    if spec.startswith("open_clip:"):
+        return _load_open_clip(spec.split(":", 1)[1], device, pretrained, local_files_only)
     from transformers import AutoProcessor, CLIPModel
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"no config.json in {path}: provide {_CLIP_HELP}")
+    folder = Path(path)
+    is_hub_id = not folder.exists() and spec.count("/") == 1 and not spec.startswith((".", "/"))
+    if not is_hub_id and not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"no config.json in {folder}: provide {_CLIP_HELP}")
+    kwargs: dict[str, Any] = {"local_files_only": local_files_only}
+    if revision is not None:
+        kwargs["revision"] = revision
+    if cache_dir is not None:
+        kwargs["cache_dir"] = str(cache_dir)
+    source = spec if is_hub_id else folder
     try:
-        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-        model: Any = CLIPModel.from_pretrained(path, local_files_only=True)
+        processor = AutoProcessor.from_pretrained(source, **kwargs)
+        model: Any = CLIPModel.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
+        where = "in the local Hugging Face cache" if is_hub_id else "from"
         raise FileNotFoundError(
-            f"cannot load CLIP from {path} ({exc}): provide {_CLIP_HELP}"
+            f"cannot load CLIP {where} {source} ({exc}): provide {_CLIP_HELP}"
         ) from exc
     tokenizer = getattr(processor, "tokenizer", None)
     image_processor = getattr(processor, "image_processor", None)
     if tokenizer is None or image_processor is None:
         raise FileNotFoundError(
-            f"{path} lacks tokenizer or image processor files: provide {_CLIP_HELP}"
+            f"{source} lacks tokenizer or image processor files: provide {_CLIP_HELP}"
         )
     return model.to(device).eval(), tokenizer, image_processor
+
+
+class OpenCLIPAdapter(torch.nn.Module):
+    """An open_clip CLIP model with the two methods the package calls on a transformers CLIP.
+
+    ``get_text_features(input_ids=...)`` runs ``encode_text`` and ``get_image_features
+    (pixel_values=...)`` runs ``encode_image``; both return unnormalised projected embeddings
+    (the callers normalise), as ``CLIPModel`` does.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def get_text_features(self, input_ids: torch.Tensor, **_: Any) -> torch.Tensor:
+        return self.model.encode_text(input_ids)  # type: ignore[operator]
+
+    def get_image_features(self, pixel_values: torch.Tensor, **_: Any) -> torch.Tensor:
+        return self.model.encode_image(pixel_values)  # type: ignore[operator]
+
+
+class _OpenCLIPTokenizer:
+    """open_clip's tokenizer behind the transformers call ``tok(texts, return_tensors="pt")``."""
+
+    def __init__(self, tokenizer: Callable[..., torch.Tensor]) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, texts: Any, **_: Any) -> dict[str, torch.Tensor]:
+        ids = self.tokenizer(list(texts) if not isinstance(texts, str) else [texts])
+        return {"input_ids": ids}
+
+
+class _OpenCLIPImageProcessor:
+    """open_clip's preprocessing transform behind ``proc(images=..., return_tensors="pt")``."""
+
+    def __init__(self, preprocess: Callable[[Any], torch.Tensor]) -> None:
+        self.preprocess = preprocess
+
+    def __call__(self, images: Any, **_: Any) -> dict[str, torch.Tensor]:
+        items = images if isinstance(images, list | tuple) else [images]
+        return {"pixel_values": torch.stack([self.preprocess(im) for im in items])}
+
+
+def _load_open_clip(
+    arch: str, device: str, pretrained: str | Path | None, local_files_only: bool
+) -> tuple[Any, Any, Any]:
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise ImportError(
+            'open_clip models need the openclip extra: pip install "papershelf-debias-vl[openclip]"'
+        ) from exc
+    if arch not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip architecture {arch!r}; see open_clip.list_models()")
+    weights: str | None = None
+    if pretrained is not None:
+        if Path(pretrained).is_file():
+            weights = str(pretrained)
+        elif local_files_only:
+            raise FileNotFoundError(
+                f"pretrained={pretrained!r} is not a local file and local_files_only=True: "
+                "pass a checkpoint path, or local_files_only=False to let open_clip download it"
+            )
+        else:
+            weights = str(pretrained)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        arch, pretrained=weights, device=device
+    )
+    tokenizer = open_clip.get_tokenizer(arch)
+    return (
+        OpenCLIPAdapter(model).eval(),
+        _OpenCLIPTokenizer(tokenizer),
+        _OpenCLIPImageProcessor(preprocess),
+    )
 
 
 @torch.no_grad()
