@@ -52,7 +52,7 @@ def test_depth_below_one(depth: int) -> None:
 def test_weights() -> None:
     with pytest.raises(ValueError, match="depth - 1 = 3"):
         tmd(G, G, w=[1.0, 1.0], depth=4)
-    with pytest.raises(ValueError, match="w must be >= 0, got -0.5"):
+    with pytest.raises(ValueError, match=r"w must be >= 0, got -0\.5"):
         tmd(G, G, w=-0.5, depth=3)
     with pytest.raises(ValueError, match=r"w\[1\] must be >= 0"):
         tmd(G, G, w=[1.0, -1.0], depth=3)
@@ -116,7 +116,9 @@ def test_batches() -> None:
     batch = Batch.from_data_list(graphs)
     ref = pairwise_tmd(graphs, depth=3)
     assert np.array_equal(pairwise_tmd(batch, depth=3), ref)
-    assert np.array_equal(pairwise_tmd(batch, Batch.from_data_list(graphs[:2]), depth=3), ref[:, :2])
+    assert np.array_equal(
+        pairwise_tmd(batch, Batch.from_data_list(graphs[:2]), depth=3), ref[:, :2]
+    )
     with pytest.raises(TypeError, match=r"g1 is a torch_geometric Batch of 4 graphs.*pairwise_tmd"):
         tmd(batch, graphs[0])
     with pytest.raises(TypeError, match=r"g2 is a torch_geometric Batch"):

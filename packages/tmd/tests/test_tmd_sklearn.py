@@ -94,8 +94,8 @@ def test_tags_and_is_classifier() -> None:
 def test_not_fitted_errors(data: tuple[list[Any], np.ndarray]) -> None:
     graphs, _ = data
     for method in ("predict", "decision_function", "score"):
+        args = (graphs, [0] * len(graphs)) if method == "score" else (graphs,)
         with pytest.raises(NotFittedError):
-            args = (graphs, [0] * len(graphs)) if method == "score" else (graphs,)
             getattr(TMDSVC(), method)(*args)
     with pytest.raises(NotFittedError):
         TreeMoversKernel().transform(graphs)

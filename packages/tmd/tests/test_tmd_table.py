@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import time
 
@@ -24,8 +25,8 @@ def test_blocks_assemble_to_the_matrix_bit_for_bit(graphs: list[object]) -> None
     assert np.array_equal(table.pairwise(), ref)
     full = np.zeros_like(ref)
     cuts = [0, 5, 9, 14]
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
-        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+    for r0, r1 in itertools.pairwise(cuts):
+        for c0, c1 in itertools.pairwise(cuts):
             full[r0:r1, c0:c1] = table.pairwise(slice(r0, r1), range(c0, c1))
     assert np.array_equal(full, ref)  # every block, diagonal ones included, is exact
     assert np.array_equal(table.pairwise([3, 1, -1], np.array([0, 3])), ref[[3, 1, 13]][:, [0, 3]])
@@ -64,8 +65,9 @@ def test_dask_cluster_gives_the_serial_matrix_on_its_workers() -> None:
     serial = pairwise_tmd(graphs, w=0.5, depth=3, n_jobs=1)
     t0 = time.perf_counter()
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,  # fmt: skip
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,  # fmt: skip
         distributed.Client(cluster) as client,
     ):
         workers = set(client.scheduler_info()["workers"])
@@ -75,9 +77,17 @@ def test_dask_cluster_gives_the_serial_matrix_on_its_workers() -> None:
                 table = TreeDistanceTable(graphs, w=0.5, depth=3)
             # a user farming blocks out by hand: ship the table once, one task per block
             remote = client.scatter(table, broadcast=True)
-            futures = [client.submit(TreeDistanceTable.pairwise, remote, slice(r, r + 20),
-                                     slice(c, c + 20), pure=False)  # fmt: skip
-                       for r in (0, 20) for c in (0, 20)]  # fmt: skip
+            futures = [
+                client.submit(
+                    TreeDistanceTable.pairwise,
+                    remote,
+                    slice(r, r + 20),
+                    slice(c, c + 20),
+                    pure=False,
+                )
+                for r in (0, 20)
+                for c in (0, 20)
+            ]
             blocks = client.gather(futures)
     assert np.array_equal(dist, serial)  # bit for bit
     assert np.array_equal(np.block([blocks[:2], blocks[2:]]), serial)

@@ -47,10 +47,19 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from papershelf.tmd.datasets import load_tu_dataset, molecule_like_graphs, tu_data_root
-    from papershelf.tmd.distance import TreeDistanceTable, pairwise_tmd, pascal_weights, tmd
-    from papershelf.tmd.graphs import from_networkx, one_hot
-    from papershelf.tmd.kernel import TMDSVC, SplitResult, TreeMoversKernel, svm_split_accuracy
+    from papershelf.tmd.datasets import load_tu_dataset as load_tu_dataset
+    from papershelf.tmd.datasets import molecule_like_graphs as molecule_like_graphs
+    from papershelf.tmd.datasets import tu_data_root as tu_data_root
+    from papershelf.tmd.distance import TreeDistanceTable as TreeDistanceTable
+    from papershelf.tmd.distance import pairwise_tmd as pairwise_tmd
+    from papershelf.tmd.distance import pascal_weights as pascal_weights
+    from papershelf.tmd.distance import tmd as tmd
+    from papershelf.tmd.graphs import from_networkx as from_networkx
+    from papershelf.tmd.graphs import one_hot as one_hot
+    from papershelf.tmd.kernel import TMDSVC as TMDSVC
+    from papershelf.tmd.kernel import SplitResult as SplitResult
+    from papershelf.tmd.kernel import TreeMoversKernel as TreeMoversKernel
+    from papershelf.tmd.kernel import svm_split_accuracy as svm_split_accuracy
 
 
 def __getattr__(name: str) -> Any:

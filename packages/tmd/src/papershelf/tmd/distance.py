@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from papershelf.core import progress
 from papershelf.core.validation import check_int, check_real
-from papershelf.tmd.graphs import Neighbors, _Graph, _is_batch, _to_graph, _to_graphs
+from papershelf.tmd.graphs import Neighbors, _Graph, _to_graph, _to_graphs
 
 __all__ = ["TreeDistanceTable", "pairwise_tmd", "pascal_weights", "tmd"]
 
@@ -368,9 +368,9 @@ def _build_tables(
             if not np.all(np.isfinite(new_blank)):
                 raise _overflow(level, weights, float32)
             if float32:
-                new_blank = (
-                    root.astype(np.float32) + (w * child_sum).astype(np.float32)
-                ).astype(np.float64)
+                new_blank = (root.astype(np.float32) + (w * child_sum).astype(np.float32)).astype(
+                    np.float64
+                )
                 if not np.all(np.isfinite(new_blank)):
                     raise _overflow(level, weights, float32, blank32=True)
         # row blocks of about equal pair counts (row a holds k - 1 - a pairs); with several
@@ -470,7 +470,9 @@ def _map_pairs(
     chunk = min(_GRAPH_PAIRS_PER_TASK, max(1, -(-len(pairs) // (4 * workers))))
     chunks = [pairs[s : s + chunk] for s in range(0, len(pairs), chunk)]
     bar = progress(
-        total=len(pairs), desc="TMD pairs", disable=None if show_progress is None else not show_progress
+        total=len(pairs),
+        desc="TMD pairs",
+        disable=None if show_progress is None else not show_progress,
     )
     parts = []
     for part in _parallel_map(fn, [(*args, c) for c in chunks], n_jobs if workers > 1 else 1):
@@ -604,7 +606,7 @@ class TreeDistanceTable:
             return np.arange(n)
         if isinstance(sel, slice):
             return np.arange(n)[sel]
-        if isinstance(sel, (str, bytes)) or isinstance(sel, numbers.Number):
+        if isinstance(sel, (str, bytes, numbers.Number)):
             raise TypeError(
                 f"{name} must be None, a slice or a sequence of graph indices, got "
                 f"{type(sel).__name__}"
@@ -838,8 +840,8 @@ def pairwise_tmd(
     """
     depth = _check_depth(depth)
     weights = _check_weights(w, depth)
-    if memoize not in (True, False, "auto") or isinstance(memoize, (int, float)) and not isinstance(
-        memoize, bool
+    if memoize not in (True, False, "auto") or (
+        isinstance(memoize, (int, float)) and not isinstance(memoize, bool)
     ):
         raise ValueError(f"memoize must be True, False or 'auto', got {memoize!r}")
     exact = _check_bool_or_none("exact_float32", exact_float32)

@@ -206,7 +206,7 @@ def _to_graphs(
     if neighbors not in ("out", "in"):
         raise ValueError(f"neighbors must be 'out' or 'in', got {neighbors!r}")
     if _is_batch(graphs):
-        graphs = graphs.to_data_list()  # a PyG Batch: its graphs, in order
+        graphs = graphs.to_data_list()  # type: ignore[attr-defined]  # a PyG Batch: its graphs
     elif isinstance(graphs, (str, bytes)) or not (
         hasattr(graphs, "__len__") and hasattr(graphs, "__getitem__")
     ):

@@ -79,7 +79,7 @@ def _check_distances(d: np.ndarray, name: str = "X") -> np.ndarray:
     return d
 
 
-class TreeMoversKernel(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class TreeMoversKernel(TransformerMixin, BaseEstimator):
     r"""The kernel :math:`\exp(-\gamma\,\mathrm{TMD}^L_w)` between graphs, as a transformer.
 
     ``fit(graphs)`` remembers the graphs (the kernel's columns); ``transform(graphs)`` gives
@@ -230,7 +230,7 @@ def _permutations(n: int, count: int, random_state: Any) -> list[np.ndarray]:
     return [rng.permutation(n) for _ in range(count)]
 
 
-class TMDSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+class TMDSVC(ClassifierMixin, BaseEstimator):
     r"""The paper's TMD-SVM: an SVM on the kernel :math:`\exp(-\gamma\,\mathrm{TMD})`.
 
     :math:`\gamma` is chosen from ``gammas`` as in the official ``svc.py``: over ``n_splits``
@@ -349,9 +349,12 @@ class TMDSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "C": check_real("C", self.C, low=0.0, inclusive=False),
             "n_splits": check_int("n_splits", self.n_splits, low=1),
             "validation_fraction": check_real(
-                "validation_fraction", self.validation_fraction, low=0.0, high=1.0,
+                "validation_fraction",
+                self.validation_fraction,
+                low=0.0,
+                high=1.0,
                 inclusive=False,
-            ),  # fmt: skip
+            ),
             "metric": check_choice("metric", self.metric, _METRICS),
             "n_jobs": _check_n_jobs(self.n_jobs),
             "memoize": _check_memoize(self.memoize),
