@@ -79,3 +79,22 @@ def test_bad_input(call, match):
 
 SKLEARN_TIES = 0.6928571428571428
 SKLEARN_RANDOM = 0.5393099056099383
+
+
+def test_import_is_lazy_and_old_names_stay_reachable():
+    """``import papershelf.fair_mixup`` loads no torch; the gaps and Adult never need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, papershelf.fair_mixup as fm\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert len(fm.__all__) <= 9, fm.__all__\n"
+        "from papershelf.fair_mixup import demographic_parity_gap, equalized_odds_gap\n"
+        "assert demographic_parity_gap([0.9, 0.7, 0.2, 0.4], [0, 0, 1, 1]) == 0.5\n"
+        "assert 'torch' not in sys.modules\n"
+        "from papershelf.fair_mixup import (AdultMLP, AdversarialDebiasing, GroupBatchSampler,\n"
+        "    average_precision, mixup_path_penalty, read_adult, sample_t, sweep, train_step)\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -160,12 +160,32 @@ def test_tiny_reproduction(tmp_path):
         epochs=2, iters=2, batch_size=50, dp_lams=(0.5,), eo_lams=(1.0,), small_rows=600,
         small_batch=50, small_lams=(1.0,), small_epochs=1,
     )  # fmt: skip
-    ctx = ReproduceContext(out_dir=tmp_path, seeds=(0,), show_progress=False)
+    ctx = ReproduceContext(out_dir=tmp_path, seeds=(0, 1), show_progress=False)
     records = _run(ctx, prof)
     assert (tmp_path / "tradeoff.png").is_file()
     names = {r.experiment for r in records}
     assert "Adult DP: Fair mixup lam=0.5" in names
-    assert any(r.claim is not None for r in records)
+    claims = [r for r in records if r.claim is not None]
+    assert len(claims) == 3 and sum(r.headline for r in records) == 1
+    head = next(r for r in records if r.headline)
+    assert head.experiment == "Adult DP: fair mixup vs GapReg at matched test gap"
+    for r in claims:  # every claim row is a paired test over the seeds that have a shared range
+        assert r.verdict in ("holds", "not shown", "contradicted")
+        assert len(r.values) == len(r.seeds) and set(r.seeds) <= {0, 1}
+        assert (r.interval is not None) == (len(r.seeds) >= 2)
+
+
+def test_per_seed_matched_difference_and_claim():
+    from papershelf.core.records import claim_test
+    from papershelf.fair_mixup.reproduce import matched_difference, per_seed_matched
+
+    a = [[(0.0, 0.7), (0.1, 0.8)], [(0.0, 0.6), (0.2, 0.8)]]
+    b = [[(0.0, 0.6), (0.1, 0.7)], [(0.0, 0.59), (0.2, 0.79)]]
+    diffs = per_seed_matched(a, b)
+    assert diffs == pytest.approx([0.1, 0.01])
+    assert diffs[0] == matched_difference(a[0], b[0])
+    assert claim_test(diffs).verdict == "not shown"  # two seeds, very different gains
+    assert claim_test([0.1, 0.11, 0.09]).verdict == "holds"
 
 
 def test_sweep_runs_erm_once_per_seed():

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from papershelf.core.validation import check_choice, check_real
+
 __all__ = ["average_precision", "demographic_parity_gap", "equalized_odds_gap"]
 
 
@@ -40,7 +42,13 @@ def _binary(x: Any, name: str, n: int) -> np.ndarray:
 def _prepared(scores: Any, threshold: float | None) -> np.ndarray:
     s = _as_1d(scores, "scores")
     if threshold is not None:
-        s = (s >= float(threshold)).astype(np.float64)
+        return (s >= check_real("threshold", threshold)).astype(np.float64)
+    if s.size and (s.min() < 0.0 or s.max() > 1.0):
+        raise ValueError(
+            f"scores must be probabilities in [0, 1] for the soft gap, got values in "
+            f"[{s.min():.3g}, {s.max():.3g}]: apply a sigmoid to logits first, or pass "
+            f"threshold= to compare hard predictions"
+        )
     return s
 
 
@@ -56,11 +64,13 @@ def demographic_parity_gap(scores: Any, a: Any, *, threshold: float | None = Non
     Parameters
     ----------
     scores : array-like or Tensor, shape (n,) or (n, 1)
-        Soft scores (probabilities) of the classifier.
+        Soft scores (probabilities in [0, 1]) of the classifier; values outside [0, 1]
+        (logits) raise a ``ValueError`` unless ``threshold`` is given.
     a : array-like or Tensor, shape (n,)
         Binary sensitive attribute.
     threshold : float, optional
-        When given, scores become hard predictions ``scores >= threshold`` first.
+        When given, scores become hard predictions ``scores >= threshold`` first (then any
+        real scores, logits included, are accepted).
 
     Returns
     -------
@@ -93,7 +103,7 @@ def equalized_odds_gap(
     Parameters
     ----------
     scores : array-like or Tensor, shape (n,) or (n, 1)
-        Soft scores of the classifier.
+        Soft scores (probabilities in [0, 1]) of the classifier; logits need ``threshold``.
     y : array-like or Tensor, shape (n,)
         Binary labels.
     a : array-like or Tensor, shape (n,)
@@ -112,8 +122,7 @@ def equalized_odds_gap(
     ----------
     Chuang & Mroueh, ICLR 2021, Sec. 2 (Delta EO); official ``evaluate_eo``.
     """
-    if reduce not in ("sum", "max"):
-        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
+    check_choice("reduce", reduce, ("sum", "max"))
     s = _prepared(scores, threshold)
     g = _binary(a, "a", s.shape[0])
     yy = _binary(y, "y", s.shape[0])

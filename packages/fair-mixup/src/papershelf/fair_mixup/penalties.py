@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from papershelf.core.validation import check_choice, check_int, check_real
+
 __all__ = [
     "AdversarialDebiasing",
     "dp_mixup_penalty",
@@ -63,6 +65,8 @@ def _check_pair(x0: Tensor, x1: Tensor, *, paired: bool = True) -> None:
             raise ValueError(f"{name} must have a batch dimension, got a 0-dim tensor")
         if x.shape[0] == 0:
             raise ValueError(f"{name} is empty: a group of size zero has no fairness penalty")
+        if (x.is_floating_point() or x.is_complex()) and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf")
     if paired and x0.shape != x1.shape:
         raise ValueError(
             "x0 and x1 must have the same shape (index-paired samples), "
@@ -75,11 +79,10 @@ def _check_pair(x0: Tensor, x1: Tensor, *, paired: bool = True) -> None:
         )
 
 
-def _check_estimator(n_t: int, method: str) -> None:
-    if not isinstance(n_t, (int, np.integer)) or isinstance(n_t, bool) or n_t < 1:
-        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+def _check_estimator(n_t: int, method: str) -> int:
+    n = check_int("n_t", n_t, low=1)
+    check_choice("method", method, _METHODS)
+    return n
 
 
 def sample_t(
@@ -112,10 +115,8 @@ def sample_t(
     -------
     t : Tensor, shape (n_t,)
     """
-    if not isinstance(n_t, (int, np.integer)) or isinstance(n_t, bool) or n_t < 1:
-        raise ValueError(f"n_t must be an integer >= 1, got {n_t!r}")
-    if not (isinstance(alpha, (int, float)) and alpha > 0):
-        raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+    n_t = check_int("n_t", n_t, low=1)
+    alpha = check_real("alpha", alpha, low=0.0, inclusive=False)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     if n_t > 1 and alpha != 1.0:
         raise ValueError("stratified t (n_t > 1) needs alpha == 1 (uniform t)")
@@ -138,11 +139,13 @@ def _as_t(
 ) -> Tensor:
     if t is None:
         return sample_t(n_t, alpha=alpha, generator=generator, device=like.device, dtype=like.dtype)
+    if isinstance(t, (str, bytes, bool)):
+        raise TypeError(f"t must be a number or a tensor of times, got {type(t).__name__}")
     tt = torch.as_tensor(t, dtype=like.dtype, device=like.device).reshape(-1)
     if tt.numel() != n_t:
         raise ValueError(f"t must hold n_t={n_t} value(s), got {tt.numel()}")
     if not bool(torch.all((tt >= 0) & (tt <= 1))):
-        raise ValueError("t must lie in [0, 1]")
+        raise ValueError(f"t must lie in [0, 1], got {tt.tolist()}")
     return tt
 
 
@@ -183,8 +186,7 @@ def path_derivatives(
     d : Tensor, shape (B,)
         Differentiable with respect to the model's parameters and to ``x0``, ``x1``.
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    check_choice("method", method, _METHODS)
     shape = (-1,) + (1,) * (x0.ndim - 1)
     tb = t.reshape(shape)
     direction = x0 - x1
@@ -199,8 +201,7 @@ def path_derivatives(
         _scores(model, x_t[:1].detach())  # shape check outside the functional transform
         primal_and_tangent = torch.func.jvp(lambda z: _scores(model, z), (x_t,), (direction,))
         return cast(Tensor, primal_and_tangent[1])
-    if not (isinstance(h, float) and h > 0):
-        raise ValueError(f"h must be a positive float, got {h!r}")
+    h = check_real("h", h, low=0.0, inclusive=False)
     plus = _scores(model, x_t + h * direction)
     minus = _scores(model, x_t - h * direction)
     return (plus - minus) / (2 * h)
@@ -268,7 +269,7 @@ def mixup_path_penalty(
     torch.Size([])
     """
     _check_pair(x0, x1)
-    _check_estimator(n_t, method)
+    n_t = _check_estimator(n_t, method)
     if n_t > x0.shape[0]:
         raise ValueError(f"n_t={n_t} exceeds the number of pairs B={x0.shape[0]}")
     (penalty,) = _group_penalties(
@@ -299,7 +300,7 @@ def _group_penalties(
         # The official estimator: one time for the whole batch, a plain mean.
         x0, x1, ts = segments[0]
         d = path_derivatives(model, x0, x1, ts.expand(x0.shape[0]), method=method, h=h)
-        return [d.mean().abs()]
+        return [_finite(d.mean().abs())]
     t_pair, chunk_of, bounds = [], [], []
     n_chunks = 0
     for x0, _, ts in segments:
@@ -324,7 +325,17 @@ def _group_penalties(
     sums = d.new_zeros(n_chunks).index_add(0, idx, d)
     counts = d.new_zeros(n_chunks).index_add(0, idx, torch.ones_like(d))
     abs_means = (sums / counts).abs()
-    return [abs_means[lo:hi].mean() for lo, hi in bounds]
+    return [_finite(abs_means[lo:hi].mean()) for lo, hi in bounds]
+
+
+def _finite(penalty: Tensor) -> Tensor:
+    """``penalty`` if it is finite (``+inf`` from an overflow passes); NaN is an error."""
+    if bool(torch.isnan(penalty.detach())):
+        raise ValueError(
+            "the model's path derivatives are NaN (finite inputs x0, x1): check the model for "
+            "NaN parameters or outputs"
+        )
+    return penalty
 
 
 def dp_mixup_penalty(
@@ -427,7 +438,7 @@ def _label_split(
         n0, n1 = int(m0.sum()), int(m1.sum())
         if n0 == 0 or n1 == 0:
             raise ValueError(
-                f"label {label} has {n0} sample(s) in group 0 and {n1} in group 1: "
+                f"label {label} has {n0} sample(s) in group 0 (y0) and {n1} in group 1 (y1): "
                 "every (group, label) cell needs at least one sample"
             )
         pairs.append((x0[m0], x1[m1]))
@@ -484,7 +495,7 @@ def eo_mixup_penalty(
     _check_pair(x0, x1, paired=False)
     if t is not None and len(t) != 2:
         raise ValueError(f"t must hold one time per label (2 values), got {len(t)}")
-    _check_estimator(n_t, method)
+    n_t = _check_estimator(n_t, method)
     groups: list[tuple[Tensor, Tensor, float | Tensor | None, int]] = []
     for label, (a, b) in enumerate(_label_split(x0, y0, x1, y1)):
         m = min(a.shape[0], b.shape[0])
@@ -534,7 +545,7 @@ def gap_reg_penalty(
     _check_pair(x0, x1, paired=False)
     groups = [(x0, x1)] if y0 is None and y1 is None else _label_split(x0, y0, x1, y1)
     gaps = [(_scores(model, a).mean() - _scores(model, b).mean()).abs() for a, b in groups]
-    return sum(gaps[1:], gaps[0])
+    return _finite(sum(gaps[1:], gaps[0]))
 
 
 class AdversarialDebiasing(nn.Module):
@@ -557,10 +568,8 @@ class AdversarialDebiasing(nn.Module):
 
     def __init__(self, mode: Literal["dp", "eo"] = "dp", hidden: int = 0) -> None:
         super().__init__()
-        if mode not in ("dp", "eo"):
-            raise ValueError(f"mode must be 'dp' or 'eo', got {mode!r}")
-        if not isinstance(hidden, int) or hidden < 0:
-            raise ValueError(f"hidden must be an integer >= 0, got {hidden!r}")
+        check_choice("mode", mode, ("dp", "eo"))
+        hidden = check_int("hidden", hidden, low=0)
         self.mode = mode
         self.hidden = hidden
         d_in = 1 if mode == "dp" else 3

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from papershelf.core import progress
+from papershelf.core.validation import check_choice, check_int, check_real
 from papershelf.fair_mixup.metrics import (
     average_precision,
     demographic_parity_gap,
@@ -34,6 +35,7 @@ from papershelf.fair_mixup.metrics import (
 )
 from papershelf.fair_mixup.penalties import (
     AdversarialDebiasing,
+    Model,
     _scores,
     dp_mixup_penalty,
     eo_mixup_penalty,
@@ -77,10 +79,8 @@ class AdultMLP(nn.Module):
         self, in_features: int, hidden: int = 200, *, generator: torch.Generator | None = None
     ) -> None:
         super().__init__()
-        if not isinstance(in_features, int) or in_features < 1:
-            raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
-        if not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+        in_features = check_int("in_features", in_features, low=1)
+        hidden = check_int("hidden", hidden, low=1)
         self.fc1 = nn.Linear(in_features, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, 1)
@@ -157,8 +157,7 @@ class GroupBatchSampler:
         batch_size: int = 500,
         generator: torch.Generator | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, low=1)
         a_t = _as_tensor(a, "a", torch.long, None).reshape(-1)
         dev = a_t.device
         a_t = _binary_vector(a_t, "a", a_t.shape[0], dev)
@@ -290,7 +289,7 @@ def train_step(
     losses : dict
         ``{"loss", "bce", "reg"}`` as floats (before the step).
     """
-    _check_method_mode(method, mode, lam)
+    lam = _check_method_mode(method, mode, lam)
     bce = nn.functional.binary_cross_entropy
     x = torch.cat([x0, x1])
     target = torch.cat([y0, y1]).to(x.dtype)
@@ -298,7 +297,7 @@ def train_step(
         if adversary is None or adversary_optimizer is None:
             raise ValueError("method='adversarial' needs adversary and adversary_optimizer")
         a_cat = torch.cat([torch.zeros_like(target[: len(x0)]), torch.ones_like(target[len(x0) :])])
-        scores = _scores(model, x)
+        scores = _probabilities(model, x)
         adversary_optimizer.zero_grad()
         y_adv = target if mode == "eo" else None
         adversary.adversary_loss(scores.detach(), a_cat, y_adv).backward()
@@ -326,7 +325,7 @@ def train_step(
                 reg = dp_mixup_penalty(f, z0, z1, t=t, **kw)  # type: ignore[arg-type]
             else:
                 reg = eo_mixup_penalty(f, z0, y0, z1, y1, t=t, **kw)  # type: ignore[arg-type]
-        sup = bce(_scores(model, x), target)
+        sup = bce(_probabilities(model, x), target)
     loss = sup + lam * reg
     optimizer.zero_grad()
     loss.backward()
@@ -334,15 +333,23 @@ def train_step(
     return {"loss": float(loss.detach()), "bce": float(sup.detach()), "reg": float(reg.detach())}
 
 
-def _check_method_mode(method: str, mode: str, lam: float) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if mode not in ("dp", "eo"):
-        raise ValueError(f"mode must be 'dp' or 'eo', got {mode!r}")
-    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not math.isfinite(lam):
-        raise ValueError(f"lam must be a finite number, got {lam!r}")
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}")
+def _probabilities(model: Model, x: Tensor) -> Tensor:
+    """The model's scores, checked to be probabilities (the BCE loss needs them)."""
+    s = _scores(model, x)
+    bad = ~((s >= 0) & (s <= 1))  # NaN is bad too
+    if bool(bad.any()):
+        raise ValueError(
+            f"model must return probabilities in [0, 1] (sigmoid outputs) for the BCE loss, got "
+            f"{int(bad.sum())} score(s) outside, e.g. {float(s[bad][0])}: end the model with a "
+            f"sigmoid; NaN scores mean training diverged (lower lr or lam)"
+        )
+    return s
+
+
+def _check_method_mode(method: str, mode: str, lam: Any) -> float:
+    check_choice("method", method, METHODS)
+    check_choice("mode", mode, ("dp", "eo"))
+    return check_real("lam", lam, low=0.0)
 
 
 @dataclass
@@ -441,18 +448,22 @@ def train(
     ----------
     Chuang & Mroueh, ICLR 2021, Sec. 5; official ``adult/main.py``.
     """
-    _check_method_mode(method, mode, lam)
-    for name, v in (("epochs", epochs), ("iters_per_epoch", iters_per_epoch)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if select not in ("min_val_gap", "last"):
-        raise ValueError(f"select must be 'min_val_gap' or 'last', got {select!r}")
+    lam = _check_method_mode(method, mode, lam)
+    epochs = check_int("epochs", epochs, low=1)
+    iters_per_epoch = check_int("iters_per_epoch", iters_per_epoch, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    lr = check_real("lr", lr, low=0.0, inclusive=(False, True))
+    n_t = check_int("n_t", n_t, low=1)
+    adversary_hidden = check_int("adversary_hidden", adversary_hidden, low=0)
+    check_choice("select", select, ("min_val_gap", "last"))
     if select == "min_val_gap" and val is None:
         raise ValueError("select='min_val_gap' needs val=(X_val, y_val, a_val)")
     param = next(model.parameters(), None)
     if param is None:
         raise ValueError("model has no parameters to train")
     x_t = _as_tensor(X, "X", param.dtype, param.device)
+    if not bool(torch.isfinite(x_t).all()):
+        raise ValueError("X contains NaN or inf")
     n = x_t.shape[0]
     y_t = _binary_vector(y, "y", n, param.device)
     a_t = _binary_vector(a, "a", n, param.device)
@@ -479,9 +490,9 @@ def train(
     try:
         for epoch in range(1, epochs + 1):
             model.train()
-            for _ in range(iters_per_epoch):
+            for it in range(iters_per_epoch):
                 i0, i1 = sampler.sample()
-                train_step(
+                losses = train_step(
                     model,
                     optimizer,
                     x_t[i0],
@@ -497,6 +508,12 @@ def train(
                     adversary=adversary,
                     adversary_optimizer=adv_opt,
                 )
+                if not math.isfinite(losses["loss"]):
+                    raise ValueError(
+                        f"training diverged at epoch {epoch}, iteration {it + 1}: the loss is "
+                        f"{losses['loss']} (bce {losses['bce']}, reg {losses['reg']}); lower lr="
+                        f"{lr:g} or lam={lam:g}"
+                    )
                 bar.update(1)
             row: dict[str, float] = {"epoch": epoch}
             for split, data in splits.items():
@@ -575,11 +592,8 @@ def sweep(
     runs : list of SweepRun
     """
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"methods must be among {METHODS}, got {m!r}")
-    for lam in lams:
-        if lam < 0:
-            raise ValueError(f"lams must be >= 0, got {lam}")
+        check_choice("methods", m, METHODS)
+    lams = [check_real("lams", lam, low=0.0) for lam in lams]
     make = model_fn or (lambda d, g: AdultMLP(d, generator=g))
     runs: list[SweepRun] = []
     for seed in seeds:
