@@ -83,7 +83,7 @@ def main() -> None:
             plans = {}
             for h in (0.1, 0.25, 0.5):
                 for reg in (0.05, 0.1):
-                    plans[f"InfoOT h={h} reg={reg}"] = InfoOT(h=h, reg=reg, progress=False).fit(Xs, Xt).coupling_  # fmt: skip
+                    plans[f"InfoOT h={h} reg={reg}"] = InfoOT(h=h, reg=reg, progress=False).fit(Xs, Xt=Xt).coupling_  # fmt: skip
             for norm in ("max", "mean"):
                 for eps in (1e-3, 5e-3, 2e-2, 5e-2):
                     plans[f"entropic GW, {norm}-normalised, eps={eps}"] = gw_plan(Xs, Xt, eps, norm)
@@ -110,7 +110,7 @@ def main() -> None:
             res = {}
             for seed in seeds:
                 Xs, Xt, match = manifold_views(kind, seed, n, noise)
-                P = InfoOT(progress=False).fit(Xs, Xt).coupling_
+                P = InfoOT(progress=False).fit(Xs, Xt=Xt).coupling_
                 res.setdefault("InfoOT (h=0.5, reg=0.05)", []).append(foscttm(bary(P, Xt), Xt, match))  # fmt: skip
                 for eps in (1e-3, 5e-3, 2e-2):
                     G = gw_plan(Xs, Xt, eps, "max")

@@ -106,7 +106,7 @@ def test_mi_gradient_matches_finite_differences(small):
 
 def test_plain_infoot_mi_increases_over_iterations(small):
     Xs, _, Xt, _, _, _ = small
-    est = InfoOT(h=0.5, reg=0.05, max_iter=30, tol=None).fit(Xs, Xt)
+    est = InfoOT(h=0.5, reg=0.05, max_iter=30, tol=None).fit(Xs, Xt=Xt)
     mis = np.array(est.log_["mutual_information"])
     assert mis[0] == pytest.approx(0.0, abs=1e-14)
     # the linearised steps are not proximal, so monotonicity is not guaranteed: measured dips
@@ -118,7 +118,7 @@ def test_plain_infoot_mi_increases_over_iterations(small):
 
 def test_fused_mi_positive_and_plan_is_a_distribution(small):
     Xs, _, Xt, _, _, _ = small
-    est = FusedInfoOT(max_iter=20).fit(Xs, Xt)
+    est = FusedInfoOT(max_iter=20).fit(Xs, Xt=Xt)
     P = est.coupling_
     assert est.mutual_information_ > 0
     assert P.min() >= 0 and P.sum() == pytest.approx(1.0, abs=1e-12)
@@ -200,10 +200,10 @@ def test_parity_mode_rows_exact_columns_not_and_converged_mode_exact():
     )
     Xs, Xt = np.asarray(ref["inputs"]["Xs"]), np.asarray(ref["inputs"]["Xt"])
     n, m = len(Xs), len(Xt)
-    P = FusedInfoOT(max_iter=20).fit(Xs, Xt).coupling_
+    P = FusedInfoOT(max_iter=20).fit(Xs, Xt=Xt).coupling_
     assert np.abs(P.sum(1) - 1 / n).max() < 1e-12
     assert np.abs(P.sum(0) - 1 / m).sum() > 1e-2  # the 1000-iteration cap of the official code
-    conv = FusedInfoOT(max_iter=8, sinkhorn="log").fit(Xs, Xt)
+    conv = FusedInfoOT(max_iter=8, sinkhorn="log").fit(Xs, Xt=Xt)
     Q = conv.coupling_
     assert np.abs(Q.sum(1) - 1 / n).sum() < 1e-8
     assert np.abs(Q.sum(0) - 1 / m).sum() < 1e-8
@@ -220,8 +220,8 @@ def test_lam_zero_is_entropic_ot(small):
 
 def test_outer_loop_stops_at_fixed_point(small):
     Xs, _, Xt, _, _, _ = small
-    full = InfoOT(max_iter=100, tol=None).fit(Xs, Xt)
-    early = InfoOT(max_iter=100).fit(Xs, Xt)
+    full = InfoOT(max_iter=100, tol=None).fit(Xs, Xt=Xt)
+    early = InfoOT(max_iter=100).fit(Xs, Xt=Xt)
     assert early.n_iter_ < 100 and early.log_["stopped_early"]
     assert np.abs(early.coupling_ - full.coupling_).max() <= 1e-12 * full.coupling_.max()
 
@@ -237,8 +237,8 @@ def test_plain_infoot_invariant_to_scaling_and_shifting_either_domain(small):
 def test_permuting_source_permutes_rows(small):
     Xs, _, Xt, _, _, _ = small
     perm = np.random.default_rng(6).permutation(len(Xs))
-    P = FusedInfoOT(max_iter=10).fit(Xs, Xt).coupling_
-    Pp = FusedInfoOT(max_iter=10).fit(Xs[perm], Xt).coupling_
+    P = FusedInfoOT(max_iter=10).fit(Xs, Xt=Xt).coupling_
+    Pp = FusedInfoOT(max_iter=10).fit(Xs[perm], Xt=Xt).coupling_
     assert_close(Pp, P[perm], rtol=1e-8, atol=1e-14)
 
 
@@ -251,8 +251,8 @@ def test_small_reg_scaling_form_fails_loudly_log_form_works():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(FloatingPointError, match="sinkhorn='log'"):
-            InfoOT(reg=0.002, max_iter=3).fit(Xs, Xt)
-    est = InfoOT(reg=0.002, max_iter=3, sinkhorn="log").fit(Xs, Xt)
+            InfoOT(reg=0.002, max_iter=3).fit(Xs, Xt=Xt)
+    est = InfoOT(reg=0.002, max_iter=3, sinkhorn="log").fit(Xs, Xt=Xt)
     P = est.coupling_
     assert np.isfinite(P).all() and P.min() >= 0
     assert np.abs(P.sum(0) - 1 / 30).sum() < 1e-12 and np.abs(P.sum(1) - 1 / 40).sum() < 1e-12

@@ -1,45 +1,63 @@
 """papershelf.infoot: InfoOT, information maximizing optimal transport.
 
-Chuang, Jegelka, Alvarez-Melis, ICML 2023 (https://arxiv.org/abs/2210.03164). Estimators in
-POT/scikit-learn style (:class:`InfoOT`, :class:`FusedInfoOT`), functional forms
-(:func:`info_ot`, :func:`fused_info_ot`) and the kernel mutual information of a coupling.
-numpy or torch inputs; torch is optional.
+Chuang, Jegelka, Alvarez-Melis, ICML 2023 (https://arxiv.org/abs/2210.03164). The estimators
+:class:`InfoOT` and :class:`FusedInfoOT` follow POT's ``ot.da`` calling convention and the
+scikit-learn estimator protocol; :func:`info_ot` / :func:`fused_info_ot` return the coupling.
+Kernels, the mutual information, projections and the Sinkhorn solvers live in the submodules
+(``kernels``, ``mi``, ``projection``, ``sinkhorn``, ``solvers``). numpy or torch inputs.
+
+Importing this package loads nothing heavy: numpy, POT and scikit-learn are imported when a
+name that needs them is first used (PEP 562).
 """
 
-from papershelf.infoot.estimators import FusedInfoOT, InfoOT
-from papershelf.infoot.kernels import (
-    bandwidth,
-    gaussian_kernel,
-    gaussian_kernels,
-    label_block_distances,
-    pairwise_euclidean,
-)
-from papershelf.infoot.mi import density_ratio, kde_mutual_information, mi_gradient
-from papershelf.infoot.projection import barycentric_projection, conditional_projection
-from papershelf.infoot.sinkhorn import round_to_polytope, sinkhorn_log, sinkhorn_scaling
-from papershelf.infoot.solvers import fused_info_ot, fused_infoot_plan, info_ot, infoot_plan
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "FusedInfoOT",
-    "InfoOT",
-    "__version__",
-    "bandwidth",
-    "barycentric_projection",
-    "conditional_projection",
-    "density_ratio",
-    "fused_info_ot",
-    "fused_infoot_plan",
-    "gaussian_kernel",
-    "gaussian_kernels",
-    "info_ot",
-    "infoot_plan",
-    "kde_mutual_information",
-    "label_block_distances",
-    "mi_gradient",
-    "pairwise_euclidean",
-    "round_to_polytope",
-    "sinkhorn_log",
-    "sinkhorn_scaling",
-]
+__version__ = "0.2.0"
+
+__all__ = ["FusedInfoOT", "InfoOT", "__version__", "fused_info_ot", "info_ot"]
+
+# every public name, by submodule (the pre-0.2 top-level names stay importable from here)
+_LAZY = {
+    "FusedInfoOT": "estimators",
+    "InfoOT": "estimators",
+    "fused_info_ot": "solvers",
+    "info_ot": "solvers",
+    "fused_infoot_plan": "solvers",
+    "infoot_plan": "solvers",
+    "InfoOTConvergenceWarning": "solvers",
+    "bandwidth": "kernels",
+    "gaussian_kernel": "kernels",
+    "gaussian_kernels": "kernels",
+    "label_block_distances": "kernels",
+    "pairwise_euclidean": "kernels",
+    "density_ratio": "mi",
+    "kde_mutual_information": "mi",
+    "mi_gradient": "mi",
+    "barycentric_projection": "projection",
+    "conditional_projection": "projection",
+    "round_to_polytope": "sinkhorn",
+    "sinkhorn_log": "sinkhorn",
+    "sinkhorn_scaling": "sinkhorn",
+    "sinkhorn_warm": "sinkhorn",
+    "SinkhornConvergenceWarning": "sinkhorn",
+}
+
+if TYPE_CHECKING:
+    from papershelf.infoot.estimators import FusedInfoOT, InfoOT
+    from papershelf.infoot.solvers import fused_info_ot, info_ot
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'papershelf.infoot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"papershelf.infoot.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from papershelf.core.validation import check_real
 from papershelf.infoot._backend import as_matrix, as_vector, backend_of, is_torch
 
 __all__ = [
@@ -85,8 +86,7 @@ def label_block_distances(Xs: Any, ys: Any, delta: float = 5000.0) -> Any:
     """
     Xs = as_matrix(Xs, "Xs")
     labels = as_vector(ys, "ys", Xs.shape[0])
-    if not np.isfinite(delta) or delta < 0:
-        raise ValueError(f"delta must be a finite number >= 0, got {delta}")
+    delta = check_real("delta", delta, low=0.0)
     different = (labels[:, None] != labels[None, :]).astype(np.float64)
     C = pairwise_euclidean(Xs)
     if is_torch(C):
@@ -110,7 +110,7 @@ def bandwidth(C: Any, h: float) -> float:
     -------
     sigma : float
     """
-    _check_h(h)
+    h = _check_h(h)
     nx = backend_of(C)
     scale = float(nx.sqrt(nx.mean(C**2) / 2))
     if scale <= 0:
@@ -132,8 +132,7 @@ def gaussian_kernel(C: Any, sigma: float) -> Any:
     -------
     K : array, shape (n, k)
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    sigma = check_real("sigma", sigma, low=0.0, inclusive=False)
     nx = backend_of(C)
     return nx.exp(-((C / sigma) ** 2) / 2)
 
@@ -172,8 +171,5 @@ def gaussian_kernels(Cs: Any, Ct: Any, h: float) -> tuple[Any, Any]:
     return gaussian_kernel(Cs, bandwidth(Cs, h)), gaussian_kernel(Ct, bandwidth(Ct, h))
 
 
-def _check_h(h: float) -> None:
-    if isinstance(h, bool) or not isinstance(h, int | float | np.floating):
-        raise TypeError(f"h must be a positive number, got {type(h).__name__}")
-    if not np.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be a finite number > 0, got {h}")
+def _check_h(h: Any) -> float:
+    return check_real("h", h, low=0.0, inclusive=False)

@@ -108,10 +108,12 @@ def domain_adaptation(seed: int, n_source: int, n_target: int, n_test: int, conv
     stats: dict[str, Any] = {}
     for name, kw, labels in configs:
         t0 = time.perf_counter()
-        est = FusedInfoOT(h=0.5, lam=100.0, reg=1.0, **kw).fit(Xs, Xt, ys=labels)
+        est = FusedInfoOT(h=0.5, lam=100.0, reg=1.0, **kw).fit(Xs, labels, Xt)
         times[name] = time.perf_counter() - t0
         for method in ("barycentric", "conditional"):
-            out[f"{name}, {method}"] = one_nn_accuracy(est.transform(Xs, method), ys, Xte, yte)
+            out[f"{name}, {method}"] = one_nn_accuracy(
+                est.transform(Xs, method=method), ys, Xte, yte
+            )
         P = est.coupling_
         stats[name] = {
             "column_l1_error": float(np.abs(P.sum(0) - 1 / P.shape[1]).sum()),
@@ -132,7 +134,7 @@ def outliers(seed: int, n: int, n_out: int):
     angle = rng.uniform(0, 2 * np.pi, n_out)
     Xo = np.c_[np.cos(angle), np.sin(angle)] * rng.uniform(8, 12, (n_out, 1)) + [3.5, 0.2]
     Xt = np.vstack([Xt_in, Xo])
-    est = FusedInfoOT().fit(Xs, Xt)
+    est = FusedInfoOT().fit(Xs, Xt=Xt)
     emd = ot.da.EMDTransport(metric="euclidean").fit(Xs=Xs, Xt=Xt)
     nn_spacing = np.sort(np.linalg.norm(Xt_in[:, None] - Xt_in[None], axis=-1), axis=1)[:, 1]
     radius = float(np.quantile(nn_spacing, 0.95))
@@ -145,8 +147,8 @@ def outliers(seed: int, n: int, n_out: int):
         }
 
     res = {
-        "Fused InfoOT, barycentric": landing(est.transform(Xs, "barycentric")),
-        "Fused InfoOT, conditional": landing(est.transform(Xs, "conditional")),
+        "Fused InfoOT, barycentric": landing(est.transform(Xs, method="barycentric")),
+        "Fused InfoOT, conditional": landing(est.transform(Xs, method="conditional")),
         "exact OT, barycentric": landing(emd.transform(Xs=Xs)),
     }
     return res, (Xs, ys, Xt, yt, n, est, emd)
@@ -160,7 +162,7 @@ def retrieval(seed: int, n_source: int, n_target: int, n_query: int):
     d = (Xq**2).sum(1)[:, None] - 2 * Xq @ Xt.T + (Xt**2).sum(1)[None]
     for k in (1, 5, 15):
         out[f"nearest neighbour P@{k}"] = precision_at(-d, yq, yt, k)
-    est = FusedInfoOT(h=0.5, reg=5.0).fit(Xs, Xt)
+    est = FusedInfoOT(h=0.5, reg=5.0).fit(Xs, Xt=Xt)
     for mode in ("query", "train"):
         # the bandwidth mode only enters conditional_score: no refit needed
         score = est.set_params(oos_bandwidth=mode).conditional_score(Xq)
@@ -196,9 +198,9 @@ def digits_views(seed: int, n: int):
 def cross_dimension(seed: int, n: int):
     Xs, Xt, match, _, _ = digits_views(seed, n)
     t0 = time.perf_counter()
-    est = InfoOT(h=0.5, reg=0.05).fit(Xs, Xt)
+    est = InfoOT(h=0.5, reg=0.05).fit(Xs, Xt=Xt)
     t_info = time.perf_counter() - t0
-    out = {"InfoOT": foscttm(est.transform(Xs, "barycentric"), Xt, match)}
+    out = {"InfoOT": foscttm(est.transform(Xs, method="barycentric"), Xt, match)}
     t0 = time.perf_counter()
     G = _gw_alignment(Xs, Xt, GW_EPSILON)
     t_gw = time.perf_counter() - t0
@@ -259,10 +261,10 @@ def manifold_alignment(seed: int, n: int, noise: float) -> dict[str, dict[str, f
     out: dict[str, dict[str, float]] = {}
     for kind in MANIFOLDS:
         Xs, Xt, match = manifold_views(kind, seed, n, noise)
-        est = InfoOT(h=0.5, reg=0.05, progress=False).fit(Xs, Xt)
+        est = InfoOT(h=0.5, reg=0.05, progress=False).fit(Xs, Xt=Xt)
         G = _gw_alignment(Xs, Xt, GW_EPSILON)
         out[kind] = {
-            "InfoOT": foscttm(est.transform(Xs, "barycentric"), Xt, match),
+            "InfoOT": foscttm(est.transform(Xs, method="barycentric"), Xt, match),
             "entropic GW": foscttm(G @ Xt / G.sum(1, keepdims=True), Xt, match),
         }
     return out
@@ -295,8 +297,8 @@ def toy_figure(ctx: ReproduceContext, toy: tuple) -> None:
     ax = axes[2]
     ax.scatter(*Xt[:n].T, c="0.75", s=8, marker="x", label="target")
     ax.scatter(*Xt[n:].T, c="k", s=14, marker="^", label="target outliers")
-    ax.scatter(*est.transform(Xs, "barycentric").T, c="tab:red", s=6, label="barycentric")
-    ax.scatter(*est.transform(Xs, "conditional").T, c="tab:purple", s=6, label="conditional")
+    ax.scatter(*est.transform(Xs, method="barycentric").T, c="tab:red", s=6, label="barycentric")
+    ax.scatter(*est.transform(Xs, method="conditional").T, c="tab:purple", s=6, label="conditional")
     ax.set_title("source projected onto a target with outliers")
     ax.legend(fontsize=7, loc="lower left")
     for a in axes:
@@ -330,10 +332,10 @@ def office_caltech(decaf_dir: Path, seeds: tuple[int, ...], bar: Any) -> list[Re
             idx = np.random.RandomState(seed).permutation(len(X2))
             X2, Y2 = X2[idx], Y2[idx]
             cut = int(len(X2) * 0.9)
-            est = FusedInfoOT(h=0.5).fit(X1, X2[:cut], ys=Y1)
+            est = FusedInfoOT(h=0.5).fit(X1, Y1, X2[:cut])
             for method in accs:
                 accs[method].append(
-                    one_nn_accuracy(est.transform(X1, method), Y1, X2[cut:], Y2[cut:])
+                    one_nn_accuracy(est.transform(X1, method=method), Y1, X2[cut:], Y2[cut:])
                 )
         for method, vals in accs.items():
             records.append(

@@ -17,14 +17,27 @@ Two solvers of :math:`\min_{\Gamma \in U(a, b)} \langle \Gamma, M\rangle - \vare
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
+from sklearn.exceptions import ConvergenceWarning
 
+from papershelf.core.validation import check_int, check_real
 from papershelf.infoot._backend import backend_of
 
-__all__ = ["SinkhornResult", "round_to_polytope", "sinkhorn_log", "sinkhorn_scaling"]
+__all__ = [
+    "SinkhornConvergenceWarning",
+    "SinkhornResult",
+    "round_to_polytope",
+    "sinkhorn_log",
+    "sinkhorn_scaling",
+    "sinkhorn_warm",
+]
+
+# the torch path checks convergence and 0/inf/NaN every this many iterations (one host sync)
+CHECK_EVERY = 10
 
 
 class SinkhornResult:
@@ -63,17 +76,40 @@ class SinkhornResult:
         self.potentials = potentials
 
 
-def _check_reg(reg: float) -> None:
-    if isinstance(reg, bool) or (
-        not isinstance(reg, int | float) and not hasattr(reg, "__float__")
-    ):
-        raise TypeError(f"reg must be a positive number, got {type(reg).__name__}")
-    if not math.isfinite(float(reg)) or float(reg) <= 0:
-        raise ValueError(f"reg must be a finite number > 0, got {reg}")
+def _check_reg(reg: Any) -> float:
+    return check_real("reg", reg, low=0.0, inclusive=False)
+
+
+class SinkhornConvergenceWarning(ConvergenceWarning):
+    """An inner Sinkhorn solve stopped at its iteration cap (POT warns in the same case)."""
+
+
+def _check_problem(a: Any, b: Any, M: Any) -> None:
+    nx = backend_of(a, b, M)
+    if M.ndim != 2 or tuple(M.shape) != (a.shape[0], b.shape[0]):
+        raise ValueError(
+            f"M must have shape ({a.shape[0]}, {b.shape[0]}) for a of shape {tuple(a.shape)} "
+            f"and b of shape {tuple(b.shape)}, got {tuple(M.shape)}"
+        )
+    if bool(nx.any(~nx.isfinite(M))):
+        raise ValueError("M (the cost) contains NaN or infinite values")
+    if bool(nx.any(~nx.isfinite(a))) or bool(nx.any(~nx.isfinite(b))):
+        raise ValueError("a and b (the marginals) must be finite")
+    if bool(nx.any(a <= 0)) or bool(nx.any(b <= 0)):
+        raise ValueError("a and b (the marginals) must be positive")
+
+
+def _warn_unconverged(name: str, n_iter: int, err: float, tol: float) -> None:
+    warnings.warn(
+        f"{name} did not converge in {n_iter} iterations (marginal error {err:.2e} > tol "
+        f"{tol:.1e}); increase max_iter or reg",
+        SinkhornConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def sinkhorn_scaling(
-    a: Any, b: Any, M: Any, reg: float, max_iter: int = 1000, tol: float = 1e-9
+    a: Any, b: Any, M: Any, reg: float, max_iter: int = 1000, tol: float = 1e-9, warn: bool = True
 ) -> SinkhornResult:
     r"""Scaling-form Sinkhorn with the iterations of ``ot.bregman.sinkhorn(a, b, M, reg)``.
 
@@ -96,12 +132,32 @@ def sinkhorn_scaling(
         Iteration cap (POT's default 1000, which the official InfoOT inherits).
     tol : float
         Stopping threshold on the L2 column error (POT's default 1e-9).
+    warn : bool
+        Warn (:class:`SinkhornConvergenceWarning`) when the cap is hit, as POT does.
 
     Returns
     -------
     SinkhornResult
+
+    Raises
+    ------
+    ValueError
+        If ``M`` has NaN/inf entries, shapes disagree or a marginal is not positive.
     """
-    _check_reg(reg)
+    reg = _check_reg(reg)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    tol = check_real("tol", tol, low=0.0)
+    _check_problem(a, b, M)
+    res = _sinkhorn_scaling_dispatch(a, b, M, reg, max_iter, tol)
+    if warn and not res.converged and not res.numerical_error:
+        _warn_unconverged("sinkhorn_scaling", res.n_iter, res.err, tol)
+    return res
+
+
+def _sinkhorn_scaling_dispatch(
+    a: Any, b: Any, M: Any, reg: float, max_iter: int, tol: float
+) -> SinkhornResult:
+    """The scaling form without argument checks (the outer loop's inner step)."""
     # 0/inf/NaN are detected and handled below (as POT does): no numpy warnings per step
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if (
@@ -197,25 +253,26 @@ def _sinkhorn_scaling(
     numerical_error = False
     converged = False
     ii = 0
+    # 0/inf/NaN and the error are read on the host only every CHECK_EVERY iterations (one
+    # sync each, none per iteration); on a failure the last checked scalings are returned,
+    # where POT returns those of the previous iteration (the plan is unreliable either way)
+    u_ok, v_ok = u, v
     for ii in range(max_iter):
-        uprev, vprev = u, v
         v = b / KtU
         u = 1.0 / (Kp @ v)
         KtU = KT @ u
-        # u, v > 0, so a finite sum means no 0 (gives inf in v), inf or NaN anywhere
-        # u, v > 0, so a finite sum rules out 0 in K^T u (inf in v), inf and NaN: one test
-        # instead of POT's five; the exact test runs only when the sum is not finite
-        if not math.isfinite(float(nx.sum(u) + nx.sum(v))) and bool(
-            nx.any(nx.isnan(u)) or nx.any(nx.isnan(v)) or nx.any(nx.isinf(u)) or nx.any(nx.isinf(v))
-        ):
-            u, v = uprev, vprev
-            numerical_error = True
-            break
-        if ii % 10 == 0:
-            err = float(nx.norm(v * KtU - b))
-            if err < tol:
-                converged = True
+        if ii % CHECK_EVERY == 0 or ii == max_iter - 1:
+            # u, v > 0, so a finite sum rules out 0 in K^T u (inf in v), inf and NaN
+            if not math.isfinite(float(nx.sum(u) + nx.sum(v))):
+                u, v = u_ok, v_ok
+                numerical_error = True
                 break
+            u_ok, v_ok = u, v
+            if ii % CHECK_EVERY == 0:
+                err = float(nx.norm(v * KtU - b))
+                if err < tol:
+                    converged = True
+                    break
     plan = u.reshape((-1, 1)) * K * v.reshape((1, -1))
     return SinkhornResult(plan, ii + 1, err, converged, numerical_error)
 
@@ -236,6 +293,7 @@ def sinkhorn_log(
     tau: float = 1e3,
     absorb_every: int = 500,
     round_to_marginals: bool = True,
+    warn: bool = True,
 ) -> SinkhornResult:
     r"""Log-domain (stabilised) Sinkhorn run to convergence of the column marginals.
 
@@ -268,13 +326,39 @@ def sinkhorn_log(
         plan onto :math:`U(a, b)` exactly (to rounding) at an L1 cost of at most twice the
         remaining marginal error. Near-assignment problems (costs spanning hundreds of
         ``reg``) converge too slowly for the iterations alone to reach ``tol``.
+    warn : bool
+        Warn (:class:`SinkhornConvergenceWarning`) when ``max_iter`` is reached first.
 
     Returns
     -------
     SinkhornResult
         With ``potentials = (alpha, beta)``.
+
+    Raises
+    ------
+    ValueError
+        If ``M`` contains NaN/inf (POT would run to the cap and return NaN).
+    FloatingPointError
+        If an iterate becomes NaN/inf.
     """
-    _check_reg(reg)
+    reg = _check_reg(reg)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    tol = check_real("tol", tol, low=0.0)
+    tau = check_real("tau", tau, low=1.0, inclusive=False)
+    absorb_every = check_int("absorb_every", absorb_every, low=1)
+    _check_problem(a, b, M)
+    res = _sinkhorn_log(
+        a, b, M, reg, max_iter, tol, warmstart, tau, absorb_every, round_to_marginals
+    )
+    if warn and not res.converged:
+        _warn_unconverged("sinkhorn_log", res.n_iter, res.err, tol)
+    return res
+
+
+def _sinkhorn_log(
+    a: Any, b: Any, M: Any, reg: float, max_iter: int, tol: float,
+    warmstart: tuple[Any, Any] | None, tau: float, absorb_every: int, round_to_marginals: bool,
+) -> SinkhornResult:  # fmt: skip
     nx = backend_of(a, b, M)
     n, m = M.shape
     logK = M / (-reg)
@@ -297,6 +381,10 @@ def sinkhorn_log(
             ii += 1
             if jj % 10 == 0:
                 err = float(nx.sum(nx.abs(v * (KtT @ u) - b)))
+                if not math.isfinite(err):
+                    raise FloatingPointError(
+                        f"sinkhorn_log: NaN/inf in the iterates at iteration {ii} (reg={reg})"
+                    )
                 if err < tol:
                     converged = True
                     break
@@ -310,6 +398,99 @@ def sinkhorn_log(
     if round_to_marginals:
         plan = round_to_polytope(plan, a, b)
     return SinkhornResult(plan, ii, err, converged, False, (alpha, beta))
+
+
+def sinkhorn_warm(
+    a: Any,
+    b: Any,
+    M: Any,
+    reg: float,
+    max_iter: int = 1000,
+    tol: float = 1e-3,
+    warmstart: tuple[np.ndarray, np.ndarray] | None = None,
+    dtype: Any = np.float32,
+    warn: bool = True,
+) -> SinkhornResult:
+    r"""Fast-mode Sinkhorn: warm-started, stabilised, single precision, stopped at a tolerance.
+
+    The kernel is built from the previous dual potentials :math:`(f, g)`,
+    :math:`\tilde K = \exp((f_i + g_j - M_{ij})/\varepsilon)`, then shifted so that every row and
+    every column has a largest entry of exactly 1 (the shifts go into the potentials, which
+    leaves the problem unchanged): no row or column underflows and nothing overflows, so the
+    scaling iterations run in ``dtype`` (float32 by default: half the memory traffic of the
+    one-pass loop). Stops when the L1 column error is below ``tol`` (checked every 10
+    iterations). numpy only.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n,)
+    b : ndarray, shape (m,)
+    M : ndarray, shape (n, m)
+    reg : float
+    max_iter : int
+    tol : float
+        L1 column-marginal tolerance.
+    warmstart : tuple of ndarrays (f (n,), g (m,)), optional
+        Dual potentials of a previous solve (``SinkhornResult.potentials``).
+    dtype : numpy dtype
+        Precision of the iterations (float32 or float64).
+    warn : bool
+        Warn when ``max_iter`` is reached first.
+
+    Returns
+    -------
+    SinkhornResult
+        Plan in float64, potentials ``(f, g)`` in float64.
+    """
+    reg = _check_reg(reg)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    tol = check_real("tol", tol, low=0.0)
+    _check_problem(a, b, M)
+    n, m = M.shape
+    f = np.zeros(n) if warmstart is None else np.asarray(warmstart[0], dtype=np.float64)
+    g = np.zeros(m) if warmstart is None else np.asarray(warmstart[1], dtype=np.float64)
+    E = np.add.outer(f, g)
+    E -= M
+    E /= reg
+    shift = E.max(axis=1)
+    E -= shift[:, None]
+    f = f - reg * shift
+    shift = E.max(axis=0)
+    E -= shift[None, :]
+    g = g - reg * shift
+    K = np.exp(E, out=E).astype(dtype, copy=False)
+    a_, b_ = np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype)
+    gemv = get_blas_funcs("gemv", (K,))
+    n_blocks = max(1, -(-n * m * K.itemsize // _BLOCK_BYTES))
+    rows = -(-n // n_blocks)
+    u, v = np.ones(n, dtype=dtype), np.ones(m, dtype=dtype)
+    blocks = [(K[s : s + rows], K[s : s + rows].T, a_[s : s + rows], u[s : s + rows])
+              for s in range(0, n, rows)]  # fmt: skip
+    orders = (blocks, blocks[::-1])
+    KtU = K.T @ u
+    err, converged, it = math.inf, False, 0
+    for it in range(1, max_iter + 1):
+        np.divide(b_, KtU, out=v)
+        KtU.fill(0.0)
+        for blk, blk_t, a_blk, u_blk in orders[it & 1]:
+            np.dot(blk, v, out=u_blk)
+            np.divide(a_blk, u_blk, out=u_blk)
+            KtU = gemv(1.0, blk_t, u_blk, 1.0, KtU, overwrite_y=1)
+        if it % 10 == 0 or it == max_iter:
+            err = float(np.abs(v * KtU - b_).sum())
+            if not math.isfinite(err):
+                raise FloatingPointError(
+                    f"sinkhorn_warm: NaN/inf in the iterates at iteration {it} (reg={reg})"
+                )
+            if err < tol:
+                converged = True
+                break
+    plan = np.multiply(u[:, None], K, dtype=np.float64)
+    plan *= v[None, :]
+    if warn and not converged:
+        _warn_unconverged("sinkhorn_warm", it, err, tol)
+    pots = (f + reg * np.log(u.astype(np.float64)), g + reg * np.log(v.astype(np.float64)))
+    return SinkhornResult(plan, it, err, converged, False, pots)
 
 
 def round_to_polytope(P: Any, a: Any, b: Any) -> Any:

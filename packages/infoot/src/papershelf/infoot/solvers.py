@@ -34,8 +34,10 @@ import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from papershelf.core import progress as _progress
+from papershelf.core.validation import check_bool, check_choice, check_int, check_real
 from papershelf.infoot._backend import as_matrix, backend_of
 from papershelf.infoot.kernels import (
     _check_h,
@@ -44,42 +46,74 @@ from papershelf.infoot.kernels import (
     pairwise_euclidean,
 )
 from papershelf.infoot.mi import (
+    SpectralKernel,
     _GradientWorkspace,
     _marginals,
     _mi_and_gradient,
     kde_mutual_information,
 )
-from papershelf.infoot.sinkhorn import _check_reg, sinkhorn_log, sinkhorn_scaling
+from papershelf.infoot.sinkhorn import (
+    _check_reg,
+    _sinkhorn_log,
+    _sinkhorn_scaling_dispatch,
+    sinkhorn_warm,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fused_info_ot", "fused_infoot_plan", "info_ot", "infoot_plan"]
+__all__ = [
+    "InfoOTConvergenceWarning",
+    "fused_info_ot",
+    "fused_infoot_plan",
+    "info_ot",
+    "infoot_plan",
+]
 
-_SINKHORN = ("pot", "log")
+_SINKHORN = ("pot", "log", "fast")
+
+# below this size the dense kernel products cost less than one eigendecomposition
+_LOW_RANK_MIN = 256
+
+
+class InfoOTConvergenceWarning(ConvergenceWarning):
+    """The InfoOT outer loop or its inner Sinkhorn solves stopped at their caps."""
 
 
 def _check_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return check_int(name, value, low=minimum)
+
+
+def _resolve_options(
+    sinkhorn: Any, max_iter: Any, inner_max_iter: Any, inner_tol: Any, tol: Any
+) -> tuple[str, int, int, float, float | None]:
+    """Checked ``(sinkhorn, max_iter, inner_max_iter, inner_tol, tol)`` with the mode defaults.
+
+    ``tol="auto"``: 1e-13 (max-relative plan change) for ``"pot"``/``"log"``, 1e-3 (L1 plan
+    change) for ``"fast"``; ``inner_tol=None``: 1e-9 (``"pot"``/``"log"``), 1e-3 (``"fast"``);
+    ``inner_max_iter=None``: 1000 (``"pot"``/``"fast"``), 10000 (``"log"``).
+    """
+    sinkhorn = check_choice("sinkhorn", sinkhorn, _SINKHORN)
+    max_iter = check_int("max_iter", max_iter, low=1)
+    fast = sinkhorn == "fast"
+    if inner_max_iter is None:
+        inner_max_iter = 10_000 if sinkhorn == "log" else 1000
+    inner_max_iter = check_int("inner_max_iter", inner_max_iter, low=1)
+    if inner_tol is None:
+        inner_tol = 1e-3 if fast else 1e-9
+    inner_tol = check_real("inner_tol", inner_tol, low=0.0, inclusive=False)
+    if isinstance(tol, str):
+        if tol != "auto":
+            raise ValueError(f"tol must be 'auto', None or a number >= 0, got {tol!r}")
+        tol = 1e-3 if fast else 1e-13
+    elif tol is not None:
+        tol = check_real("tol", tol, low=0.0)
+    return sinkhorn, max_iter, inner_max_iter, inner_tol, tol
 
 
 def _check_solver_options(
-    sinkhorn: str, max_iter: int, inner_max_iter: int | None, inner_tol: float, tol: float | None
+    sinkhorn: Any, max_iter: Any, inner_max_iter: Any, inner_tol: Any, tol: Any
 ) -> int:
-    if sinkhorn not in _SINKHORN:
-        raise ValueError(f"sinkhorn must be one of {_SINKHORN}, got {sinkhorn!r}")
-    _check_int(max_iter, "max_iter")
-    if inner_max_iter is None:
-        inner_max_iter = 1000 if sinkhorn == "pot" else 10_000
-    _check_int(inner_max_iter, "inner_max_iter")
-    if not (isinstance(inner_tol, int | float) and inner_tol > 0):
-        raise ValueError(f"inner_tol must be a number > 0, got {inner_tol}")
-    if tol is not None and not (isinstance(tol, int | float) and tol >= 0):
-        raise ValueError(f"tol must be None or a number >= 0, got {tol}")
-    return inner_max_iter
+    return _resolve_options(sinkhorn, max_iter, inner_max_iter, inner_tol, tol)[2]
 
 
 def _outer_loop(
@@ -89,17 +123,22 @@ def _outer_loop(
     lam: float,
     reg: float,
     max_iter: int,
-    tol: float | None,
+    tol: Any,
     sinkhorn: str,
     inner_max_iter: int | None,
-    inner_tol: float,
+    inner_tol: float | None,
     P0: Any | None,
     show_progress: bool | None,
     desc: str,
     final_mi: bool = True,
+    low_rank: bool = True,
+    stacklevel: int = 3,
 ) -> tuple[Any, dict[str, Any]]:
-    _check_reg(reg)
-    inner_max_iter = _check_solver_options(sinkhorn, max_iter, inner_max_iter, inner_tol, tol)
+    reg = _check_reg(reg)
+    sinkhorn, max_iter, inner_max_iter, inner_tol, tol = _resolve_options(
+        sinkhorn, max_iter, inner_max_iter, inner_tol, tol
+    )
+    low_rank = check_bool("low_rank", low_rank)
     nx = backend_of(Ks, Kt)
     n, m = Ks.shape[0], Kt.shape[0]
     p = nx.ones(n, type_as=Ks) / n
@@ -113,17 +152,32 @@ def _outer_loop(
         "unconverged": 0,
         "numerical_errors": 0,
         "stopped_early": False,
+        "converged": tol is None,
+        "kernel_ranks": [],
+        "sinkhorn": sinkhorn,
     }
     potentials = None
     bar = _progress(
         range(max_iter), desc=desc, disable=None if show_progress is None else not show_progress
     )
     marginals = _marginals(Ks, Kt)  # f(x_i) f(y_j) does not change: computed once
-    workspace = None
-    if all(isinstance(x, np.ndarray) for x in (Ks, Kt, P)) and (
+    numpy = all(isinstance(x, np.ndarray) for x in (Ks, Kt, P)) and (
         C is None or isinstance(C, np.ndarray)
-    ):
-        workspace = _GradientWorkspace(n, m, np.result_type(Ks, Kt, P))
+    )
+    if sinkhorn == "fast" and not numpy:
+        raise ValueError("sinkhorn='fast' supports numpy arrays only; use 'log' for torch tensors")
+    workspace = None
+    if numpy:
+        spectral = None
+        if low_rank and min(n, m) >= _LOW_RANK_MIN:
+            spectral = (SpectralKernel(Ks), SpectralKernel(Kt))
+        workspace = _GradientWorkspace(
+            n,
+            m,
+            np.result_type(Ks, Kt, P),
+            spectral,
+            rank_tol=1e-8 if sinkhorn == "fast" else 1e-12,
+        )
     it = 0
     for it in bar:
         if workspace is not None:
@@ -133,12 +187,21 @@ def _outer_loop(
             grad = -grad
             M = grad if C is None else C + lam * grad
         history["mutual_information"].append(mi)
-        if sinkhorn == "pot":
-            res = sinkhorn_scaling(p, q, M, reg, max_iter=inner_max_iter, tol=inner_tol)
-        else:
-            res = sinkhorn_log(
-                p, q, M, reg, max_iter=inner_max_iter, tol=inner_tol, warmstart=potentials
+        if not math.isfinite(mi):
+            raise FloatingPointError(
+                f"{desc}: the mutual information is NaN/inf at outer iteration {it + 1} "
+                "(a kernel density underflowed to 0); increase h"
             )
+        if sinkhorn == "pot":
+            res = _sinkhorn_scaling_dispatch(p, q, M, reg, inner_max_iter, inner_tol)
+        elif sinkhorn == "fast":
+            res = sinkhorn_warm(
+                p, q, M, reg, max_iter=inner_max_iter, tol=inner_tol, warmstart=potentials,
+                warn=False,
+            )  # fmt: skip
+            potentials = res.potentials
+        else:
+            res = _sinkhorn_log(p, q, M, reg, inner_max_iter, inner_tol, potentials, 1e3, 500, True)
             potentials = res.potentials
         P_new = res.plan
         if not math.isfinite(float(nx.sum(P_new))):
@@ -150,16 +213,25 @@ def _outer_loop(
         history["inner_error"].append(res.err)
         history["unconverged"] += int(not res.converged)
         history["numerical_errors"] += int(res.numerical_error)
-        delta = float(nx.max(nx.abs(P_new - P)))
-        scale = float(nx.max(P_new))
-        history["delta"].append(delta / scale if scale > 0 else math.inf)
+        diff = nx.abs(P_new - P)
+        if sinkhorn == "fast":  # total-variation change of the plan (its mass is 1)
+            delta = float(nx.sum(diff))
+            history["delta"].append(delta)
+            done = tol is not None and delta <= tol
+        else:
+            delta = float(nx.max(diff))
+            scale = float(nx.max(P_new))
+            history["delta"].append(delta / scale if scale > 0 else math.inf)
+            done = tol is not None and delta <= tol * scale
         P = P_new
-        if tol is not None and delta <= tol * scale:
-            history["stopped_early"] = True
+        if done:
+            history["stopped_early"] = history["converged"] = True
             break
     if hasattr(bar, "close"):
         bar.close()
     history["n_iter"] = it + 1
+    if workspace is not None:
+        history["kernel_ranks"] = workspace.ranks
     if final_mi:  # two more n^3 products; the estimators compute it on first access
         history["mutual_information"].append(kde_mutual_information(P, Ks, Kt))
     if history["numerical_errors"]:
@@ -169,6 +241,29 @@ def _outer_loop(
             "unreliable. Use sinkhorn='log', or a larger reg.",
             RuntimeWarning,
             stacklevel=3,
+        )
+    problems = []
+    if history["unconverged"]:
+        problems.append(
+            f"the inner Sinkhorn stopped at inner_max_iter={inner_max_iter} before "
+            f"inner_tol={inner_tol:g} in {history['unconverged']} of {history['n_iter']} outer "
+            f"steps (last marginal error {history['inner_error'][-1]:.2e})"
+            + (
+                " - as in the official code, whose numbers this mode reproduces"
+                if sinkhorn == "pot"
+                else ""
+            )
+        )
+    if not history["converged"]:
+        problems.append(
+            f"the outer loop stopped at max_iter={max_iter} with plan change "
+            f"{history['delta'][-1]:.2e} > tol={tol:g}"
+        )
+    if problems:
+        warnings.warn(
+            f"{desc}: " + "; ".join(problems) + ". See log_['inner_error'] and log_['delta'].",
+            InfoOTConvergenceWarning,
+            stacklevel=stacklevel,
         )
     log.debug(
         "%s: %d outer iterations, %d inner solves hit the cap",
@@ -193,13 +288,14 @@ def infoot_plan(
     *,
     reg: float = 0.05,
     max_iter: int = 100,
-    tol: float | None = 1e-13,
+    tol: float | str | None = "auto",
     sinkhorn: str = "pot",
     inner_max_iter: int | None = None,
-    inner_tol: float = 1e-9,
+    inner_tol: float | None = None,
     P0: Any | None = None,
     progress: bool | None = None,
     log: bool = False,
+    low_rank: bool = True,
 ) -> Any:
     r"""InfoOT coupling from precomputed kernels: :math:`\max_{\Gamma\in U(p,q)} \hat I(\Gamma)`.
 
@@ -213,21 +309,27 @@ def infoot_plan(
         Entropic regularisation of each inner step (official 0.05).
     max_iter : int
         Outer iterations (official 100).
-    tol : float or None
-        Outer early stop on the relative max change of the plan; ``None`` runs ``max_iter``.
-    sinkhorn : {"pot", "log"}
+    tol : float, "auto" or None
+        Outer early stop: ``"pot"``/``"log"`` stop when :math:`\max|\Delta\Gamma| \le`
+        ``tol`` :math:`\cdot\max\Gamma` ("auto": 1e-13, the official plan to ~1e-13);
+        ``"fast"`` when :math:`\|\Delta\Gamma\|_1 \le` ``tol`` ("auto": 1e-3). ``None``
+        runs ``max_iter``.
+    sinkhorn : {"pot", "log", "fast"}
         Inner solver: ``"pot"`` reproduces the official (truncated) Sinkhorn, ``"log"``
-        converges (see the module docstring).
+        converges, ``"fast"`` is the warm-started float32 mode (see the module docstring).
     inner_max_iter : int, optional
-        Inner iteration cap (default 1000 for ``"pot"``, 10000 for ``"log"``).
-    inner_tol : float
-        Inner stopping threshold (POT's 1e-9).
+        Inner iteration cap (default 1000 for ``"pot"``/``"fast"``, 10000 for ``"log"``).
+    inner_tol : float, optional
+        Inner stopping threshold (default POT's 1e-9; 1e-3 (L1) for ``"fast"``).
     P0 : array, shape (n, m), optional
         Starting plan (default :math:`pq^\top`).
     progress : bool, optional
         Progress bar over outer iterations (default: only on a terminal).
     log : bool
         Also return a dict with the MI, the plan change and the inner iterations per step.
+    low_rank : bool
+        numpy, n, m >= 256: kernel products from truncated eigendecompositions at ranks set by
+        an a-priori error bound (1e-12 of the product; dense when the bound needs a high rank).
 
     Returns
     -------
@@ -238,7 +340,7 @@ def infoot_plan(
     Ks, Kt = _kernel_pair(Ks, Kt)
     P, hist = _outer_loop(
         None, Ks, Kt, 1.0, reg, max_iter, tol, sinkhorn, inner_max_iter, inner_tol, P0,
-        progress, "InfoOT",
+        progress, "InfoOT", low_rank=low_rank,
     )  # fmt: skip
     if log:
         return P, hist
@@ -253,13 +355,14 @@ def fused_infoot_plan(
     lam: float = 100.0,
     reg: float = 1.0,
     max_iter: int = 50,
-    tol: float | None = 1e-13,
+    tol: float | str | None = "auto",
     sinkhorn: str = "pot",
     inner_max_iter: int | None = None,
-    inner_tol: float = 1e-9,
+    inner_tol: float | None = None,
     P0: Any | None = None,
     progress: bool | None = None,
     log: bool = False,
+    low_rank: bool = True,
 ) -> Any:
     r"""Fused InfoOT coupling: :math:`\min_{\Gamma\in U(p,q)}\langle\Gamma, C\rangle - \lambda\hat I(\Gamma)`.
 
@@ -274,7 +377,7 @@ def fused_infoot_plan(
         Weight of the mutual information (official 100). ``lam=0`` is entropic OT.
     reg : float
         Entropic regularisation (official 1.0; 5.0 in the retrieval script).
-    max_iter, tol, sinkhorn, inner_max_iter, inner_tol, P0, progress, log
+    max_iter, tol, sinkhorn, inner_max_iter, inner_tol, P0, progress, log, low_rank
         As in :func:`infoot_plan` (official ``max_iter`` 50).
 
     Returns
@@ -287,11 +390,10 @@ def fused_infoot_plan(
     C = as_matrix(C, "C", like=Ks)
     if tuple(C.shape) != (Ks.shape[0], Kt.shape[0]):
         raise ValueError(f"C must have shape ({Ks.shape[0]}, {Kt.shape[0]}), got {tuple(C.shape)}")
-    if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
+    lam = check_real("lam", lam, low=0.0)
     P, hist = _outer_loop(
         C, Ks, Kt, lam, reg, max_iter, tol, sinkhorn, inner_max_iter, inner_tol, P0,
-        progress, "FusedInfoOT",
+        progress, "FusedInfoOT", low_rank=low_rank,
     )  # fmt: skip
     if log:
         return P, hist
