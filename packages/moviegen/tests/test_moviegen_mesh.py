@@ -156,3 +156,77 @@ def test_unsharded_checkpoint_loads_into_a_sharded_trainer(tmp_path):
         st = tr.optimizer.state[p]
         assert torch.equal(res["opt"][f"{name}.exp_avg"], st["exp_avg"]), name
         assert torch.equal(res["opt"][f"{name}.exp_avg_sq"], st["exp_avg_sq"]), name
+
+
+def _launch_entry(rank: int, world: int, port: str, argv: list[str]) -> None:
+    import os
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(rank), WORLD_SIZE=str(world)
+    )
+    torch.set_num_threads(1)
+    from papershelf.moviegen.train.launch import main
+
+    assert main(argv) == 0
+
+
+def _launch(world: int, argv: list[str]) -> None:
+    port = str(_free_port())
+    mp.start_processes(_launch_entry, args=(world, port, argv), nprocs=world, start_method="fork")
+
+
+@slow
+def test_launcher_resumes_a_run_with_the_identical_loss_curve(tmp_path):
+    """The torchrun entry point on 2 gloo ranks (dp 1 x cp 2): a run stopped at step 4 and
+    started again reaches step 6 with the weights, EMA and losses of an uninterrupted run."""
+    from papershelf.moviegen import MultiTextConditioner, WordEncoder
+    from papershelf.moviegen.cache import LatentCache, cache_dataset
+    from papershelf.moviegen.tae import DiagonalGaussian
+    from papershelf.moviegen.train import FlowMatchingTrainer
+
+    class ToyTAE(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def encode(self, x):
+            m = torch.nn.functional.avg_pool3d(x, (1, 2, 2)) * self.w
+            return DiagonalGaussian(m, torch.full_like(m, -4.0))
+
+    g = torch.Generator().manual_seed(0)
+    words = ["red", "blue", "up", "down"]
+    items = [
+        {
+            "video": torch.rand(3, 2, 8, 8, generator=g) * 2 - 1,
+            "caption": f"{words[i % 2]} {words[2 + i // 2 % 2]}",
+            "bucket": (2, 8, 8),
+        }
+        for i in range(6)
+    ]
+    cond = MultiTextConditioner({"w": WordEncoder(words, dim=8, max_length=3)})
+    cache_dataset(items, ToyTAE(), cond, tmp_path / "cache", show_progress=False)
+    common = ["--cache", str(tmp_path / "cache"), "--preset", "tiny", "--device", "cpu",
+              "--dp", "1", "--cp", "2", "--batch", "2", "--lr", "3e-3", "--ema", "0.9",
+              "--warmup", "1", "--cosine", "--sample-latents"]  # fmt: skip
+    run_a = [*common, "--out", str(tmp_path / "a"), "--steps", "6", "--ckpt-every", "2"]
+    _launch(2, [*run_a, "--stop-at", "4"])  # e.g. the job's time limit
+    assert (tmp_path / "a" / "latest").read_text() == "step-00000004"
+    _launch(2, run_a)  # the same command again resumes from "latest"
+    _launch(2, [*common, "--out", str(tmp_path / "b"), "--steps", "6", "--ckpt-every", "6"])
+
+    def load(run):
+        cache = LatentCache(tmp_path / "cache")
+        latent, text, _ = cache[0]
+        from papershelf.moviegen import MovieGenTransformer, preset
+
+        cfg = preset("tiny", in_channels=3, max_pos=(2, 2, 2), text_dims={"w": 8})
+        tr = FlowMatchingTrainer(MovieGenTransformer(cfg), ema_decay=0.9)
+        return tr.load_checkpoint(tmp_path / run / (tmp_path / run / "latest").read_text())
+
+    a, b = load("a"), load("b")
+    assert a.step_count == b.step_count == 6 and len(a.losses) == 6
+    assert a.losses == b.losses  # 6 epochs-worth of batches: 3 per epoch, 2 epochs
+    for k, v in b.model.state_dict().items():
+        assert torch.equal(a.model.state_dict()[k], v), k
+    for k, v in b.ema.shadow.items():
+        assert torch.equal(a.ema.shadow[k], v), k

@@ -179,7 +179,7 @@ class LatentCache:
 
         e = self.items[index]
         with safe_open(str(self.root / e["shard"]), framework="pt") as f:
-            keys = [k for k in f if k.startswith(f"{index}.text.")]
+            keys = [k for k in f.keys() if k.startswith(f"{index}.text.")]  # noqa: SIM118
         return sorted(k.split(".", 2)[2] for k in keys)
 
     def __getitem__(

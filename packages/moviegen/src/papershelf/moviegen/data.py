@@ -4,6 +4,12 @@
 one of four colours moving 2 px / frame in one of four directions, with the prompt
 naming shape, colour and direction. :class:`BucketSampler` groups clips of one
 (aspect ratio, duration) bucket per batch, as Movie Gen's training does (5 x 5 buckets).
+
+For real video at scale use :mod:`papershelf.moviegen.data_video`
+(:class:`VideoClipDataset`: frames decoded on demand, fps sampling with the fps in the
+prompt, aspect-preserving crops into buckets; :class:`DistributedBucketSampler`: disjoint
+per rank, resumable) and :mod:`papershelf.moviegen.cache` (latents and text embeddings
+cached to safetensors shards). Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,7 +21,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "BucketSampler", "MovingShapes", "VideoFolder"]
+from papershelf.moviegen.data_video import DistributedBucketSampler, VideoClipDataset
+
+__all__ = [
+    "COLOURS",
+    "DIRECTIONS",
+    "SHAPES",
+    "BucketSampler",
+    "DistributedBucketSampler",
+    "MovingShapes",
+    "VideoClipDataset",
+    "VideoFolder",
+]
 
 #: Palette in [-1, 1] RGB.
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -204,6 +221,10 @@ class VideoFolder:
     Frames are resized (bilinear) to ``height x width`` and scaled to [-1, 1]; the first
     ``num_frames`` frames are kept (clips must be at least that long). Needs the
     ``video`` extra (imageio; MP4 also needs imageio-ffmpeg).
+
+    A small-data convenience: it decodes whole files and stretches every clip to one size.
+    For training at scale use :class:`~papershelf.moviegen.data_video.VideoClipDataset`
+    (seek + decode only the needed frames, fps sampling, aspect-preserving crops, buckets).
 
     Parameters
     ----------
