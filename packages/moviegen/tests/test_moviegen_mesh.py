@@ -180,7 +180,7 @@ def test_launcher_resumes_a_run_with_the_identical_loss_curve(tmp_path):
     """The torchrun entry point on 2 gloo ranks (dp 1 x cp 2): a run stopped at step 4 and
     started again reaches step 6 with the weights, EMA and losses of an uninterrupted run."""
     from papershelf.moviegen import MultiTextConditioner, WordEncoder
-    from papershelf.moviegen.cache import LatentCache, cache_dataset
+    from papershelf.moviegen.cache import cache_dataset
     from papershelf.moviegen.tae import DiagonalGaussian
     from papershelf.moviegen.train import FlowMatchingTrainer
 
@@ -215,8 +215,6 @@ def test_launcher_resumes_a_run_with_the_identical_loss_curve(tmp_path):
     _launch(2, [*common, "--out", str(tmp_path / "b"), "--steps", "6", "--ckpt-every", "6"])
 
     def load(run):
-        cache = LatentCache(tmp_path / "cache")
-        latent, text, _ = cache[0]
         from papershelf.moviegen import MovieGenTransformer, preset
 
         cfg = preset("tiny", in_channels=3, max_pos=(2, 2, 2), text_dims={"w": 8})
