@@ -1,9 +1,19 @@
 """``papershelf reproduce hessian-trace``: flatness regularization recovers low-rank matrices.
 
 Low-rank matrix sensing with deep linear networks (Gatmiry et al., NeurIPS 2023): plain
-training, trace-regularized training, and the implicit routes (label-noise SGD, 1-SAM)
-against the minimum nuclear-norm interpolant, as the number of measurements grows.
-The paper reports these experiments only as figures, so every claim here is qualitative.
+training (GD), trace-regularized training (GD+tr), and the implicit routes (label-noise SGD,
+1-SAM) against the minimum nuclear-norm interpolant, at every depth 2-5.
+
+Two measurement sets per seed:
+
+* the spec's small set, d = 10, n = 40 (the paper's regime n << d^2), whose rank-one RIP
+  constant is far above 1 (the theorem's condition fails there; its bound is vacuous), and
+* a set where the estimated rank-one RIP constant is below 1 (d = 30, n = 800 quick;
+  d = 30, n in {600, 800} with --full), where the theorem's factor
+  ((1 + delta) / (1 - delta))^(L / (2L - 2)) is finite and is checked.
+
+Every claim row is a paired test over seeds (``claim_test``); one seed gives "not shown".
+The paper reports these experiments only as figures: there is no paper number to compare.
 """
 
 from __future__ import annotations
@@ -14,55 +24,50 @@ from typing import Any, cast
 import torch
 
 from papershelf.core import ResultRecord
+from papershelf.core.records import claim_test
 from papershelf.core.registry import ReproduceContext
 from papershelf.hessian_trace.baselines import nuclear_norm_min
 from papershelf.hessian_trace.data import gaussian_sensing
+from papershelf.hessian_trace.rip import rip_constant, theorem_factor
 from papershelf.hessian_trace.train import Method, fit
 
 __all__ = ["run"]
 
+PKG = "hessian-trace"
+
 
 def _config(full: bool) -> dict[str, Any]:
-    if full:
-        return {
-            "d": 20,
-            "rank": 1,
-            "ns": [40, 60, 80, 100, 150, 200, 300],
-            "depths": [2, 3, 4, 5],
-            "steps": 4000,
-            "polish": 300,
-            "lam": 1e-3,
-            "headline_n": 100,
-            "implicit_steps": 40000,
-        }
     return {
-        "d": 10,
         "rank": 1,
-        "ns": [30, 40, 60],
-        "depths": [2, 3],
+        "small": {"d": 10, "n": 40, "depths": [2, 3, 4, 5]},
+        "rip": [
+            {"d": 30, "n": n, "depths": [2, 3, 4, 5] if full else [2]}
+            for n in ([600, 800] if full else [800])
+        ],
         "steps": 2000,
         "polish": 300,
         "lam": 1e-3,
-        "headline_n": 40,
-        "implicit_steps": 10000,
+        "implicit_steps": 60000 if full else 12000,
+        "label_noise_lr": 2e-3,
+        "sam_rho": 0.1,
+        "rip_restarts": 64,
     }
 
 
-def run(ctx: ReproduceContext) -> list[ResultRecord]:
-    """Run the sensing sweep; return claim records and write ``sensing.png``."""
-    cfg = _config(ctx.full)
-    d, rank = cfg["d"], cfg["rank"]
-    rows: list[dict[str, Any]] = []
-    jobs = [(seed, n, depth) for seed in ctx.seeds for n in cfg["ns"] for depth in cfg["depths"]]
-    nuc_ref: dict[tuple[int, int], dict[str, float]] = {}
-    for seed, n, depth in ctx.progress(jobs, desc="hessian-trace sensing"):
-        problem = gaussian_sensing(d, d, rank, n, seed=1000 * seed + n)
-        if (seed, n) not in nuc_ref:
-            x = nuclear_norm_min(problem.A, problem.b)
-            nuc_ref[(seed, n)] = {
-                "test_error": float(problem.test_error(x)),
-                "nuclear_norm": float(torch.linalg.matrix_norm(x, ord="nuc")),
-            }
+def _setting(
+    ctx: ReproduceContext, cfg: dict[str, Any], d: int, n: int, depths: list[int], seed: int
+) -> dict[str, Any]:
+    problem = gaussian_sensing(d, d, cfg["rank"], n, seed=1000 * seed + n + d)
+    rip = rip_constant(problem.A, restarts=cfg["rip_restarts"])
+    ref = nuclear_norm_min(problem.A, problem.b)
+    out: dict[str, Any] = {
+        "problem": problem,
+        "delta": rip.delta,
+        "ref_nuc": float(torch.linalg.matrix_norm(ref, ord="nuc")),
+        "ref_err": float(problem.test_error(ref)),
+        "runs": {},
+    }
+    for depth in depths:
         for method in ("gd", "trace_reg"):
             h = fit(
                 problem,
@@ -74,148 +79,198 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
                 seed=seed,
                 show_progress=False,
             )
-            rows.append({"seed": seed, "n": n, "depth": depth, "method": method, **h.final})
-    # implicit routes, from the plain-GD interpolant, at the headline n and depth 2
-    implicit: dict[str, list[tuple[float, float, float]]] = {"label_noise_sgd": [], "sam1": []}
-    for seed in ctx.progress(ctx.seeds, desc="implicit trace minimisation"):
-        problem = gaussian_sensing(
-            d, d, rank, cfg["headline_n"], seed=1000 * seed + cfg["headline_n"]
-        )
-        start = fit(
-            problem,
-            2,
-            "gd",
-            steps=cfg["steps"],
-            polish_steps=cfg["polish"],
-            seed=seed,
-            show_progress=False,
-        )
-        for method, rho in (("label_noise_sgd", 0.0), ("sam1", 0.1)):
+            out["runs"][(depth, method)] = h
+    return out
+
+
+def run(ctx: ReproduceContext) -> list[ResultRecord]:
+    """Run the sensing experiments; return claim records and write ``sensing.png``."""
+    cfg = _config(ctx.full)
+    small = cfg["small"]
+    per_seed: list[dict[str, Any]] = []
+    for seed in ctx.progress(list(ctx.seeds), desc="hessian-trace seeds"):
+        entry: dict[str, Any] = {
+            "small": _setting(ctx, cfg, small["d"], small["n"], small["depths"], seed),
+            "rip": [_setting(ctx, cfg, s["d"], s["n"], s["depths"], seed) for s in cfg["rip"]],
+        }
+        # implicit routes from the plain-GD interpolant of the small set, depth 2
+        sm = entry["small"]
+        start = sm["runs"][(2, "gd")]
+        for method, rho in (("label_noise_sgd", 0.0), ("sam1", cfg["sam_rho"])):
             h = fit(
-                problem,
+                sm["problem"],
                 2,
                 cast(Method, method),
                 init=start.weights,
                 steps=cfg["implicit_steps"],
                 polish_steps=cfg["polish"],
                 seed=seed,
+                sgd_lr=cfg["label_noise_lr"],
                 record_every=1000,
                 show_progress=False,
                 sam_rho=rho,
             )
-            implicit[method].append((start.final["trace"], h.final["trace"], h.final["test_error"]))
+            entry[method] = h
+        per_seed.append(entry)
 
-    records = []
-    hn = cfg["headline_n"]
+    recs: list[ResultRecord] = []
+    seeds = list(ctx.seeds)
+    common = {"package": PKG, "config": cfg, "seeds": seeds}
 
-    def pick(method: str, depth: int, key: str, n: int = hn) -> list[float]:
-        return [
-            r[key] for r in rows if r["method"] == method and r["depth"] == depth and r["n"] == n
+    def claim(test: Any, **kw: Any) -> None:
+        recs.append(ResultRecord.from_claim_test(test, **common, **kw))
+
+    def settings() -> list[tuple[str, str, list[dict[str, Any]], list[int]]]:
+        out = [
+            (
+                f"d={small['d']} n={small['n']}",
+                "small",
+                [e["small"] for e in per_seed],
+                small["depths"],
+            )
         ]
+        for i, s in enumerate(cfg["rip"]):
+            out.append(
+                (f"d={s['d']} n={s['n']}", "rip", [e["rip"][i] for e in per_seed], s["depths"])
+            )
+        return out
 
-    for depth in cfg["depths"]:
-        ratio = [
-            r["nuclear_norm"] / nuc_ref[(r["seed"], hn)]["nuclear_norm"]
-            for r in rows
-            if r["method"] == "trace_reg" and r["depth"] == depth and r["n"] == hn
-        ]
-        records.append(
+    for label, kind, runs, depths in settings():
+        deltas = [r["delta"] for r in runs]
+        recs.append(
             ResultRecord(
-                package="hessian-trace",
-                experiment=f"sensing d={d} r={rank} n={hn}, depth {depth}",
+                experiment=f"sensing {label}, rank 1: measurement set",
+                metric="rank-1 RIP constant δ (alternating search, lower estimate)",
+                values=deltas,
+                higher_is_better=False,
+                comparable=False,
+                note="δ < 1 in every seed: the theorem applies"
+                if max(deltas) < 1
+                else "δ ≥ 1: the theorem's condition fails, its bound is vacuous here",
+                **common,
+            )
+        )
+        for depth in depths:
+            ratio = [
+                r["runs"][(depth, "trace_reg")].final["nuclear_norm"] / r["ref_nuc"] for r in runs
+            ]
+            gd_ratio = [r["runs"][(depth, "gd")].final["nuclear_norm"] / r["ref_nuc"] for r in runs]
+            headline = kind == "rip" and depth == 2 and label == settings()[1][0]
+            claim(
+                claim_test(ratio, direction="less", margin=1.05),
+                experiment=f"sensing {label}, depth {depth}",
                 metric="‖E‖* of GD+tr / min nuclear norm",
+                claim="the min-trace interpolant has ≈ the minimum nuclear norm (ratio < 1.05)",
                 values=ratio,
-                claim="min-trace interpolant ≈ min nuclear norm (ratio ≤ 1.05)",
-                claim_holds=max(ratio) <= 1.05,
-                higher_is_better=False,
-                config=cfg,
-                note=f"plain GD ratio {statistics.fmean(pick('gd', depth, 'nuclear_norm')) / statistics.fmean(v['nuclear_norm'] for k, v in nuc_ref.items() if k[1] == hn):.2f}",
+                headline=headline,
+                note=f"plain GD ratio {statistics.fmean(gd_ratio):.2f}",
             )
-        )
-        tr_err, gd_err = pick("trace_reg", depth, "test_error"), pick("gd", depth, "test_error")
-        records.append(
-            ResultRecord(
-                package="hessian-trace",
-                experiment=f"sensing d={d} r={rank} n={hn}, depth {depth}",
-                metric="relative test error of GD+tr",
-                values=tr_err,
-                claim=f"recovers M* from n={hn} < d²={d * d} (error < 5e-2; plain GD error > 0.1)",
-                claim_holds=max(tr_err) < 5e-2 and min(gd_err) > 0.1,
-                higher_is_better=False,
-                config=cfg,
-                note=f"plain GD error {statistics.fmean(gd_err):.3g}",
+            tr_err = [r["runs"][(depth, "trace_reg")].final["test_error"] for r in runs]
+            gd_err = [r["runs"][(depth, "gd")].final["test_error"] for r in runs]
+            claim(
+                claim_test(gd_err, tr_err, direction="greater"),
+                experiment=f"sensing {label}, depth {depth}",
+                metric="test error: GD − GD+tr",
+                claim="trace regularization recovers M* better than plain training",
+                values=[a - b for a, b in zip(gd_err, tr_err, strict=True)],
+                note=f"GD+tr error {statistics.fmean(tr_err):.3g}, GD {statistics.fmean(gd_err):.3g}, "
+                f"nuclear-norm reference {statistics.fmean(r['ref_err'] for r in runs):.3g}",
             )
-        )
+            if kind == "rip":
+                slack = [
+                    ratio[i] - theorem_factor(runs[i]["delta"], depth) for i in range(len(runs))
+                ]
+                factors = [theorem_factor(r["delta"], depth) for r in runs]
+                if not all(f < float("inf") for f in factors):
+                    recs.append(
+                        ResultRecord(
+                            experiment=f"sensing {label}, depth {depth}",
+                            metric="‖E‖* of GD+tr / min nuclear norm (theorem factor infinite)",
+                            values=ratio,
+                            comparable=False,
+                            note="δ ≥ 1 in some seed: the theorem's factor is infinite, "
+                            "nothing to check",
+                            **common,
+                        )
+                    )
+                    continue
+                claim(
+                    claim_test(slack, direction="less"),
+                    experiment=f"sensing {label}, depth {depth}",
+                    metric="‖E‖* ratio − ((1+δ)/(1−δ))^(L/(2L−2))",
+                    claim="the theorem's bound holds with its stated constant",
+                    values=slack,
+                    note=f"factor {statistics.fmean(factors):.3g} at δ {statistics.fmean(r['delta'] for r in runs):.3f}",
+                )
     for method, label in (("label_noise_sgd", "label-noise SGD"), ("sam1", "1-SAM")):
-        drops = [after / before for before, after, _ in implicit[method]]
-        gdtr = statistics.fmean(pick("trace_reg", 2, "trace"))
-        final = statistics.fmean(after for _, after, _ in implicit[method])
-        records.append(
-            ResultRecord(
-                package="hessian-trace",
-                experiment=f"{label} from the GD interpolant, n={hn}, depth 2, {cfg['implicit_steps']} steps",
-                metric="tr∇²L after / before",
-                values=drops,
-                claim="implicit regularisation lowers the trace (ratio < 0.5)",
-                claim_holds=max(drops) < 0.5,
-                higher_is_better=False,
-                config=cfg,
-                note=f"trace {final:.1f} vs explicit GD+tr optimum {gdtr:.1f}; test error "
-                f"{statistics.fmean(e for _, _, e in implicit[method]):.3g}",
-            )
+        opt = [e["small"]["runs"][(2, "trace_reg")].final["trace"] for e in per_seed]
+        after = [e[method].final["trace"] for e in per_seed]
+        before = [e["small"]["runs"][(2, "gd")].final["trace"] for e in per_seed]
+        rel = [a / o for a, o in zip(after, opt, strict=True)]
+        exp = (
+            f"{label} from the GD interpolant, d={small['d']} n={small['n']}, depth 2, "
+            f"{cfg['implicit_steps']} steps"
         )
-    _figure(ctx, rows, nuc_ref, cfg)
-    return records
+        claim(
+            claim_test(rel, direction="less", margin=1.25),
+            experiment=exp,
+            metric="tr∇²L after / GD+tr optimum",
+            claim="the implicit route drives the trace to within 25% of the explicit optimum",
+            values=rel,
+            note=f"trace {statistics.fmean(before):.1f} → {statistics.fmean(after):.1f} "
+            f"(optimum {statistics.fmean(opt):.1f})",
+        )
+        gd_err = [e["small"]["runs"][(2, "gd")].final["test_error"] for e in per_seed]
+        err = [e[method].final["test_error"] for e in per_seed]
+        claim(
+            claim_test(gd_err, err, direction="greater"),
+            experiment=exp,
+            metric="test error: GD − implicit route",
+            claim="the implicit route recovers M* better than the GD interpolant it starts from",
+            values=[a - b for a, b in zip(gd_err, err, strict=True)],
+            note=f"test error {statistics.fmean(gd_err):.3g} → {statistics.fmean(err):.3g}",
+        )
+    _figure(ctx, per_seed, cfg)
+    return recs
 
 
-def _figure(
-    ctx: ReproduceContext,
-    rows: list[dict[str, Any]],
-    nuc_ref: dict[tuple[int, int], dict[str, float]],
-    cfg: dict[str, Any],
-) -> None:
+def _figure(ctx: ReproduceContext, per_seed: list[dict[str, Any]], cfg: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    ns = cfg["ns"]
-    for depth, ls in zip(cfg["depths"], ["-", "--", ":", "-."]):
-        for method, colour, label in (("gd", "tab:red", "GD"), ("trace_reg", "tab:blue", "GD+tr")):
-            err = [
-                statistics.fmean(
-                    r["test_error"]
-                    for r in rows
-                    if r["method"] == method and r["depth"] == depth and r["n"] == n
-                )
-                for n in ns
-            ]
-            nuc = [
-                statistics.fmean(
-                    r["nuclear_norm"]
-                    for r in rows
-                    if r["method"] == method and r["depth"] == depth and r["n"] == n
-                )
-                for n in ns
-            ]
-            axes[0].plot(ns, err, ls, color=colour, marker="o", label=f"{label}, L={depth}")
-            axes[1].plot(ns, nuc, ls, color=colour, marker="o", label=f"{label}, L={depth}")
-    ref_err = [
-        statistics.fmean(v["test_error"] for k, v in nuc_ref.items() if k[1] == n) for n in ns
-    ]
-    ref_nuc = [
-        statistics.fmean(v["nuclear_norm"] for k, v in nuc_ref.items() if k[1] == n) for n in ns
-    ]
-    axes[0].plot(ns, [max(e, 1e-12) for e in ref_err], color="black", marker="s", label="min ‖X‖*")
-    axes[1].plot(ns, ref_nuc, color="black", marker="s", label="min ‖X‖*")
-    axes[0].set(
-        yscale="log",
-        xlabel="measurements n",
-        ylabel="‖E − M*‖²/‖M*‖²",
-        title=f"recovery, d={cfg['d']}, rank {cfg['rank']}",
-    )
-    axes[1].set(xlabel="measurements n", ylabel="‖E‖*", title="nuclear norm of the interpolant")
-    axes[1].legend(fontsize=7)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    small = cfg["small"]
+    depths = small["depths"]
+    for method, colour, label in (("gd", "tab:red", "GD"), ("trace_reg", "tab:blue", "GD+tr")):
+        err = [
+            statistics.fmean(e["small"]["runs"][(L, method)].final["test_error"] for e in per_seed)
+            for L in depths
+        ]
+        ratio = [
+            statistics.fmean(
+                e["small"]["runs"][(L, method)].final["nuclear_norm"] / e["small"]["ref_nuc"]
+                for e in per_seed
+            )
+            for L in depths
+        ]
+        axes[0].plot(depths, [max(v, 1e-12) for v in err], color=colour, marker="o", label=label)
+        axes[1].plot(depths, ratio, color=colour, marker="o", label=label)
+    ref = statistics.fmean(e["small"]["ref_err"] for e in per_seed)
+    axes[0].axhline(max(ref, 1e-12), color="black", ls="--", label="min ‖X‖*")
+    axes[0].set(yscale="log", xlabel="depth L", ylabel="‖E − M*‖²/‖M*‖²",
+                title=f"recovery, d={small['d']}, n={small['n']}")  # fmt: skip
+    axes[1].axhline(1.0, color="black", ls="--")
+    axes[1].set(xlabel="depth L", ylabel="‖E‖* / min ‖X‖*", title="nuclear norm of the interpolant")
+    axes[0].legend(fontsize=7)
+    for method, colour, label in (("label_noise_sgd", "tab:green", "label-noise SGD"),
+                                  ("sam1", "tab:purple", "1-SAM")):  # fmt: skip
+        h = per_seed[0][method]
+        axes[2].plot(h.steps, h.trace, color=colour, label=label)
+    axes[2].axhline(per_seed[0]["small"]["runs"][(2, "trace_reg")].final["trace"], color="tab:blue",
+                    ls="--", label="GD+tr optimum")  # fmt: skip
+    axes[2].set(xlabel="step", ylabel="tr∇²L", title="implicit trace minimisation (seed 0)")
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     ctx.save_figure(fig, "sensing.png", dpi=110)
