@@ -20,6 +20,7 @@ median over rounds. The load average is printed.
     uv run --no-sync python packages/hard-negatives/benchmarks/bench_hcl.py --official /path/to/HCL
 """
 
+# ruff: noqa: B023  (the timing closures only run inside their own loop iteration)
 from __future__ import annotations
 
 import argparse

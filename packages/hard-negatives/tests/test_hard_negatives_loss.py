@@ -307,7 +307,7 @@ def test_clamp_collapse_returns_near_zero_and_warns_on_every_call():
         for _ in range(3):
             module(z1, z2)
     assert sum(issubclass(w.category, ClampCollapseWarning) for w in caught) == 3
-    with pytest.raises(ClampCollapseError, match="temperature=0.1"):
+    with pytest.raises(ClampCollapseError, match=r"temperature=0\.1"):
         hcl_loss(z1, z2, on_collapse="raise", **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from papershelf.core.testing import assert_close
-from papershelf.hard_negatives import HardNegativeLoss, DebiasedContrastiveLoss, hcl_loss
+from papershelf.hard_negatives import DebiasedContrastiveLoss, HardNegativeLoss, hcl_loss
 from papershelf.hard_negatives._loss import hcl_from_labels
 
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")

@@ -27,6 +27,18 @@ def test_registry_does_not_import_torch():
     assert out.stdout.split() == ["hard-negatives", "False"]
 
 
+def test_package_import_is_lazy_and_old_names_stay_reachable():
+    import subprocess
+
+    code = (
+        "import sys, papershelf.hard_negatives as h; lazy = 'torch' not in sys.modules; "
+        "names = [h.hcl_from_logits, h.hcl_from_labels, h.beta_schedule, h.ClampCollapseWarning, "
+        "h.gather_with_grad, h.HardNegativeLoss]; print(lazy, 'torch' in sys.modules, len(h.__all__))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "6"]
+
+
 def test_quick_run_on_a_tiny_setting(tmp_path, monkeypatch):
     from papershelf.hard_negatives import reproduce
 

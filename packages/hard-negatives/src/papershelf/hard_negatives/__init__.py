@@ -18,19 +18,29 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from papershelf.hard_negatives._distributed import gather_with_grad
+if TYPE_CHECKING:  # names beyond __all__ are reachable too (lazy, below)
+    from papershelf.hard_negatives._distributed import gather_with_grad as gather_with_grad
     from papershelf.hard_negatives._loss import (
-        ClampCollapseError,
-        ClampCollapseWarning,
+        ClampCollapseError as ClampCollapseError,
+    )
+    from papershelf.hard_negatives._loss import (
+        ClampCollapseWarning as ClampCollapseWarning,
+    )
+    from papershelf.hard_negatives._loss import (
         DebiasedContrastiveLoss,
         HardNegativeLoss,
-        beta_schedule,
         debiased_loss,
-        hcl_from_labels,
-        hcl_from_logits,
         hcl_loss,
         nt_xent_loss,
+    )
+    from papershelf.hard_negatives._loss import (
+        beta_schedule as beta_schedule,
+    )
+    from papershelf.hard_negatives._loss import (
+        hcl_from_labels as hcl_from_labels,
+    )
+    from papershelf.hard_negatives._loss import (
+        hcl_from_logits as hcl_from_logits,
     )
 
 __version__ = "0.2.0"

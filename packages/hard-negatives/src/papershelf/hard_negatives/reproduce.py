@@ -136,7 +136,7 @@ def _run_hierarchy(ctx: ReproduceContext) -> list[ResultRecord]:
     methods: list[tuple[float | None, float]] = [(None, t) for t in SIMCLR_TEMPERATURES]
     methods += [(b, TEMPERATURE) for b in HIERARCHY_BETAS]
     acc: dict[str, list[float]] = {}
-    shares: dict[str, list[tuple[float, float]]] = {}
+    shares: dict[str, list[tuple[float, float, float, float]]] = {}
     runtime: dict[str, float] = {}
     grid = [(m, s) for m in methods for s in seeds]
     for (beta, t), seed in ctx.progress(grid, total=len(grid), desc="hard-negatives hierarchy"):

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from papershelf.hard_negatives._checks import check_tensor, reduce_loss
 from papershelf.core.validation import check_choice, check_real
+from papershelf.hard_negatives._checks import check_tensor, reduce_loss
 
 __all__ = ["infograph_jsd", "infograph_jsd_hard"]
 
