@@ -163,12 +163,20 @@ class _MatmulLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float
+        ctx: Any,
+        anchors: Tensor,
+        keys: Tensor | None,
+        excluded: Tensor | None,
+        scale: float,
+        unit: bool = False,
     ) -> Tensor:
         self_keys = keys is None
         k = anchors if keys is None else keys
-        na = anchors.norm(dim=1).amax()
-        bound = scale * float(na * (na if self_keys else k.norm(dim=1).amax()))
+        if unit:  # rows normalised by the caller: |a_i . k_j| <= 1 (no norm pass, no sync)
+            bound = scale
+        else:
+            na = anchors.norm(dim=1).amax()
+            bound = scale * float(na * (na if self_keys else k.norm(dim=1).amax()))
         constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(anchors.dtype, 40.0)
         rows = torch.arange(anchors.shape[0], device=anchors.device)
         if constant:
@@ -203,17 +211,17 @@ class _MatmulLogSumExp(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
         anchors, keys, expd, total = ctx.saved_tensors
         w = grad * ctx.scale / total.squeeze(1)  # row weights: softmax = expd / total
         if ctx.symmetric:
-            return (expd * (w[:, None] + w[None, :])) @ anchors, None, None, None
+            return (expd * (w[:, None] + w[None, :])) @ anchors, None, None, None, None
         g = expd * w[:, None]  # out of place: backward may run twice (retain_graph)
         if ctx.self_keys:
-            return (g + g.T) @ anchors, None, None, None
+            return (g + g.T) @ anchors, None, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
         grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
-        return grad_anchors, grad_keys, None, None
+        return grad_anchors, grad_keys, None, None, None
 
 
 def _matmul_lse(
@@ -222,6 +230,7 @@ def _matmul_lse(
     excluded: Tensor | None,
     temperature: float,
     learnable: Tensor | None,
+    unit: bool = False,
 ) -> Tensor:
     """Row LSE of ``anchors @ keys.T / t`` (keys=None: the anchors, diagonal excluded), with
     ``excluded`` (one column per row) left out.
@@ -229,7 +238,7 @@ def _matmul_lse(
     Fused for a float temperature; through plain autograd for a learnable tensor temperature.
     """
     if learnable is None:
-        out: Tensor = _MatmulLogSumExp.apply(anchors, keys, excluded, 1.0 / temperature)
+        out: Tensor = _MatmulLogSumExp.apply(anchors, keys, excluded, 1.0 / temperature, unit)
         return out
     logits = anchors @ (anchors if keys is None else keys).T / learnable.to(anchors.dtype)
     if keys is None or excluded is not None:
@@ -344,17 +353,19 @@ def _pair_lse(
     if layout == "simclr":
         z = torch.cat([z1, z2], 0)
         if world == 1:  # keys = z, the diagonal excluded
-            lse = _matmul_lse(z, None, None, temperature, learnable)
+            lse = _matmul_lse(z, None, None, temperature, learnable, normalize)
         else:
             idx = torch.arange(n, device=z1.device) + rank * n
             self_col = torch.cat([idx, idx + n * world])
-            lse = _matmul_lse(z, torch.cat([g1, g2], 0), self_col, temperature, learnable)
+            lse = _matmul_lse(
+                z, torch.cat([g1, g2], 0), self_col, temperature, learnable, normalize
+            )
     else:
         # "cross": z1 anchors against z2 keys and z2 anchors against z1 keys
         lse = torch.cat(
             [
-                _matmul_lse(z1, g2, None, temperature, learnable),
-                _matmul_lse(z2, g1, None, temperature, learnable),
+                _matmul_lse(z1, g2, None, temperature, learnable, normalize),
+                _matmul_lse(z2, g1, None, temperature, learnable, normalize),
             ]
         )
     _check_logits_finite(lse, pos, temperature)
