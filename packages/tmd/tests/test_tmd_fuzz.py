@@ -172,6 +172,35 @@ def test_estimators_contract(d: np.ndarray, gamma: Any, C: Any, n_splits: Any, f
              lambda r: 0 <= r.accuracy <= 1)  # fmt: skip
 
 
+@settings(FUZZ, max_examples=8)
+@given(n=ints_like(), lo=ints_like(), hi=ints_like(), rings=ints_like(),
+       probs=st.sampled_from([(0.5, 0.5), (1.0,), (0.7, 0.7), (np.nan, 1.0), (0.2, 0.3, 0.5)]))  # fmt: skip
+def test_molecule_like_graphs_contract(n: Any, lo: Any, hi: Any, rings: Any, probs: Any) -> None:
+    from papershelf.tmd import molecule_like_graphs
+
+    def check(gs: list[Any]) -> None:
+        assert len(gs) == int(n) and all(g.x.shape[1] == len(probs) for g in gs)
+
+    def draw() -> list[Any]:
+        return molecule_like_graphs(n, min_nodes=lo, max_nodes=hi, rings=rings,
+                                    type_probs=probs, random_state=0)  # fmt: skip
+
+    message = ""
+    try:
+        out = draw()
+    except RuntimeError as err:  # an unbalanceable label for these sizes: said so
+        message = f"runtime: {err}"
+    except (ValueError, TypeError) as err:
+        message = str(err)
+    else:
+        check(out)
+    if message.startswith("runtime: "):
+        assert "could not draw a balanced set" in message
+    elif message:
+        pattern = r"\b(n_graphs|min_nodes|max_nodes|rings|type_probs|max_degree)\b"
+        assert re.search(pattern, message), message
+
+
 def test_tmdsvc_predict_before_fit_is_not_fitted_error() -> None:
     """Issue 22: TMDSVC().predict before fit gave AttributeError: svc_."""
     from sklearn.exceptions import NotFittedError

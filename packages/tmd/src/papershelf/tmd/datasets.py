@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from papershelf.core.io import DATA_ENV, data_root
+from papershelf.core.validation import check_int
 from papershelf.tmd.graphs import one_hot
 
 __all__ = ["load_tu_dataset", "molecule_like_graphs", "tu_data_root", "tu_raw_files"]
@@ -89,12 +90,21 @@ def molecule_like_graphs(
     """
     from torch_geometric.data import Data
 
-    if not isinstance(n_graphs, int) or n_graphs < 1:
-        raise ValueError(f"n_graphs must be a positive integer, got {n_graphs!r}")
+    n_graphs = check_int("n_graphs", n_graphs, low=1)
+    min_nodes = check_int("min_nodes", min_nodes, low=1)
+    max_nodes = check_int("max_nodes", max_nodes, low=1)
+    max_degree = check_int("max_degree", max_degree)
+    rings = check_int("rings", rings, low=0)
     if not 1 <= min_nodes <= max_nodes:
         raise ValueError(f"need 1 <= min_nodes <= max_nodes, got {min_nodes}, {max_nodes}")
     probs = np.asarray(type_probs, dtype=np.float64)
-    if probs.ndim != 1 or len(probs) < 2 or np.any(probs < 0) or not np.isclose(probs.sum(), 1):
+    if (
+        probs.ndim != 1
+        or len(probs) < 2
+        or not np.all(np.isfinite(probs))
+        or np.any(probs < 0)
+        or not np.isclose(probs.sum(), 1)
+    ):
         raise ValueError("type_probs must be >= 2 non-negative probabilities summing to 1")
     if max_degree < 2:
         raise ValueError(f"max_degree must be >= 2, got {max_degree}")
