@@ -34,6 +34,10 @@ class WordTokenizer:
     (the largest id, so EOS pooling by argmax works as with CLIP), padded with EOS."""
 
     model_max_length = MAXLEN
+    added_tokens_encoder: dict[str, int] = {}  # noqa: RUF012 - read by diffusers' textual inversion
+
+    def tokenize(self, text):
+        return text.lower().replace(".", " .").split()
 
     def __call__(self, texts, padding=True, max_length=None, truncation=True, return_tensors="pt"):
         rows = []
@@ -135,7 +139,7 @@ def tiny_sd():
         latent_channels=4, norm_num_groups=4, sample_size=16,
     )  # fmt: skip
     pipe = diffusers.StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=WordTokenizer(), unet=unet,
+        vae=vae, text_encoder=text_encoder, tokenizer=BatchWordTokenizer(), unet=unet,
         scheduler=diffusers.DDIMScheduler(steps_offset=1, clip_sample=False), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )  # fmt: skip
@@ -240,3 +244,104 @@ def test_full_evaluation_on_a_tiny_local_waterbirds(tiny_clip, tmp_path):
         assert set(acc["per_group"]) == {0, 1, 2, 3}
         assert 0.0 <= acc["worst"] <= acc["avg"] <= 1.0
         assert acc["worst"] <= acc["adj_avg"] <= 1.0
+
+
+class BatchWordTokenizer(WordTokenizer):
+    """WordTokenizer returning a ``BatchEncoding`` (attribute access), as pipelines' encode_prompt needs."""
+
+    def __call__(self, texts, **kw):
+        if isinstance(texts, str):
+            texts = [texts]
+        return transformers.BatchEncoding(super().__call__(texts, **kw))
+
+    def batch_decode(self, ids, **kw):
+        return ["" for _ in ids]
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl():
+    torch.manual_seed(0)
+    cfg = dict(_text_config(), projection_dim=32)
+    unet = diffusers.UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2,
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+        norm_num_groups=4,
+    )  # fmt: skip
+    vae = diffusers.AutoencoderKL(
+        block_out_channels=(8,), in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",), up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4, norm_num_groups=4, sample_size=16,
+    )  # fmt: skip
+    pipe = diffusers.StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=transformers.CLIPTextModel(transformers.CLIPTextConfig(**cfg)).eval(),
+        text_encoder_2=transformers.CLIPTextModelWithProjection(
+            transformers.CLIPTextConfig(**cfg)
+        ).eval(),
+        tokenizer=BatchWordTokenizer(),
+        tokenizer_2=BatchWordTokenizer(),
+        unet=unet,
+        scheduler=diffusers.EulerDiscreteScheduler(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("clip_skip", [None, 1])
+def test_sdxl_two_encoders_pooled_and_clip_skip(tiny_sdxl, clip_skip):
+    from papershelf.debias_vl.diffusion import (
+        debiased_pipeline_kwargs,
+        fit_pipeline_debiaser,
+        pipeline_prompt_states,
+    )
+
+    pipe = tiny_sdxl
+    deb = fit_pipeline_debiaser(pipe, ["doctor", "nurse", "pilot"], lam=500.0, clip_skip=clip_skip)
+    assert deb.states.n_features_in_ == 64 and deb.pooled is not None
+    assert deb.pooled.n_features_in_ == 32 and deb.clip_skip == clip_skip
+    prompt = ["A photo of a doctor."]
+    kwargs = debiased_pipeline_kwargs(pipe, prompt, deb)
+    assert set(kwargs) == {
+        "prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+        "negative_pooled_prompt_embeds",
+    }  # fmt: skip
+    states, pooled, _ = pipeline_prompt_states(pipe, prompt, clip_skip=clip_skip)
+    # what encode_prompt gives, times P^T: both encoders' states and the pooled embedding
+    assert_close(
+        kwargs["prompt_embeds"], states @ torch.as_tensor(deb.states.P_).float().T, atol=1e-5
+    )
+    assert_close(
+        kwargs["pooled_prompt_embeds"], pooled @ torch.as_tensor(deb.pooled.P_).float().T, atol=1e-5
+    )
+    # clip_skip reads another layer: the states differ from the default
+    other, _, _ = pipeline_prompt_states(pipe, prompt, clip_skip=None if clip_skip else 1)
+    assert not torch.allclose(states, other)
+
+    def run(**kw):
+        return pipe(
+            num_inference_steps=2, height=16, width=16, guidance_scale=5.0, output_type="np",
+            generator=torch.Generator().manual_seed(0), **kw,
+        ).images  # fmt: skip
+
+    out = run(**kwargs)
+    plain = run(prompt=prompt, clip_skip=clip_skip)
+    assert out.shape == (1, 16, 16, 3) and np.isfinite(out).all()
+    assert not np.allclose(out, plain)  # the debiased embeddings reach the UNet
+
+
+def test_pipeline_debiaser_kind_mismatch(tiny_sd, tiny_sdxl):
+    from papershelf.debias_vl.diffusion import debiased_pipeline_kwargs, fit_pipeline_debiaser
+
+    sd = fit_pipeline_debiaser(tiny_sd, ["doctor", "nurse"], lam=10.0)
+    assert sd.pooled is None
+    kwargs = debiased_pipeline_kwargs(tiny_sd, ["A photo of a doctor."], sd)
+    assert set(kwargs) == {"prompt_embeds", "negative_prompt_embeds"}
+    with pytest.raises(ValueError, match="SD vs SDXL"):
+        debiased_pipeline_kwargs(tiny_sdxl, ["A photo of a doctor."], sd)
+    with pytest.raises(TypeError, match="PipelineDebiaser"):
+        debiased_pipeline_kwargs(tiny_sd, ["x"], sd.states)
+    with pytest.raises((TypeError, ValueError), match="clip_skip"):
+        fit_pipeline_debiaser(tiny_sd, ["doctor"], clip_skip=0)
