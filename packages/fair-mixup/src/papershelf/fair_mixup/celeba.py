@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from papershelf.core import progress
+from papershelf.core.validation import check_int
 from papershelf.fair_mixup.metrics import (
     average_precision,
     demographic_parity_gap,
@@ -140,8 +141,7 @@ class CelebAImages:
         image_size: int = 256,
         image_dir: str = "img_align_celeba",
     ) -> None:
-        if not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        image_size = check_int("image_size", image_size, low=1)
         self.folder = Path(root) / image_dir
         if not self.folder.is_dir():
             raise FileNotFoundError(f"no image folder {str(self.folder)!r}")

@@ -32,6 +32,8 @@ from typing import Literal
 
 import numpy as np
 
+from papershelf.core.validation import check_choice, check_int
+
 __all__ = ["AdultSplits", "AdultTable", "load_adult", "read_adult"]
 
 _HEADERS = (
@@ -234,10 +236,8 @@ def load_adult(
     splits : AdultSplits
         Train 27,132, validation 9,045 and test 9,045 rows for the canonical files.
     """
-    if preprocessing not in ("fixed", "official"):
-        raise ValueError(f"preprocessing must be 'fixed' or 'official', got {preprocessing!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_choice("preprocessing", preprocessing, ("fixed", "official"))
+    seed = check_int("seed", seed, low=0, high=2**32 - 1)
     table = read_adult(path)
     n = table.features.shape[0]
     order = np.random.RandomState(int(seed)).permutation(n)  # == aif360's split(shuffle=True)
