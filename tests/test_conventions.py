@@ -36,6 +36,7 @@ IMPORT_TO_DIST = {
     "imageio_ffmpeg": "imageio-ffmpeg",
     "yaml": "pyyaml",
     "cv2": "opencv-python",
+    "open_clip": "open-clip-torch",
 }
 
 

@@ -246,7 +246,7 @@ class Debiaser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             out = out / out.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
         return spec.back(out) if not spec.is_torch else out
 
-    def fit_transform(  # type: ignore[override]
+    def fit_transform(
         self, X: ArrayLike | None = None, y: ArrayLike | None = None, *args: Any, **fit_params: Any
     ) -> ArrayLike:
         """Fit, then transform.

@@ -197,6 +197,18 @@ def _M(Z: Tensor) -> Tensor:
     return 0.5 * (M + M.T)
 
 
+def _back_finite(x: Tensor, spec: OutputSpec, name: str) -> ArrayLike:
+    """``spec.back(x)``, or a ValueError naming ``name`` when the result overflows its dtype."""
+    out = spec.back(x)
+    finite = torch.isfinite(out).all() if isinstance(out, Tensor) else np.isfinite(out).all()
+    if not bool(finite):
+        raise ValueError(
+            f"the result overflows {spec.dtype}: {name} are far from unit norm (normalise the "
+            "embeddings, as the paper does)"
+        )
+    return out
+
+
 def calibration_matrix(positive_pairs: ArrayLike) -> ArrayLike:
     r"""Mean outer product of positive-pair differences, the :math:`M` of the calibration loss.
 
@@ -218,7 +230,7 @@ def calibration_matrix(positive_pairs: ArrayLike) -> ArrayLike:
     Chuang et al., 2023, Sec. 3.2; ``get_M`` in the official code.
     """
     Z, spec = _pairs_work(positive_pairs)
-    return spec.back(_M(Z))
+    return _back_finite(_M(Z), spec, "positive_pairs")
 
 
 def _check_lam(lam: float) -> float:
@@ -287,8 +299,13 @@ def calibrated_projection(
     eye = torch.eye(d, dtype=Z.dtype, device=Z.device)
     P0 = eye if V is None else eye - (B := _basis(V, rtol)) @ B.T
     G = eye + lam * _M(Z)
+    if not bool(torch.isfinite(G).all()):
+        raise ValueError(
+            "lam * M overflows float64: positive_pairs are far from unit norm (normalise the "
+            "embeddings, as the paper does) or lam is too large"
+        )
     P = torch.linalg.solve(G, 0.5 * (P0 + P0.T)).T
-    return spec.back(P)
+    return _back_finite(P, spec, "positive_pairs")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def zero_shot_predict(image_embeddings: ArrayLike, text_embeddings: ArrayLike) -
             f"image_embeddings (N, d) and text_embeddings (C, d) must be 2-D, got "
             f"{tuple(x.shape)} and {tuple(t.shape)}"
         )
+    if t.shape[0] == 0:
+        raise ValueError("text_embeddings must hold at least one class embedding, got C=0")
     if x.shape[1] != t.shape[1]:
         raise ValueError(
             f"dimension mismatch: image_embeddings d={x.shape[1]}, text_embeddings d={t.shape[1]}"
