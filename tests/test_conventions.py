@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from papershelf.core.readme import RESULTS_END, RESULTS_START, render_results_block, section
 from papershelf.core.registry import ENTRY_POINT_GROUP, Reproduction, discover
 from papershelf.core.testing import run_readme_quickstart
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from readme_blocks import RESULTS_END, RESULTS_START, render_results_block, section  # noqa: E402
+
 PACKAGES = sorted(p for p in (ROOT / "packages").glob("*") if (p / "pyproject.toml").is_file())
 SHARED = sorted(p for p in (ROOT / "shared").glob("*") if (p / "pyproject.toml").is_file())
 MEMBERS = [*SHARED, *PACKAGES]

@@ -17,8 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from readme_blocks import render_results_block, replace_results_block
+
 from papershelf.core.io import atomic_write_text
-from papershelf.core.readme import render_results_block, replace_results_block
 from papershelf.core.records import read_results
 from papershelf.core.registry import discover
 
@@ -60,7 +61,7 @@ def import_line(pkg: Path) -> str:
     """The first ``from papershelf.<name> import ...`` line of the README's quickstart."""
     import re
 
-    from papershelf.core.readme import python_blocks, section
+    from readme_blocks import python_blocks, section
 
     readme = (pkg / "README.md").read_text(encoding="utf-8")
     mod = "papershelf." + pkg.name.replace("-", "_")

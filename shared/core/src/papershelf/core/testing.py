@@ -5,6 +5,7 @@ Import this only from tests: it imports pytest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,10 @@ def run_readme_quickstart(readme: str | Path, *, section_title: str = "Usage") -
 
     Returns the namespace, so a test can check what the snippet computed.
     """
-    from papershelf.core.readme import python_blocks, section
-
     text = Path(readme).read_text(encoding="utf-8")
-    blocks = python_blocks(section(text, section_title))
+    m = re.search(rf"^##\s+{re.escape(section_title)}\b.*?$(.*?)(?=^##\s|\Z)", text, re.S | re.M)
+    body = m.group(1) if m else ""
+    blocks = re.findall(r"^```python[^\n]*\n(.*?)^```", body, re.S | re.M)
     if not blocks:
         raise AssertionError(f"{readme}: no ```python block in the '## {section_title}' section")
     namespace: dict[str, Any] = {"__name__": "__readme__"}

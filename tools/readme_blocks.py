@@ -1,4 +1,4 @@
-"""README helpers: the generated results section and the executable quickstart.
+"""README helpers of the repository (not shipped): the generated results section, sections, code blocks.
 
 A package README holds its results between two markers; the block is rendered
 from the committed ``results/results.json`` (``python tools/render_results.py``)
