@@ -55,7 +55,7 @@ def test_estimate_does_not_depend_on_the_chunk_size():
                 batch_size=b,
                 generator=torch.Generator().manual_seed(3),
             )[0]
-        )  # fmt: skip
+        )
         for b in (1, 3, 11, None)
     ]
     assert max(vals) - min(vals) < 1e-12

@@ -51,6 +51,10 @@ def _check_weights(weights: Sequence[Tensor]) -> list[Tensor]:
             raise ValueError(
                 f"weights[{j}] must be a 2-D tensor, got {getattr(w, 'shape', type(w))}"
             )
+        if not w.is_floating_point():
+            raise TypeError(f"weights[{j}] must be floating point, got {w.dtype}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(f"weights[{j}] holds NaN or inf")
     for j in range(1, len(ws)):
         if ws[j].shape[1] != ws[j - 1].shape[0]:
             raise ValueError(
@@ -109,6 +113,8 @@ def _check_measurements(measurements: Tensor, d_out: int, d_in: int) -> Tensor:
         )
     if measurements.shape[0] < 1:
         raise ValueError("measurements must hold at least one matrix")
+    if not bool(torch.isfinite(measurements).all()):
+        raise ValueError("measurements hold NaN or inf")
     return measurements
 
 

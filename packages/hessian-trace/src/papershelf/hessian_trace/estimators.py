@@ -66,6 +66,14 @@ def _split(params: Params) -> tuple[list[Tensor], Callable[[list[Tensor]], Any]]
     )
 
 
+def _check_finite(tensors: list[Tensor]) -> None:
+    for i, t in enumerate(tensors):
+        if not t.is_floating_point():
+            raise TypeError(f"params[{i}] must be a floating-point tensor, got {t.dtype}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"params[{i}] holds NaN or inf: the Hessian is undefined there")
+
+
 def _scalar_loss(loss_fn: LossFn, structured: Any) -> Tensor:
     loss = loss_fn(structured)
     if not isinstance(loss, Tensor) or loss.numel() != 1:
@@ -103,6 +111,8 @@ def hessian_trace_exact(loss_fn: LossFn, params: Params, *, max_params: int = 40
         The trace, in the parameters' dtype.
     """
     tensors, rebuild = _split(params)
+    _check_finite(tensors)
+    max_params = check_int("max_params", max_params, low=1)
     sizes = [t.numel() for t in tensors]
     total = sum(sizes)
     if total > max_params:
@@ -266,6 +276,7 @@ def hutchinson_trace(
     num_probes, batch_size = _check_probe_args(num_probes, dist, batch_size)
     check_bool("create_graph", create_graph)
     tensors, rebuild = _split(params)
+    _check_finite(tensors)
     leaves = _leaves(tensors, create_graph)
     step = batch_size or default_batch_size(
         sum(t.numel() for t in leaves), num_probes, leaves[0].element_size()

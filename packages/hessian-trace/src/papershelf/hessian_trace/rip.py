@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from papershelf.core.validation import check_int
+from papershelf.core.validation import check_int, check_real
 
 __all__ = ["RIPEstimate", "rip_constant", "theorem_factor"]
 
@@ -132,6 +132,7 @@ def theorem_factor(delta: float, depth: int) -> float:
     stated in the package specification, to be checked against the PDF).
     """
     depth = check_int("depth", depth, low=2)
-    if not 0.0 <= delta < 1.0:
+    delta = check_real("delta", delta, low=0.0, allow_inf=True)
+    if delta >= 1.0:
         return float("inf")
     return float(((1.0 + delta) / (1.0 - delta)) ** (depth / (2 * depth - 2)))
