@@ -2,12 +2,12 @@
 
 import importlib.util
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from papershelf.core.testing import slow
 
@@ -28,14 +28,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _entry(rank: int, world: int, port: str, worker: str, out: str) -> None:
+    mod = _load_worker(Path(worker))
+    sys.argv = [worker, str(rank), str(world), port, out]
+    mod.main()
+
+
 def _run_two_ranks(worker: Path, out: Path) -> dict:
+    """Two gloo ranks forked from this process (no second import of torch)."""
     port = str(_free_port())
-    procs = [
-        subprocess.Popen([sys.executable, str(worker), str(r), "2", port, str(out)])
-        for r in range(2)
-    ]
-    for p in procs:
-        assert p.wait(timeout=900) == 0
+    mp.start_processes(_entry, args=(2, port, str(worker), str(out)), nprocs=2, start_method="fork")
     return torch.load(out, weights_only=True)
 
 
