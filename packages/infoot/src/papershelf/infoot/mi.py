@@ -31,34 +31,33 @@ def _mi_and_gradient(P: Any, Ks: Any, Kt: Any, marginals: Any) -> tuple[float, A
 
 
 class SpectralKernel:
-    r"""Eigendecomposition of a symmetric kernel for low-rank products with an error bound.
+    r"""Truncated eigendecomposition of a symmetric kernel with a verified error bound.
 
-    :math:`K = U \Lambda U^\top + E` with eigenvalues sorted by :math:`|\lambda|`; keeping the
-    first ``r`` leaves :math:`\|K - U_r \Lambda_r U_r^\top\|_2 \le |\lambda_{r+1}| + \|E\|_F`,
-    where :math:`\|E\|_F` (the backward error of ``eigh``, ~1e-15 relative) is measured once.
-    Gaussian kernels have fast-decaying spectra (rank ~200 for 1e-15 relative at n = 2000).
+    Keeps the eigenpairs with :math:`\lambda > e/2`, where
+    :math:`e = \rho/2 \cdot \max_i \|K[i]\|_2` (``rho = rank_tol``), and then measures the
+    truncation error directly, :math:`\|K - U_r \Lambda_r U_r^\top\|_2 \le
+    \|K - U_r \Lambda_r U_r^\top\|_F` (which includes everything discarded: small or negative
+    eigenvalues and the backward error of ``eigh``); ``rank`` is ``None`` when that exceeds
+    :math:`e` (then the products stay dense). Gaussian kernels have fast-decaying spectra
+    (rank ~200 at n = 2000 for ``rho = 1e-12``).
 
     Parameters
     ----------
     K : ndarray, shape (n, n)
-        Symmetric kernel (need not be positive definite).
+        Symmetric kernel.
+    rank_tol : float
+        :math:`\rho`.
     """
 
-    def __init__(self, K: np.ndarray) -> None:
-        w, U = scipy.linalg.eigh(K, driver="evd")
-        order = np.argsort(-np.abs(w))
-        self.w = w[order]
-        self.U = np.ascontiguousarray(U[:, order])
-        self.abs_w = np.abs(self.w)
-        self.residual = float(np.linalg.norm(K - (self.U * self.w) @ self.U.T))
+    def __init__(self, K: np.ndarray, rank_tol: float = 1e-12) -> None:
+        n = K.shape[0]
         self.row_norm = float(np.sqrt(np.einsum("ij,ij->i", K, K).max()))
-        self.row_sum = K.sum(axis=1)
-
-    def rank_for(self, err: float) -> int | None:
-        """Smallest rank whose spectral truncation error is at most ``err`` (None: impossible)."""
-        if not err > self.residual:
-            return None
-        return int(np.count_nonzero(self.abs_w > err - self.residual))
+        self.err = rank_tol / 2 * self.row_norm
+        w, U = scipy.linalg.eigh(K, driver="evr", subset_by_value=(self.err / 10, np.inf))
+        order = np.argsort(-w)
+        self.w, self.U = w[order], np.ascontiguousarray(U[:, order])
+        self.residual = float(np.linalg.norm(K - (self.U * self.w) @ self.U.T)) if n else 0.0
+        self.rank: int | None = len(self.w) if self.residual <= self.err else None
 
 
 def _spectral_norm_bound(X: np.ndarray) -> float:
@@ -72,50 +71,49 @@ class _GradientWorkspace:
     The two triple products :math:`K_s X K_t^\top` (the joint density ``F`` and the inner
     term with ``X = P / F``) are the ``O(n^2 m + n m^2)`` part of a step. With ``spectral``
     factors they are computed as :math:`U_s (\Lambda_s (U_s^\top X U_t) \Lambda_t) U_t^\top`
-    at ranks chosen per product from an a-priori bound: for non-negative ``X``,
+    at ranks fixed a priori from the spectra: for any ``X``,
 
     .. math:: \|K_s X K_t^\top - \tilde K_s X \tilde K_t^\top\|_{\max}
-       \le \|X\|_2 \big(e_s \max_j \|K_t[j]\|_2 + e_t \max_i \|K_s[i]\|_2\big),
+       \le \|X\|_2 \big(e_s \max_j \|K_t[j]\|_2 + e_t \max_i \|K_s[i]\|_2\big)
+       \le \rho\, \|X\|_2 \max_i \|K_s[i]\|_2 \max_j \|K_t[j]\|_2
 
-    with :math:`e_s, e_t` the truncation errors, :math:`\|X\|_2 \le \sqrt{\|X\|_1\|X\|_\infty}`,
-    is kept below ``rank_tol`` times the mean of the product (a lower bound of its maximum,
-    computed exactly in ``O(nm)`` from the kernels' row sums). When the bound needs a rank at
-    which the product is not cheaper, the step uses the dense product (the fallback).
-    ``ranks`` records the ranks used (``None`` for a dense product).
+    when each truncation error :math:`e` (discarded :math:`|\lambda|` plus the measured
+    backward error of ``eigh``) is at most :math:`\rho/2` times its kernel's largest row norm.
+    The right-hand side bounds every entry of the product, so the error is normwise relative
+    (the measure of a dense product's own rounding error, ~1e-13 here); :math:`\rho` is the
+    factors' ``rank_tol`` (1e-12). When no rank meets it, or the low-rank product is not cheaper,
+    the dense product is used. ``ranks`` records the ranks used (``None``: dense).
     """
 
     def __init__(
         self, n: int, m: int, dtype: Any, spectral: tuple[SpectralKernel, SpectralKernel] | None = None,
-        rank_tol: float = 1e-12,
     ) -> None:  # fmt: skip
         self.a = np.empty((n, m), dtype=dtype)
         self.b = np.empty((n, m), dtype=dtype)
         self.c = np.empty((n, m), dtype=dtype)
-        self.spectral = spectral
-        self.rank_tol = rank_tol
         self.ranks: list[tuple[int, int] | None] = []
+        self.rank: tuple[int, int] | None = None
+        if spectral is not None:
+            S, T = spectral
+            r_s, r_t = S.rank, T.rank
+            if r_s is not None and r_t is not None:
+                low = n * m * (r_s + r_t) + r_s * r_t * (n + m)
+                if 1.5 * low < n * m * (n + m):
+                    self.rank = (r_s, r_t)
+                    self._A = np.ascontiguousarray(S.U[:, :r_s])
+                    self._B = np.ascontiguousarray(T.U[:, :r_t])
+                    self._w = np.outer(S.w[:r_s], T.w[:r_t])
 
     def _product(
         self, Ks: np.ndarray, X: np.ndarray, KtT: np.ndarray, out: np.ndarray
     ) -> np.ndarray:
         """``Ks @ X @ Kt.T`` into ``out`` (low rank when the bound allows it)."""
-        n, m = X.shape
-        if self.spectral is not None:
-            S, T = self.spectral
-            mean = float(S.row_sum @ X @ T.row_sum) / (n * m)
-            budget = self.rank_tol * mean / (2.0 * max(_spectral_norm_bound(X), 1e-300))
-            r_s = S.rank_for(budget / T.row_norm)
-            r_t = T.rank_for(budget / S.row_norm)
-            if r_s is not None and r_t is not None:
-                low = n * m * (r_s + r_t) + r_s * r_t * (n + m)
-                if 1.5 * low < n * m * (n + m):
-                    A, B = S.U[:, :r_s], T.U[:, :r_t]
-                    core = (A.T @ X) @ B
-                    core *= S.w[:r_s, None]
-                    core *= T.w[None, :r_t]
-                    np.dot(A @ core, B.T, out=out)
-                    self.ranks.append((r_s, r_t))
-                    return out
+        if self.rank is not None:
+            core = (self._A.T @ X) @ self._B
+            core *= self._w
+            np.dot(self._A @ core, self._B.T, out=out)
+            self.ranks.append(self.rank)
+            return out
         np.dot(Ks, X, out=self.b)
         np.dot(self.b, KtT, out=out)
         self.ranks.append(None)

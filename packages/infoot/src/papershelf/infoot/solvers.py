@@ -170,14 +170,9 @@ def _outer_loop(
     if numpy:
         spectral = None
         if low_rank and min(n, m) >= _LOW_RANK_MIN:
-            spectral = (SpectralKernel(Ks), SpectralKernel(Kt))
-        workspace = _GradientWorkspace(
-            n,
-            m,
-            np.result_type(Ks, Kt, P),
-            spectral,
-            rank_tol=1e-8 if sinkhorn == "fast" else 1e-12,
-        )
+            rank_tol = 1e-8 if sinkhorn == "fast" else 1e-12
+            spectral = (SpectralKernel(Ks, rank_tol), SpectralKernel(Kt, rank_tol))
+        workspace = _GradientWorkspace(n, m, np.result_type(Ks, Kt, P), spectral)
     it = 0
     for it in bar:
         if workspace is not None:
