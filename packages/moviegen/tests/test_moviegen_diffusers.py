@@ -134,7 +134,7 @@ def test_long_prompt_metaclip_reads_256_tokens():
     assert enc.model.config.max_position_embeddings == 256
     words = "word " * 30  # 150 byte tokens: beyond CLIP's 77 positions
     h1, m1 = enc([words + "red"])
-    h2, m2 = enc([words + "blue"])
+    h2, _ = enc([words + "blue"])
     assert h1.shape == (1, 256, 32) and int(m1.sum()) > 150
     # a word at positions 150+ changes the encoding: the tail is read, not truncated
     assert torch.equal(h1[:, :150], h2[:, :150])  # causal CLIP: the prefix is unchanged
@@ -173,19 +173,37 @@ def test_pipeline_scheduler_equals_euler_sample():
     pipe = _pipe()
     g = torch.Generator
     lat = pipe(
-        ["red disc", "disc"], num_inference_steps=6, guidance_scale=3.0,
-        generator=g().manual_seed(0), output_type="latent",
+        ["red disc", "disc"],
+        num_inference_steps=6,
+        guidance_scale=3.0,
+        generator=g().manual_seed(0),
+        output_type="latent",
     ).frames
     ref = euler_sample(
-        pipe.transformer, tuple(lat.shape), pipe.text_encoder(["red disc", "disc"]),
-        guidance=3.0, t_grid=linear_quadratic_t(6, 250), generator=g().manual_seed(0),
+        pipe.transformer,
+        tuple(lat.shape),
+        pipe.text_encoder(["red disc", "disc"]),
+        guidance=3.0,
+        t_grid=linear_quadratic_t(6, 250),
+        generator=g().manual_seed(0),
     )
     torch.testing.assert_close(lat, ref, atol=1e-5, rtol=0)
     # guidance 1 is the conditional pass alone
-    one = pipe("red disc", num_inference_steps=3, guidance_scale=1.0,
-               generator=g().manual_seed(0), output_type="latent").frames
-    ref1 = euler_sample(pipe.transformer, tuple(one.shape), pipe.text_encoder(["red disc"]),
-                        guidance=1.0, t_grid=linear_quadratic_t(3, 250), generator=g().manual_seed(0))
+    one = pipe(
+        "red disc",
+        num_inference_steps=3,
+        guidance_scale=1.0,
+        generator=g().manual_seed(0),
+        output_type="latent",
+    ).frames
+    ref1 = euler_sample(
+        pipe.transformer,
+        tuple(one.shape),
+        pipe.text_encoder(["red disc"]),
+        guidance=1.0,
+        t_grid=linear_quadratic_t(3, 250),
+        generator=g().manual_seed(0),
+    )
     torch.testing.assert_close(one, ref1, atol=1e-5, rtol=0)
 
 
@@ -197,8 +215,13 @@ def test_pipeline_callback_replaces_latents():
         seen.append(i)
         return {"latents": torch.zeros_like(kw["latents"])} if i == 2 else kw
 
-    out = pipe("red disc", num_inference_steps=3, callback_on_step_end=cb,
-               generator=torch.Generator().manual_seed(0), output_type="latent").frames
+    out = pipe(
+        "red disc",
+        num_inference_steps=3,
+        callback_on_step_end=cb,
+        generator=torch.Generator().manual_seed(0),
+        output_type="latent",
+    ).frames
     assert seen == [0, 1, 2] and torch.equal(out, torch.zeros_like(out))
 
 
@@ -225,6 +248,24 @@ def test_export_to_video_takes_the_pipeline_output(tmp_path):
     from diffusers.utils import export_to_video
 
     pipe = _pipe()
-    frames = pipe("red disc", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    frames = pipe(
+        "red disc", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    ).frames
     path = export_to_video(list(frames[0]), str(tmp_path / "clip.mp4"), fps=8)
     assert (tmp_path / "clip.mp4").stat().st_size > 0 and path.endswith(".mp4")
+
+
+def test_pipeline_upsampler_stage_doubles_the_resolution():
+    from papershelf.moviegen.cast import SpatialUpsampler, UpsamplerConfig
+
+    pipe = _pipe()
+    up = SpatialUpsampler(
+        UpsamplerConfig(max_frames=4, max_h=32, max_w=32, window=4, overlap=2, steps=2)
+    )
+    kw = dict(num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
+    low = pipe("red disc", **kw).frames
+    pipe.register_modules(upsampler=up)
+    high = pipe("red disc", **kw).frames
+    assert low.shape == (1, 8, 3, 32, 32) and high.shape == (1, 8, 3, 64, 64)
+    skipped = pipe("red disc", upsample=False, **kw).frames
+    assert torch.equal(skipped, low)

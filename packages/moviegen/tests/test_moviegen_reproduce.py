@@ -66,7 +66,9 @@ def test_pipeline_bad_inputs_and_determinism(tmp_path):
     assert n.shape == (1, 8, 32, 32, 3)
     pil = pipe("red disc", generator=g().manual_seed(0), output_type="pil", **kw).frames
     assert len(pil) == 1 and len(pil[0]) == 8 and pil[0][0].size == (32, 32)
-    c = pipe("red disc", negative_prompt="disc", generator=g().manual_seed(0), output_type="pt", **kw)
+    c = pipe(
+        "red disc", negative_prompt="disc", generator=g().manual_seed(0), output_type="pt", **kw
+    )
     assert not torch.equal(c.frames, a)  # the negative prompt replaces the null text
     clip = a[0].permute(1, 0, 2, 3) * 2 - 1
     assert save_video(clip, tmp_path / "a.gif").stat().st_size > 0

@@ -75,7 +75,20 @@ _SUBMODULES = (
     "transformer",
 )
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "MovieGenPipeline",
+    "MovieGenTransformer",
+    "MultiTextConditioner",
+    "TAEConfig",
+    "TemporalAutoencoder",
+    "TextContext",
+    "TransformerConfig",
+    "__version__",
+    "euler_sample",
+    "flow_matching_loss",
+    "preset",
+    "tae_preset",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from papershelf.moviegen.config import TAEConfig, TransformerConfig, preset, tae_preset

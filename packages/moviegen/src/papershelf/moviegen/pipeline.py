@@ -13,11 +13,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+import diffusers
+from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 from torch import Tensor
 
@@ -25,6 +26,9 @@ from papershelf.moviegen.schedules import linear_quadratic_t, to_diffusers_sigma
 from papershelf.moviegen.tae import TemporalAutoencoder, temporal_tiled_decode
 from papershelf.moviegen.text import MultiTextConditioner, TextContext
 from papershelf.moviegen.transformer import MovieGenTransformer
+
+# typed as Any: the pipeline's components are dynamic attributes
+DiffusionPipeline: Any = diffusers.DiffusionPipeline
 
 __all__ = ["MovieGenPipeline", "MovieGenPipelineOutput", "save_video"]
 
@@ -40,7 +44,7 @@ _OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 
 @dataclass
-class MovieGenPipelineOutput(BaseOutput):  # type: ignore[misc]
+class MovieGenPipelineOutput(BaseOutput):
     """Output of :class:`MovieGenPipeline`.
 
     Attributes
@@ -60,9 +64,13 @@ def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
 
 
 def _check_guidance(guidance_scale: Any) -> float:
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real):
-        if not (isinstance(guidance_scale, (Tensor, np.ndarray)) and np.ndim(guidance_scale) == 0):
-            raise TypeError(f"guidance_scale must be a real number, got {type(guidance_scale).__name__}")
+    scalar_array = isinstance(guidance_scale, (Tensor, np.ndarray)) and np.ndim(guidance_scale) == 0
+    if (
+        isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real)
+    ) and not scalar_array:
+        raise TypeError(
+            f"guidance_scale must be a real number, got {type(guidance_scale).__name__}"
+        )
     g = float(guidance_scale)
     if not math.isfinite(g):
         raise ValueError(f"guidance_scale must be finite, got {g}")
@@ -79,7 +87,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-class MovieGenPipeline(DiffusionPipeline):  # type: ignore[misc]
+class MovieGenPipeline(DiffusionPipeline):
     """Movie Gen Video text-to-video inference, a diffusers ``DiffusionPipeline``.
 
     Parameters
@@ -97,9 +105,16 @@ class MovieGenPipeline(DiffusionPipeline):  # type: ignore[misc]
 
     Examples
     --------
-    >>> pipe = MovieGenPipeline(transformer, vae, default_scheduler(), text_encoder)  # doctest: +SKIP
-    >>> video = pipe("a red square moving left", num_frames=8, height=32, width=32,
-    ...              generator=torch.Generator().manual_seed(0)).frames[0]  # doctest: +SKIP
+    >>> pipe = MovieGenPipeline(
+    ...     transformer, vae, default_scheduler(), text_encoder
+    ... )  # doctest: +SKIP
+    >>> video = pipe(
+    ...     "a red square moving left",
+    ...     num_frames=8,
+    ...     height=32,
+    ...     width=32,
+    ...     generator=torch.Generator().manual_seed(0),
+    ... ).frames[0]  # doctest: +SKIP
     >>> export_to_video(video, "clip.mp4", fps=8)  # doctest: +SKIP
 
     ``save_pretrained(folder)`` writes every component (safetensors) and a one-line
@@ -111,8 +126,8 @@ class MovieGenPipeline(DiffusionPipeline):  # type: ignore[misc]
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
-    _optional_components = ["upsampler"]
-    _callback_tensor_inputs = ["latents"]
+    _optional_components: ClassVar[list[str]] = ["upsampler"]
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
 
     def __init__(
         self,
@@ -205,7 +220,7 @@ class MovieGenPipeline(DiffusionPipeline):  # type: ignore[misc]
         """Give the scheduler Movie Gen's linear-quadratic grid; returns the timesteps (S,)."""
         t = linear_quadratic_t(num_inference_steps, emulated_steps)
         self.scheduler.set_timesteps(sigmas=to_diffusers_sigmas(t).tolist(), device=device)
-        return self.scheduler.timesteps  # type: ignore[no-any-return]
+        return self.scheduler.timesteps
 
     # ----------------------------------------------------------------- call
     @torch.no_grad()
@@ -367,7 +382,9 @@ def save_video(video: Tensor, path: str | Path, fps: int = 8) -> Path:
     try:
         import imageio.v3 as iio
     except ImportError as e:  # pragma: no cover - exercised without the extra
-        raise ImportError('save_video needs imageio: pip install "papershelf-moviegen[video]"') from e
+        raise ImportError(
+            'save_video needs imageio: pip install "papershelf-moviegen[video]"'
+        ) from e
 
     if video.ndim != 4 or video.shape[0] != 3:
         raise ValueError(f"video must be (3, T, H, W), got {tuple(video.shape)}")

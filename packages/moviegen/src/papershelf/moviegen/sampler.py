@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from papershelf.core import progress
+from papershelf.core.validation import check_real
 from papershelf.moviegen.schedules import linear_quadratic_t
 from papershelf.moviegen.text import TextContext
 
@@ -89,11 +90,12 @@ def euler_sample(
     Tensor, shape ``shape``
         X at t = 1.
     """
-    if guidance < 1:
-        raise ValueError(f"guidance must be >= 1, got {guidance}")
+    guidance = check_real("guidance", guidance, low=1.0)
     t_grid = linear_quadratic_t() if t_grid is None else torch.as_tensor(t_grid)
     if t_grid.ndim != 1 or t_grid.numel() < 2:
         raise ValueError("t_grid must be a 1-D grid with at least 2 entries")
+    if not bool(torch.isfinite(t_grid).all()):
+        raise ValueError("t_grid must be finite")
     if bool((t_grid.diff() <= 0).any()) or t_grid[0] < 0 or t_grid[-1] > 1:
         raise ValueError("t_grid must increase strictly within [0, 1]")
     x, device = _initial_state(shape, text, generator, device, dtype, x0)
@@ -119,6 +121,10 @@ def euler_sample(
         else:
             v = model(x, tb, text, **model_kwargs)
         x = x + (t1 - t0) * v.to(dtype)
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(
+            "euler_sample produced non-finite latents (a NaN/inf in the model, text or x0)"
+        )
     return x
 
 
@@ -157,8 +163,7 @@ def scheduler_sample(
     -------
     Tensor, shape ``shape``
     """
-    if guidance < 1:
-        raise ValueError(f"guidance must be >= 1, got {guidance}")
+    guidance = check_real("guidance", guidance, low=1.0)
     if not hasattr(scheduler, "timesteps") or not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have timesteps and step() (call set_timesteps first)")
     x, device = _initial_state(shape, text, generator, device, dtype, x0)

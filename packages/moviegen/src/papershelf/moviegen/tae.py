@@ -17,10 +17,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
+import diffusers
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from torch import Tensor, nn
+
+# diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
+ModelMixin: Any = diffusers.ModelMixin
+ConfigMixin: Any = diffusers.ConfigMixin
 
 from papershelf.moviegen.config import TAEConfig
 
@@ -201,7 +205,7 @@ class DiagonalGaussian:
         return kl.flatten(1).sum(1)
 
 
-class TAEEncoderOutput(AutoencoderKLOutput):  # type: ignore[misc]
+class TAEEncoderOutput(AutoencoderKLOutput):
     """diffusers' ``AutoencoderKLOutput(latent_dist=...)`` from :meth:`TemporalAutoencoder.encode`.
 
     ``mode()``, ``sample()``, ``kl()``, ``mean`` and ``logvar`` are shortcuts to
@@ -209,24 +213,24 @@ class TAEEncoderOutput(AutoencoderKLOutput):  # type: ignore[misc]
     """
 
     def mode(self) -> Tensor:
-        return self.latent_dist.mode()  # type: ignore[no-any-return]
+        return self.latent_dist.mode()
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        return self.latent_dist.sample(generator)  # type: ignore[no-any-return]
+        return self.latent_dist.sample(generator)
 
     def kl(self) -> Tensor:
-        return self.latent_dist.kl()  # type: ignore[no-any-return]
+        return self.latent_dist.kl()
 
     @property
     def mean(self) -> Tensor:
-        return self.latent_dist.mean  # type: ignore[no-any-return]
+        return self.latent_dist.mean
 
     @property
     def logvar(self) -> Tensor:
-        return self.latent_dist.logvar  # type: ignore[no-any-return]
+        return self.latent_dist.logvar
 
 
-class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
+class TemporalAutoencoder(ModelMixin, ConfigMixin):
     """The 2.5D TAE: (B, 3, T', H', W') <-> (B, C, ceil(T'/f_t), H'/f_s, W'/f_s).
 
     A diffusers ``ModelMixin`` + ``ConfigMixin`` used like diffusers' video VAEs:
@@ -355,6 +359,8 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
 
     def _check_video(self, x: Tensor) -> None:
         cfg = self.cfg
+        if x.ndim == 5 and x.shape[0] == 0:
+            raise ValueError("video must hold at least one clip (batch size 0)")
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"video must be (B, {cfg.in_channels}, T, H, W), got {tuple(x.shape)}")
         fs = cfg.spatial_factor
@@ -379,7 +385,11 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
         """
         ft = self.cfg.temporal_factor
         if tile_sample_frames is not None:
-            if isinstance(tile_sample_frames, bool) or tile_sample_frames < 1 or tile_sample_frames % ft:
+            if (
+                isinstance(tile_sample_frames, bool)
+                or tile_sample_frames < 1
+                or tile_sample_frames % ft
+            ):
                 raise ValueError(
                     f"tile_sample_frames must be a positive multiple of {ft}, got {tile_sample_frames}"
                 )
@@ -457,6 +467,10 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
 
     def _decode(self, z: Tensor, num_frames: int | None = None) -> Tensor:
         cfg = self.cfg
+        if not isinstance(z, Tensor) or not z.is_floating_point():
+            raise TypeError("z must be a floating-point torch.Tensor")
+        if z.ndim == 5 and (z.shape[0] == 0 or z.shape[2] == 0):
+            raise ValueError(f"z must hold at least one clip and one frame, got {tuple(z.shape)}")
         if z.ndim != 5 or z.shape[1] != cfg.latent_channels:
             raise ValueError(f"z must be (B, {cfg.latent_channels}, T, H, W), got {tuple(z.shape)}")
         full = z.shape[2] * cfg.temporal_factor
@@ -465,7 +479,7 @@ class TemporalAutoencoder(ModelMixin, ConfigMixin):  # type: ignore[misc]
                 f"num_frames must be in ({full - cfg.temporal_factor}, {full}] "
                 f"for {z.shape[2]} latent frames, got {num_frames}"
             )
-        h = self.dec_mid(self.dec_in(z))
+        h = self.dec_mid(self.dec_in(z.to(self.dec_in.spatial.weight.dtype)))
         for level in self.dec_levels:
             h = level(h)
         x = self.dec_conv_out(self.dec_out(h))
@@ -503,12 +517,19 @@ def outlier_penalty_loss(z: Tensor, r: float = 3.0) -> Tensor:
         Zero when no latent vector lies farther than r ||Std|| from the mean (e.g. for
         Gaussian latents with C = 16 the typical distance is ~4 sigma vs a 12 sigma bar).
     """
+    from papershelf.core.validation import check_real
+
+    r = check_real("r", r, low=0.0)
+    if not isinstance(z, Tensor) or not z.is_floating_point():
+        raise TypeError("z must be a floating-point torch.Tensor")
     if z.ndim == 5:
         z, _ = _frames(z)
-    if z.ndim != 4:
-        raise ValueError(f"z must be (B, C, T, H, W) or (B, C, H, W), got {tuple(z.shape)}")
-    if r < 0:
-        raise ValueError(f"r must be >= 0, got {r}")
+    if z.ndim != 4 or z.numel() == 0:
+        raise ValueError(
+            f"z must be a non-empty (B, C, T, H, W) or (B, C, H, W), got {tuple(z.shape)}"
+        )
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("z must be finite (no NaN or inf)")
     mean = z.mean(dim=(2, 3), keepdim=True)
     std = z.std(dim=(2, 3), correction=0)  # (N, C)
     dist = torch.linalg.vector_norm(z - mean, dim=1)  # (N, H, W)

@@ -8,7 +8,6 @@ sequences are concatenated along the sequence axis (Polyak et al. 2024, Sec. 3.1
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -19,10 +18,11 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-try:  # the text conditioner is a pipeline component when diffusers is installed
-    from diffusers import ConfigMixin, ModelMixin
-except ImportError:  # pragma: no cover - diffusers is a dependency; kept for clarity
-    ModelMixin, ConfigMixin = nn.Module, object  # type: ignore[misc,assignment]
+import diffusers
+
+# diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
+ModelMixin: Any = diffusers.ModelMixin
+ConfigMixin: Any = diffusers.ConfigMixin
 
 __all__ = [
     "HFTextEncoder",
@@ -296,7 +296,9 @@ def extend_clip_positions(model: nn.Module, length: int) -> nn.Module:
     tm = getattr(model, "text_model", model)
     emb = getattr(tm, "embeddings", None)
     if emb is None or not hasattr(emb, "position_embedding"):
-        raise TypeError("model must be a transformers CLIP text model (embeddings.position_embedding)")
+        raise TypeError(
+            "model must be a transformers CLIP text model (embeddings.position_embedding)"
+        )
     old = emb.position_embedding.weight.data
     P, d = old.shape
     if isinstance(length, bool) or not isinstance(length, int) or length < P:
@@ -312,7 +314,11 @@ def extend_clip_positions(model: nn.Module, length: int) -> nn.Module:
     emb.register_buffer(
         "position_ids", torch.arange(length, device=old.device)[None], persistent=False
     )
-    for cfg in {id(c): c for c in (getattr(model, "config", None), getattr(tm, "config", None)) if c is not None}.values():
+    for cfg in {
+        id(c): c
+        for c in (getattr(model, "config", None), getattr(tm, "config", None))
+        if c is not None
+    }.values():
         cfg.max_position_embeddings = length
     return model
 
@@ -326,14 +332,12 @@ def _encoder_spec(enc: nn.Module) -> dict[str, Any]:
         return {
             "kind": "hf",
             "model_class": type(enc.model).__name__,
-            "model_config": enc.model.config.to_dict(),
+            "model_config": getattr(enc.model, "config").to_dict(),  # noqa: B009
             "tokenizer_class": type(enc.tokenizer).__name__,
             "max_length": enc.max_length,
             "quoted_only": enc.quoted_only,
         }
-    raise TypeError(
-        f"only WordEncoder and HFTextEncoder can be saved, got {type(enc).__name__}"
-    )
+    raise TypeError(f"only WordEncoder and HFTextEncoder can be saved, got {type(enc).__name__}")
 
 
 def _build_encoder(spec: Mapping[str, Any]) -> nn.Module:
@@ -353,7 +357,7 @@ def _build_encoder(spec: Mapping[str, Any]) -> nn.Module:
     return HFTextEncoder(model, tok, spec["max_length"], spec["quoted_only"])
 
 
-class MultiTextConditioner(ModelMixin, ConfigMixin):  # type: ignore[misc]
+class MultiTextConditioner(ModelMixin, ConfigMixin):
     """Run several frozen text encoders on the same prompts and collect a :class:`TextContext`.
 
     A diffusers ``ModelMixin`` + ``ConfigMixin`` so a :class:`~papershelf.moviegen.
@@ -418,7 +422,9 @@ class MultiTextConditioner(ModelMixin, ConfigMixin):  # type: ignore[misc]
         """Save config, weights (safetensors) and file-based tokenizers under ``save_directory``."""
         bad = [k for k, v in self.config.encoder_specs.items() if v["kind"] == "custom"]
         if bad:
-            raise TypeError(f"encoders {bad} are not WordEncoder / HFTextEncoder and cannot be saved")
+            raise TypeError(
+                f"encoders {bad} are not WordEncoder / HFTextEncoder and cannot be saved"
+            )
         super().save_pretrained(save_directory, **kwargs)
         for name, enc in self.encoders.items():
             if isinstance(enc, HFTextEncoder) and enc.tokenizer is not None:

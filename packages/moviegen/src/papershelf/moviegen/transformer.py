@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
+import diffusers
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import Tensor, nn
+
+# diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
+ModelMixin: Any = diffusers.ModelMixin
+ConfigMixin: Any = diffusers.ConfigMixin
 from torch.utils.checkpoint import checkpoint
 
 from papershelf.moviegen.config import TransformerConfig
@@ -163,7 +167,7 @@ class MovieGenBlock(nn.Module):
         return h
 
 
-class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
+class MovieGenTransformer(ModelMixin, ConfigMixin):
     """Movie Gen Video's velocity network u(X_t, P, t; theta).
 
     A diffusers ``ModelMixin`` + ``ConfigMixin``: ``save_pretrained(folder)`` writes
@@ -196,8 +200,8 @@ class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
     """
 
     _supports_gradient_checkpointing = True
-    _no_split_modules = ["MovieGenBlock"]
-    _skip_layerwise_casting_patterns = ["pos_", "text_proj", "norm"]
+    _no_split_modules: ClassVar[list[str]] = ["MovieGenBlock"]
+    _skip_layerwise_casting_patterns: ClassVar[list[str]] = ["pos_", "text_proj", "norm"]
 
     def __init__(
         self,
@@ -231,7 +235,9 @@ class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
                 out_channels=out_channels,
                 patch=tuple(patch),  # type: ignore[arg-type]
                 max_pos=tuple(max_pos),  # type: ignore[arg-type]
-                text_dims=dict(text_dims) if text_dims is not None else TransformerConfig().text_dims,
+                text_dims=dict(text_dims)
+                if text_dims is not None
+                else TransformerConfig().text_dims,
                 adaln=adaln,  # type: ignore[arg-type]
                 qk_norm=qk_norm,
                 cross_attn_norm=cross_attn_norm,
@@ -368,8 +374,8 @@ class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
             t = t.expand(B)
         if t.shape != (B,):
             raise ValueError(f"t must be a scalar or shape ({B},), got {tuple(t.shape)}")
-        if bool(((t < 0) | (t > 1)).any()):
-            raise ValueError("t must lie in [0, 1] (0 = noise, 1 = data)")
+        if not bool(((t >= 0) & (t <= 1)).all()):  # also refuses NaN
+            raise ValueError("t must lie in [0, 1] (0 = noise, 1 = data), without NaN")
         if text.batch_size != B:
             raise ValueError(f"text has batch size {text.batch_size}, x has {B}")
         if cfg.extra_in_channels:
@@ -399,9 +405,12 @@ class MovieGenTransformer(ModelMixin, ConfigMixin):  # type: ignore[misc]
         else:
             block_t = temb
         context, context_mask = self.encode_text(text)
-        if context_tokens is not None and context_tokens_mask is not None:
-            if not bool(context_tokens_mask.any()):  # all masked out: the text context alone
-                context_tokens = None
+        if (
+            context_tokens is not None
+            and context_tokens_mask is not None
+            and not bool(context_tokens_mask.any())
+        ):  # all masked out: the text context alone
+            context_tokens = None
         if context_tokens is not None:
             if context_tokens.ndim != 3 or context_tokens.shape[0] != B:
                 raise ValueError(

@@ -11,8 +11,8 @@ that structure in ~150 lines so the cast does not depend on the exact signature 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -438,7 +438,11 @@ def load_t2v_weights(target: nn.Module, t2v: nn.Module) -> list[str]:
             d = dst[k]
             if d.shape == v.shape:
                 d.copy_(v)
-            elif k.endswith("patchify.weight") and d.shape[0] == v.shape[0] and d.shape[2:] == v.shape[2:]:
+            elif (
+                k.endswith("patchify.weight")
+                and d.shape[0] == v.shape[0]
+                and d.shape[2:] == v.shape[2:]
+            ):
                 d.zero_()
                 d[:, : v.shape[1]].copy_(v)
             else:

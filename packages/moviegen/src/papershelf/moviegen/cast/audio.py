@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from papershelf.moviegen.cast._dit import (
-    check_guidance,
     CastDiT,
     DiTConfig,
+    check_guidance,
     dit_param_count,
     token_projection,
     token_projection_param_count,

@@ -184,7 +184,9 @@ class EditModel(nn.Module):
         c = t2v.cfg
         if c.patch[0] != 1 or c.patch[1] != c.patch[2]:
             raise ValueError(f"from_t2v needs a 1 x p x p patch, got {c.patch}")
-        ext = MovieGenTransformer(replace(c, extra_in_channels=c.in_channels, text_dims=dict(c.text_dims)))
+        ext = MovieGenTransformer(
+            replace(c, extra_in_channels=c.in_channels, text_dims=dict(c.text_dims))
+        )
         load_t2v_weights(ext, t2v)
         cfg = EditConfig(
             latent_channels=c.in_channels,
@@ -244,7 +246,7 @@ class EditModel(nn.Module):
         """
         tok, temb = self.task(task)
         mask = torch.full(tok.shape[:2], task_tokens, dtype=torch.bool, device=tok.device)
-        return self.transformer(  # type: ignore[no-any-return]
+        return self.transformer(
             x,
             t,
             self._text(text, text_mask),
@@ -293,7 +295,9 @@ class EditModel(nn.Module):
             raise ValueError(f"steps must be >= 2, got {steps}")
         x0 = torch.randn(source.shape, generator=generator).to(source)
         base = {"source": source, "task": task}
-        vel = cfg_velocity(self, {**base, "text": text}, {**base, "text": torch.zeros_like(text)}, w)
+        vel = cfg_velocity(
+            self, {**base, "text": text}, {**base, "text": torch.zeros_like(text)}, w
+        )
         return integrate(vel, x0, linear_t(steps))
 
 

@@ -79,7 +79,7 @@ QUICK: dict[str, Any] = dict(
     audio_steps=500,
     audio_batch=32,
     audio_lr=2e-3,
-    audio_eval=64,
+    audio_eval=32,
     pt2v_steps=(120, 120, 260),
     pt2v_batch=16,
     pt2v_lr=2e-3,
@@ -189,9 +189,7 @@ def demo_upsampler(hp: dict[str, Any], seed: int, ctx: ReproduceContext) -> dict
 
 
 # --------------------------------------------------------------------------- audio
-def _audio_data(
-    n: int, frames: int, g: torch.Generator, tae: Any = None
-) -> dict[str, Tensor]:
+def _audio_data(n: int, frames: int, g: torch.Generator, tae: Any = None) -> dict[str, Tensor]:
     video, events = bouncing_clips(n, frames, generator=g)
     r = torch.randint(0, 2, (n, 2), generator=g)
     phase = torch.rand(n, generator=g) * 2 * math.pi
