@@ -23,7 +23,9 @@ def check_tensor(x: object, name: str, ndim: int) -> Tensor:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
+    # one reduction instead of an elementwise mask: a finite sum means no NaN/inf (any of them
+    # makes the sum non-finite); a sum that overflows falls back to the exact elementwise check
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return x
 
