@@ -22,6 +22,7 @@ REPRODUCTION = Reproduction(
   year      = {2020}
 }""",
     run="papershelf.hard_negatives.reproduce:run",
+    default_seeds=3,
     headline=(
         "80 fine classes in 10 superclasses (siblings are hard true negatives): HCL vs SimCLR "
         "(official and tuned temperature) and DCL, 5-shot fine-class probe, paired over seeds; "
