@@ -63,7 +63,7 @@ def test_same_script_runs_with_sinkhorn_transport_and_ours(dtype):
 
 
 def test_float32_default_fused_matches_float64_of_rounded_data():
-    Xs, ys, Xt, yt = _da(dtype=np.float32)
+    Xs, _ys, Xt, _yt = _da(dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = FusedInfoOT(max_iter=10).fit(Xs, Xt=Xt).coupling_
@@ -73,7 +73,7 @@ def test_float32_default_fused_matches_float64_of_rounded_data():
 
 # -- solver warnings and errors -------------------------------------------------------------------
 def test_unconverged_inner_sinkhorn_warns_once_per_fit_like_pot():
-    Xs, ys, Xt, yt = _da()
+    Xs, _ys, Xt, _yt = _da()
     with pytest.warns(ConvergenceWarning) as rec:
         FusedInfoOT(max_iter=5).fit(Xs, Xt=Xt)
     ours = [w for w in rec if issubclass(w.category, InfoOTConvergenceWarning)]
@@ -86,7 +86,7 @@ def test_unconverged_inner_sinkhorn_warns_once_per_fit_like_pot():
 
 def test_small_reg_log_sinkhorn_that_does_not_converge_warns():
     """Issue 22.2: sinkhorn='log' at small reg returned an unconverged plan silently."""
-    Xs, ys, Xt, yt = _da()
+    Xs, _ys, Xt, _yt = _da()
     with pytest.warns(InfoOTConvergenceWarning, match="inner Sinkhorn stopped"):
         est = InfoOT(reg=0.002, max_iter=4, sinkhorn="log", inner_max_iter=50).fit(Xs, Xt=Xt)
     assert not est.converged_ and est.log_["unconverged"] == 4
@@ -112,7 +112,7 @@ def test_sinkhorn_log_with_nan_cost_raises():
 
 def test_nan_source_labels_rejected():
     """Issue 22.10: source labels with NaN were accepted (a NaN class of its own)."""
-    Xs, ys, Xt, yt = _da()
+    Xs, ys, Xt, _yt = _da()
     bad = ys.astype(float)
     bad[3] = np.nan
     with pytest.raises(ValueError, match="ys"):
@@ -121,7 +121,7 @@ def test_nan_source_labels_rejected():
 
 def test_numpy_scalar_lam_message_and_acceptance():
     """Issue 22.9: FusedInfoOT(lam=np.float32(100)) said 'lam must be a finite number'."""
-    Xs, ys, Xt, yt = _da()
+    Xs, _ys, Xt, _yt = _da()
     P = FusedInfoOT(lam=np.float32(100), max_iter=np.int64(2)).fit(Xs, Xt=Xt).coupling_
     assert np.isfinite(P).all()
     with pytest.raises(ValueError, match="lam"):
@@ -164,7 +164,7 @@ def test_low_rank_solver_equals_dense_solver():
 
 
 def test_fast_mode_stops_at_its_fixed_point_and_keeps_the_downstream_result():
-    Xs, ys, Xt, yt = _da(n=150, m=140)
+    Xs, ys, Xt, _yt = _da(n=150, m=140)
     exact = FusedInfoOT(max_iter=50, tol=None).fit(Xs, Xt=Xt)
     fast = FusedInfoOT(sinkhorn="fast").fit(Xs, Xt=Xt)
     assert fast.log_["delta"][-1] <= 1e-3 or fast.n_iter_ == 50

@@ -86,14 +86,14 @@ def test_params_untouched_in_init_and_validated_in_fit():
     est = FusedInfoOT(h=np.float32(0.5), lam=np.float64("nan"), max_iter=np.int64(3))
     assert np.isnan(est.lam) and isinstance(est.max_iter, np.int64)  # stored as given
     assert clone(est).get_params()["max_iter"] == 3
-    Xs, ys, Xt, _ = _domains()
+    Xs, _ys, Xt, _ = _domains()
     with pytest.raises(ValueError, match="lam"):
         est.fit(Xs, Xt=Xt)
 
 
 def test_numpy_and_tensor_scalars_accepted():
     torch = pytest.importorskip("torch")
-    Xs, ys, Xt, _ = _domains()
+    Xs, _ys, Xt, _ = _domains()
     ref = FusedInfoOT(lam=100.0, reg=1.0, max_iter=3, h=0.5).fit(Xs, Xt=Xt).coupling_
     for lam, reg, it, h in [
         (np.float32(100), np.float64(1.0), np.int64(3), np.float16(0.5)),
@@ -109,13 +109,13 @@ def test_numpy_and_tensor_scalars_accepted():
 
 
 @pytest.mark.parametrize(
-    "name, value",
+    ("name", "value"),
     [("h", float("nan")), ("reg", float("inf")), ("lam", -1.0), ("max_iter", 0),
      ("max_iter", 2.5), ("reg", True), ("tol", float("nan")), ("inner_tol", 0.0),
      ("sinkhorn", "exact"), ("label_delta", float("nan")), ("low_rank", 1)],
 )  # fmt: skip
 def test_bad_settings_name_the_argument(name, value):
-    Xs, ys, Xt, _ = _domains()
+    Xs, _ys, Xt, _ = _domains()
     with pytest.raises((ValueError, TypeError), match=name):
         FusedInfoOT(**{name: value}).fit(Xs, Xt=Xt)
 
@@ -128,7 +128,7 @@ def test_pipeline_cross_val_score_and_grid_search():
     """The transport inside a Pipeline: the target goes in as a fit parameter (``ot__Xt``).
     Source points are mapped into the target domain, a 1-NN classifier learns the source
     labels there, and held-out source points (mapped out of sample, E[y|x]) are classified."""
-    Xs, ys, Xt, yt = _domains()
+    Xs, ys, Xt, _yt = _domains()
     pipe = _pipeline().fit(Xs, ys, ot__Xt=Xt)
     assert pipe.score(Xs, ys) > 0.9
     cv = KFold(3, shuffle=True, random_state=0)
@@ -145,7 +145,7 @@ def test_pipeline_cross_val_score_and_grid_search():
 
 def test_transform_rows_depend_on_themselves_only():
     """Rows seen in fit use the coupling, new rows E[y|x]; batches and subsets agree."""
-    Xs, ys, Xt, _ = _domains()
+    Xs, _ys, Xt, _ = _domains()
     est = FusedInfoOT(max_iter=5).fit(Xs, Xt=Xt)
     new = Xs[:7] + 0.3
     mixed = np.vstack([Xs[:10], new])

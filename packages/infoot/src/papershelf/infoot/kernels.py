@@ -111,6 +111,7 @@ def bandwidth(C: Any, h: float) -> float:
     sigma : float
     """
     h = _check_h(h)
+    C = as_matrix(C, "C")
     nx = backend_of(C)
     scale = float(nx.sqrt(nx.mean(C**2) / 2))
     if scale <= 0:
@@ -133,6 +134,7 @@ def gaussian_kernel(C: Any, sigma: float) -> Any:
     K : array, shape (n, k)
     """
     sigma = check_real("sigma", sigma, low=0.0, inclusive=False)
+    C = as_matrix(C, "C")
     nx = backend_of(C)
     return nx.exp(-((C / sigma) ** 2) / 2)
 

@@ -38,7 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from papershelf.core import progress as _progress
 from papershelf.core.validation import check_bool, check_choice, check_int, check_real
-from papershelf.infoot._backend import as_matrix, backend_of
+from papershelf.infoot._backend import as_float64, as_matrix, backend_of, cast_like
 from papershelf.infoot.kernels import (
     _check_h,
     gaussian_kernels,
@@ -423,11 +423,13 @@ def info_ot(Xs: Any, Xt: Any, h: float = 0.5, reg: float = 0.05, max_iter: int =
     >>> P.shape
     (20, 15)
     """
-    _check_h(h)
+    h = _check_h(h)
     Xs = as_matrix(Xs, "Xs")
     Xt = as_matrix(Xt, "Xt", like=Xs)
+    like = Xs  # float32 is solved in float64 (the scaling form overflows in float32)
+    Xs, Xt = as_float64(Xs), as_float64(Xt)
     Ks, Kt = gaussian_kernels(pairwise_euclidean(Xs), pairwise_euclidean(Xt), h)
-    return infoot_plan(Ks, Kt, reg=reg, max_iter=max_iter, **kwargs)
+    return cast_like(infoot_plan(Ks, Kt, reg=reg, max_iter=max_iter, **kwargs), like)
 
 
 def fused_info_ot(
@@ -460,9 +462,11 @@ def fused_info_ot(
     -------
     P : array, shape (n, m)
     """
-    _check_h(h)
+    h = _check_h(h)
     Xs = as_matrix(Xs, "Xs")
     Xt = as_matrix(Xt, "Xt", like=Xs)
+    like = Xs  # float32 is solved in float64 (the scaling form overflows in float32)
+    Xs, Xt = as_float64(Xs), as_float64(Xt)
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(
             f"Xs and Xt must have the same number of features for Fused InfoOT, got "
@@ -471,4 +475,6 @@ def fused_info_ot(
     Cs = pairwise_euclidean(Xs) if ys is None else label_block_distances(Xs, ys, label_delta)
     Ks, Kt = gaussian_kernels(Cs, pairwise_euclidean(Xt), h)
     C = pairwise_euclidean(Xs, Xt)
-    return fused_infoot_plan(C, Ks, Kt, lam=lam, reg=reg, max_iter=max_iter, **kwargs)
+    return cast_like(
+        fused_infoot_plan(C, Ks, Kt, lam=lam, reg=reg, max_iter=max_iter, **kwargs), like
+    )
