@@ -95,7 +95,7 @@ def _missing(name: str, cls: str) -> ValueError:
     )
 
 
-class _InfoOTBase(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class _InfoOTBase(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Shared fitting state, projections, and the scikit-learn / ``ot.da`` protocols."""
 
     _desc = "InfoOT"
@@ -453,7 +453,7 @@ class _InfoOTBase(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             raise TypeError("yt must be the target labels, shape (m,), got None")
         return self._propagate(yt, self.coupling_.T, "yt")
 
-    def fit_transform(  # type: ignore[override]
+    def fit_transform(
         self, Xs: Any = None, ys: Any = None, Xt: Any = None, yt: Any = None, **fit_params: Any
     ) -> Any:
         """``fit(Xs, ys, Xt, yt).transform(Xs)`` (POT's ``fit_transform``).

@@ -522,7 +522,7 @@ def run(ctx: ReproduceContext) -> list[ResultRecord]:
         records.append(ResultRecord(PKG, cross_exp, f"FOSCTTM: {k}", seeds=list(seeds), **rec))
 
     n_man, noise = sizes["manifold"]
-    per_seed: dict[str, list[float]] = {}
+    per_seed: dict[str, list[list[float]]] = {}
     for kind, metrics in manifold.items():
         man_exp = (
             f"simulated single-cell-style alignment, {kind}: {n_man} points, 100-d vs 50-d "
