@@ -73,7 +73,7 @@ def test_solver_cap_warns_once_per_call_and_is_logged():
     assert info["converged"] is False and info["method"] == "sinkhorn"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        v, info = wasserstein1(x[:10], x[10:20], log=True)
+        _, info = wasserstein1(x[:10], x[10:20], log=True)
         _, cinfo = class_k_variance(x, np.arange(60) % 2, log=True)
     assert info["converged"] and cinfo["converged"] and cinfo["n_problems"] == 2
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from papershelf.core.validation import check_choice, check_real
 from papershelf.kv_margin.kvariance import Method, _as_labels, class_k_variance
 from papershelf.kv_margin.margins import Hook, _per_class_max, margins
 
@@ -151,18 +152,19 @@ def kv_measure_from_arrays(
     ----------
     Chuang et al., "Measuring Generalization with Optimal Transport", NeurIPS 2021.
     """
-    if variant not in ("kv", "gn"):
-        raise ValueError(f"variant must be 'kv' or 'gn', got {variant!r}")
-    if not 0.0 <= quantile <= 1.0:
-        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    check_choice("variant", variant, ("kv", "gn"))
+    quantile = check_real("quantile", quantile, low=0.0, high=1.0)
+    eps = check_real("eps", eps, low=0.0)
     rho, gn = _np(margins), _np(grad_norms)
     n = len(rho)
     if rho.shape != (n,) or gn.shape != (n,):
         raise ValueError(
             f"margins and grad_norms must have shape (n,), got {rho.shape} and {gn.shape}"
         )
+    if not np.isfinite(rho).all():
+        raise ValueError("margins must be finite (got NaN or inf)")
+    if not np.isfinite(gn).all() or (gn < 0).any():
+        raise ValueError("grad_norms must be finite and >= 0")
     if class_weights is not None:
         w = _np(class_weights)
         if w.ndim != 1 or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:

@@ -30,6 +30,8 @@ def _vec(x: Any, name: str, n: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} must have length {n}, got {len(arr)}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
+    if n is None and len(arr) < 2:
+        raise ValueError(f"{name} needs at least 2 models, got {len(arr)}")
     return arr
 
 
@@ -63,7 +65,7 @@ def kendall_tau(measure: Any, gap: Any) -> float:
     mu = _vec(measure, "measure")
     g = _vec(gap, "gap", len(mu))
     if len(mu) < 2:
-        raise ValueError("kendall_tau needs at least 2 models")
+        raise ValueError(f"measure and gap need at least 2 models, got {len(mu)}")
     s = np.sign(mu[:, None] - mu[None, :]) * np.sign(g[:, None] - g[None, :])
     n = len(mu)
     return float(s.sum() / (n * (n - 1)))
@@ -112,7 +114,12 @@ def granulated_kendall_tau(
         for i in range(len(mu)):
             groups.setdefault(tuple(hp[o][i] for o in others), []).append(i)
         taus = [kendall_tau(mu[ix], g[ix]) for ix in groups.values() if len(ix) > 1]
-        res[name] = float(np.mean(taus)) if taus else float("nan")
+        if not taus:
+            raise ValueError(
+                f"hparams[{name!r}]: no two models differ only in this axis, so its "
+                "granulated tau is undefined"
+            )
+        res[name] = float(np.mean(taus))
     res["mean"] = float(np.nanmean([res[n] for n in names]))
     return res
 
@@ -212,6 +219,11 @@ def pgdl_cmi(
             hs.append(_entropy_bits(t.sum(1)))
         h_mean = float(np.mean(hs))
         scores[cond] = float(np.mean(mis)) / h_mean if h_mean > 0 else float("nan")
+    if all(np.isnan(v) for v in scores.values()):
+        raise ValueError(
+            "gap: the sign of the gap difference has zero entropy in every conditioning cell "
+            "(e.g. equal gaps), so the CMI score is undefined"
+        )
     best = float(np.nanmin(list(scores.values())))
     if return_all:
         return best, scores
