@@ -26,7 +26,7 @@ def _expect(fn, names):
     try:
         out = fn()
     except (ValueError, TypeError) as err:
-        assert any(n in str(err) for n in names), f"unnamed error: {err!r}"  # noqa: PT017
+        assert any(n in str(err) for n in names), f"unnamed error: {err!r}"
         return None
     return out
 

@@ -68,11 +68,12 @@ def _setting(
         "runs": {},
     }
     for depth in depths:
-        for method in ("gd", "trace_reg"):
+        methods: tuple[Method, ...] = ("gd", "trace_reg")
+        for method in methods:
             h = fit(
                 problem,
                 depth,
-                cast(Method, method),
+                method,
                 lam=cfg["lam"],
                 steps=cfg["steps"],
                 polish_steps=cfg["polish"],
