@@ -336,11 +336,24 @@ def _pgdl_figure(ctx: ReproduceContext, results: list[Any]) -> None:
     plt.close(fig)
 
 
+def _require_extra() -> None:
+    """The reproduction's optional dependencies, or an ImportError naming the extra."""
+    import importlib.util
+
+    missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"papershelf reproduce kv-margin needs {', '.join(missing)}: "
+            'pip install "papershelf-kv-margin[reproduce]"'
+        )
+
+
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the digits sweep (quick: 32 models; ``--full``: 72 models) and compare the measures.
 
     With ``--full`` and ``PAPERSHELF_PGDL_DIR`` set, score the PGDL tasks there instead.
     """
+    _require_extra()
     if ctx.full and os.environ.get(PGDL_ENV):
         return run_pgdl(ctx, os.environ[PGDL_ENV], os.environ.get(PGDL_REFERENCE_ENV) or None)
     cfg = FULL if ctx.full else SweepConfig()
