@@ -84,8 +84,21 @@ def _setting(
     return out
 
 
+def _require_extra() -> None:
+    """The reproduction's optional dependencies, or an ImportError naming the extra."""
+    import importlib.util
+
+    missing = [m for m in ("matplotlib",) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"papershelf reproduce hessian-trace needs {', '.join(missing)}: "
+            'pip install "papershelf-hessian-trace[reproduce]"'
+        )
+
+
 def run(ctx: ReproduceContext) -> list[ResultRecord]:
     """Run the sensing experiments; return claim records and write ``sensing.png``."""
+    _require_extra()
     cfg = _config(ctx.full)
     small = cfg["small"]
     per_seed: list[dict[str, Any]] = []
