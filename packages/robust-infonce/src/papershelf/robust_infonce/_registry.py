@@ -21,6 +21,7 @@ REPRODUCTION = Reproduction(
   year      = {2022}
 }""",
     run="papershelf.robust_infonce.reproduce:run",
+    default_seeds=5,
     headline=(
         "Synthetic latent classes with 60% noisy views (pairs of different classes), where the "
         "noise hurts InfoNCE: RINCE q=0.5 minus InfoNCE, 5-shot probe, paired over seeds"
