@@ -262,10 +262,15 @@ def test_pipeline_upsampler_stage_doubles_the_resolution():
     up = SpatialUpsampler(
         UpsamplerConfig(max_frames=4, max_h=32, max_w=32, window=4, overlap=2, steps=2)
     )
-    kw = dict(num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
-    low = pipe("red disc", **kw).frames
+
+    def kw():
+        return dict(
+            num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt"
+        )
+
+    low = pipe("red disc", **kw()).frames
     pipe.register_modules(upsampler=up)
-    high = pipe("red disc", **kw).frames
+    high = pipe("red disc", **kw()).frames
     assert low.shape == (1, 8, 3, 32, 32) and high.shape == (1, 8, 3, 64, 64)
-    skipped = pipe("red disc", upsample=False, **kw).frames
+    skipped = pipe("red disc", upsample=False, **kw()).frames
     assert torch.equal(skipped, low)

@@ -41,7 +41,7 @@ def _outcome(fn, check) -> None:
     try:
         out = fn()
     except (ValueError, TypeError) as e:
-        assert _clear(e), f"unclear error: {e!r}"  # noqa: PT017
+        assert _clear(e), f"unclear error: {e!r}"
         return
     check(out)
 

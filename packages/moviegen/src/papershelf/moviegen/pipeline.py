@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import diffusers
 import numpy as np
 import torch
-import diffusers
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 from torch import Tensor
@@ -315,7 +315,10 @@ class MovieGenPipeline(DiffusionPipeline):
 
         use_cfg = guidance > 1.0
         text, uncond = self.encode_prompt(prompt, negative_prompt, nvp, use_cfg)
-        device = self._execution_device
+        try:
+            device = self._execution_device
+        except AttributeError:  # a component without .device (e.g. a plain nn.Module upsampler)
+            device = self.transformer.device
         text = text.to(device)
         both = TextContext.cat([text, uncond.to(device)]) if uncond is not None else text
         B = text.batch_size

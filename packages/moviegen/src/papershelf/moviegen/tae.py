@@ -15,18 +15,18 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+import diffusers
 import torch
 import torch.nn.functional as F
-import diffusers
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from torch import Tensor, nn
 
+from papershelf.moviegen.config import TAEConfig
+
 # diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
 ModelMixin: Any = diffusers.ModelMixin
 ConfigMixin: Any = diffusers.ConfigMixin
-
-from papershelf.moviegen.config import TAEConfig
 
 __all__ = [
     "DiagonalGaussian",

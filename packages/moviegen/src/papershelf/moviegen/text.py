@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import diffusers
 import torch
 from torch import Tensor, nn
-
-import diffusers
 
 # diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
 ModelMixin: Any = diffusers.ModelMixin
 ConfigMixin: Any = diffusers.ConfigMixin
+
 
 __all__ = [
     "HFTextEncoder",

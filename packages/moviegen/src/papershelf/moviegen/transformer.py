@@ -13,19 +13,19 @@ import math
 from dataclasses import asdict
 from typing import Any, ClassVar
 
+import diffusers
 import torch
 import torch.nn.functional as F
-import diffusers
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import Tensor, nn
-
-# diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
-ModelMixin: Any = diffusers.ModelMixin
-ConfigMixin: Any = diffusers.ConfigMixin
 from torch.utils.checkpoint import checkpoint
 
 from papershelf.moviegen.config import TransformerConfig
 from papershelf.moviegen.text import TextContext
+
+# diffusers' bases, typed as Any: their dynamic attributes defeat a static checker
+ModelMixin: Any = diffusers.ModelMixin
+ConfigMixin: Any = diffusers.ConfigMixin
 
 __all__ = ["MovieGenBlock", "MovieGenTransformer", "RMSNorm", "timestep_features"]
 
