@@ -20,4 +20,6 @@ def test_public_api_is_exported():
 
     for name in pkg.__all__:
         assert hasattr(pkg, name), name
-    assert pkg.__version__ == "0.1.0"
+    assert pkg.__version__ == "0.2.0"
+    assert set(pkg.__all__) == {"FusedInfoOT", "InfoOT", "__version__", "fused_info_ot", "info_ot"}
+    assert pkg.sinkhorn_log is not None  # a 0.1 top-level name still resolves

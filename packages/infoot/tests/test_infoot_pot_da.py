@@ -147,7 +147,7 @@ def test_low_rank_products_equal_dense_within_the_bound():
     assert np.abs(M_l - M_d).max() <= 1e-10 * np.abs(M_d).max()
     # a tolerance no rank can meet falls back to the dense product
     strict = _GradientWorkspace(
-        400, 350, np.float64, (SpectralKernel(Ks), SpectralKernel(Kt)), 1e-30
+        400, 350, np.float64, (SpectralKernel(Ks, 1e-30), SpectralKernel(Kt))
     )
     strict.cost(P, Ks, Kt, marg, C, 100.0)
     assert strict.ranks == [None, None]

@@ -365,7 +365,7 @@ QUICK_SIZES: dict[str, Any] = {
     "toy": (120, 12),
     "retrieval": (240, 320, 100),
     "cross": 150,
-    "manifold": (150, 1.0),
+    "manifold": (200, 1.0),
 }
 FULL_SIZES: dict[str, Any] = {
     "da": (600, 600, 597),
