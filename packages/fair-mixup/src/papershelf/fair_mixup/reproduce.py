@@ -1,6 +1,6 @@
 """``papershelf reproduce fair-mixup``: ERM vs GapReg vs fair mixup on UCI Adult (sex).
 
-Quick mode (offline, 2 CPU cores, about 90 s of CPU per seed):
+Quick mode (offline, one CPU thread, about 150 s of CPU per seed):
 
 1. **Trade-off curves.** The official protocol (MLP 200-200, Adam 1e-3, balanced batches of
    500 per group / per (group, label), model selection by the smallest validation gap) on the
