@@ -17,6 +17,7 @@ REPRODUCTION = Reproduction(
   url       = {https://openreview.net/forum?id=DNl5s5BXeBn}
 }""",
     run="papershelf.fair_mixup.reproduce:run",
+    default_seeds=3,
     headline=(
         "on UCI Adult (sex), ERM vs GapReg vs fair mixup over a lambda sweep for DP and EO: "
         "test AP at matched test gap, and train vs test gap on a small training set"

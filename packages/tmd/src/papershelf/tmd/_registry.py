@@ -17,6 +17,7 @@ REPRODUCTION = Reproduction(
   year      = {2022}
 }""",
     run="papershelf.tmd.reproduce:run",
+    default_seeds=5,
     headline=(
         "TMD-SVM on synthetic molecule-like graphs (deeper trees beat plain node-feature OT), "
         "TMD vs GNN accuracy drop under shift, and the GIN stability bound on every pair"
