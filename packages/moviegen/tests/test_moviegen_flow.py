@@ -138,11 +138,18 @@ def test_logit_normal_times():
 
 
 def test_cfg_dropout_rate_and_null():
-    text = _text(4000)
+    g = torch.Generator().manual_seed(0)
+    text = TextContext(
+        {k: torch.randn(4000, 3, 4, generator=g) for k in ("a", "b", "c")},
+        {k: torch.ones(4000, 3, dtype=torch.bool) for k in ("a", "b", "c")},
+    )
     dropped = drop_text(text, 0.1, generator=torch.Generator().manual_seed(0))
     is_null = (dropped.states["a"] == 0).all(dim=(1, 2)).float()
     assert float(is_null.mean()) == pytest.approx(0.1, abs=0.02)
     assert bool(dropped.masks["a"][is_null.bool()].all())
+    # jointly: every encoder of a dropped sample is null (the unconditional input of sampling)
+    for k, s in dropped.states.items():
+        assert torch.equal((s == 0).all(dim=(1, 2)).float(), is_null), k
     assert drop_text(text, 0.0) is text
     with pytest.raises(ValueError, match="dropout"):
         drop_text(text, 1.5)
