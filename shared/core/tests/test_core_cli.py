@@ -356,3 +356,61 @@ def test_cli_signals_clean_up_and_exit_with_one_line(tmp_path, sig, code, word):
     assert proc.returncode == code, err
     assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not list(out.glob(".*")), "temporary folder left behind"
+
+
+SLOW_PKG = """
+import time
+from papershelf.core.registry import Reproduction
+
+def make(name):
+    return Reproduction(name=name, distribution="papershelf-" + name, title="t", authors="a",
+                        venue="v", url="https://example.org", bibtex="@x{y}", run="slowpkg:run")
+
+A, B = make("slowa"), make("slowb")
+
+def run(ctx):
+    (ctx.out_dir / "partial.txt").write_text("half")
+    print("started", flush=True)
+    time.sleep(60)
+"""
+
+PARALLEL_RUNNER = """
+import sys
+from importlib.metadata import EntryPoint
+from papershelf.core import cli, registry
+
+registry._entry_points = lambda: [
+    EntryPoint(n, f"slowpkg:{v}", registry.ENTRY_POINT_GROUP) for n, v in (("slowa", "A"), ("slowb", "B"))
+]
+if __name__ == "__main__":  # spawned workers import this file as __mp_main__
+    sys.exit(cli.main(["reproduce", "--jobs", "2", "--out", sys.argv[1]]))
+"""
+
+
+def test_cli_parallel_jobs_sigterm_stops_workers_and_cleans_up(tmp_path):
+    import os
+    import signal
+
+    (tmp_path / "slowpkg.py").write_text(SLOW_PKG)
+    script = tmp_path / "parallel.py"
+    script.write_text(PARALLEL_RUNNER)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    started = 0
+    for line in proc.stdout:
+        started += "started" in line
+        if started == 2:  # both packages run at once
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not list(out.glob(".*")), "temporary folder left behind"

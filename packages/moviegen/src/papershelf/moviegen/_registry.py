@@ -18,6 +18,7 @@ REPRODUCTION = Reproduction(
   primaryClass  = {cs.CV}
 }""",
     run="papershelf.moviegen.reproduce:run",
+    default_seeds=2,
     headline="tiny TAE + flow-matching transformer trained on synthetic moving shapes on CPU: "
     "OPL, loss curve, prompt-following samples",
 )

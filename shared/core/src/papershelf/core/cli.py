@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CPU threads for torch and BLAS (default: 1 for the quick profile on CPU, "
         "the library default otherwise)",
+    )
+    p_rep.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="packages run at once, each in its own process (default: 2 for the quick profile "
+        "on CPU, where each run uses one thread; 1 otherwise)",
     )
     bar = p_rep.add_mutually_exclusive_group()
     bar.add_argument(
@@ -123,6 +132,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         print("papershelf: error: --threads must be at least 1", file=sys.stderr)
         return 2
+    if args.jobs is not None and args.jobs < 1:
+        print("papershelf: error: --jobs must be at least 1", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
@@ -143,25 +155,47 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     options = (" --full" if args.full else "") + (f" --seeds {args.seeds}" if args.seeds else "")
     failures = []
     start = time.perf_counter()
-    for i, rep in enumerate(chosen, 1):
+    jobs = args.jobs
+    if jobs is None:  # quick CPU runs use one thread each: fill the cores with packages
+        jobs = 1 if (args.full or device != "cpu") else min(2, os.cpu_count() or 1)
+    jobs = max(1, min(jobs, len(chosen)))
+    show_progress = args.progress if (jobs == 1 or args.progress is not None) else False
+    tasks = []
+    for rep in chosen:
         n_seeds = args.seeds or (max(3, rep.default_seeds) if args.full else rep.default_seeds)
-        seeds = tuple(range(n_seeds))
-        print(f"[{i}/{len(chosen)}] {rep.name}: {rep.headline or rep.title}", flush=True)
-        outcome = run_reproduction(
-            rep,
-            out,
-            full=args.full,
-            seeds=seeds,
-            device=device,
-            show_progress=args.progress,
-            command=f"papershelf reproduce {rep.name}{options}",
-            threads=args.threads,
+        tasks.append(
+            (
+                rep,
+                dict(
+                    full=args.full,
+                    seeds=tuple(range(n_seeds)),
+                    device=device,
+                    show_progress=show_progress,
+                    command=f"papershelf reproduce {rep.name}{options}",
+                    threads=args.threads,
+                ),
+            )
         )
+
+    def report(i: int, outcome: Any) -> None:
         if outcome.ok:
-            print(f"      done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}", flush=True)
+            print(
+                f"      {outcome.name} done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}",
+                flush=True,
+            )
         else:
             failures.append(outcome)
-            print(f"      FAILED after {outcome.runtime_s:.1f} s: {outcome.error}", flush=True)
+            print(
+                f"      {outcome.name} FAILED after {outcome.runtime_s:.1f} s: {outcome.error}",
+                flush=True,
+            )
+
+    if jobs == 1:
+        for i, (rep, kw) in enumerate(tasks, 1):
+            print(f"[{i}/{len(tasks)}] {rep.name}: {rep.headline or rep.title}", flush=True)
+            report(i, run_reproduction(rep, out, **kw))
+    else:
+        _run_parallel(tasks, out, jobs, report)
     path, table = write_summary(out)
     print()
     print(table)
@@ -171,6 +205,43 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"papershelf: {len(failures)} reproduction(s) failed: {names}", file=sys.stderr)
         return 1
     return 0
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)  # clean up the temporary folder, then exit
+
+
+def _run_parallel(
+    tasks: list[tuple[Any, dict[str, Any]]],
+    out: Path,
+    jobs: int,
+    report: Callable[[int, Any], None],
+) -> None:
+    """Run reproductions in ``jobs`` worker processes; on Ctrl-C / SIGTERM stop them all."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from papershelf.core.reproduce import run_reproduction
+
+    ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
+    print(f"running {len(tasks)} packages, {jobs} at a time", flush=True)
+    try:
+        pending = {}
+        for i, (rep, kw) in enumerate(tasks, 1):
+            print(f"[{i}/{len(tasks)}] {rep.name}: {rep.headline or rep.title}", flush=True)
+            pending[pool.submit(run_reproduction, rep, out, **kw)] = i
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                report(pending.pop(fut), fut.result())
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: each worker removes its temporary folder
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 class _Terminated(SystemExit):
