@@ -21,6 +21,7 @@ REPRODUCTION = Reproduction(
   archivePrefix = {arXiv}
 }""",
     run="papershelf.hessian_trace.reproduce:run",
+    default_seeds=3,
     headline="low-rank matrix sensing: trace-regularized deep linear nets find the minimum "
     "nuclear-norm solution at every depth",
 )

@@ -20,6 +20,7 @@ REPRODUCTION = Reproduction(
   archivePrefix = {arXiv}
 }""",
     run="papershelf.kv_margin.reproduce:run",
+    default_seeds=3,
     headline="Kendall tau of kV-Margin / kV-GN-Margin vs the raw margin on a sweep of digits MLPs "
     "trained to interpolation",
 )
