@@ -121,33 +121,6 @@ def test_format_value():
     assert format_value(2.0, 0.5) == "2 ± 0.5"
 
 
-def test_paired_difference():
-    from papershelf.core import paired_difference
-
-    # differences 1, 2, 3: mean 2, paired se = 1 / sqrt(3)
-    diff, se, holds = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
-    assert diff == pytest.approx(2.0) and se == pytest.approx(1 / math.sqrt(3))
-    assert holds  # 2 > 2 / sqrt(3)
-    assert not paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0], z=4.0).holds
-    # a shared per-seed offset cancels: large spread across seeds, constant difference
-    assert paired_difference([10.0, 50.0, 90.0], [9.0, 49.0, 89.0]).holds
-    # the wrong direction never holds; one seed has no standard error
-    assert not paired_difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]).holds
-    one = paired_difference([3.0], [1.0])
-    assert one.diff == 2.0 and one.se == math.inf and not one.holds
-    with pytest.raises(ValueError, match="one value per seed"):
-        paired_difference([1.0, 2.0], [1.0])
-    with pytest.raises(ValueError, match="empty"):
-        paired_difference([], [])
-
-
-def test_paired_difference_rejects_nan():
-    from papershelf.core import paired_difference
-
-    with pytest.raises(ValueError, match="finite"):
-        paired_difference([1.0, math.nan], [0.0, 0.0])
-
-
 @pytest.mark.parametrize(
     ("a", "b", "kw", "verdict"),
     [

@@ -27,7 +27,6 @@ _SUBMODULES = {
         "STATUSES",
         "VERDICTS",
         "claim_test",
-        "paired_difference",
         "read_results",
         "records_from_json",
         "records_to_json",

@@ -20,13 +20,11 @@ __all__ = [
     "STATUSES",
     "VERDICTS",
     "ClaimTest",
-    "PairedDifference",
     "ResultRecord",
     "Status",
     "Verdict",
     "claim_test",
     "format_value",
-    "paired_difference",
     "read_results",
     "records_from_json",
     "records_to_json",
@@ -35,49 +33,6 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 _READABLE_SCHEMAS = (1, 2)
-
-
-class PairedDifference(NamedTuple):
-    """Mean of a paired difference, its standard error, and whether it clears ``z`` of them."""
-
-    diff: float
-    se: float
-    holds: bool
-
-
-def paired_difference(
-    a: Sequence[float], b: Sequence[float], *, z: float = 2.0
-) -> PairedDifference:
-    """Compare two methods run on matched seeds (``diff > z * se``; prefer :func:`claim_test`).
-
-    Seeds are matched when the same seed gives both runs the same initialisation, batches and
-    evaluation draws, so the per-seed differences ``a[i] - b[i]`` cancel the shared noise.
-
-    Parameters
-    ----------
-    a, b : sequence of float, shape (n_seeds,)
-        Per-seed results of the two methods, in the same seed order.
-    z : float
-        How many paired standard errors the mean difference must exceed (default 2).
-
-    Returns
-    -------
-    PairedDifference
-        ``(diff, se, holds)``: the mean of ``a - b``, its paired standard error (``inf`` for one
-        seed, where it cannot be estimated) and ``diff > 0 and diff > z * se``.
-    """
-    if len(a) != len(b):
-        raise ValueError(f"a and b must have one value per seed each, got {len(a)} and {len(b)}")
-    if not a:
-        raise ValueError("a and b must not be empty")
-    if z < 0:
-        raise ValueError(f"z must be non-negative, got {z}")
-    diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
-    if not all(math.isfinite(d) for d in diffs):
-        raise ValueError("a and b must be finite (a seed gave NaN or inf)")
-    diff = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return PairedDifference(diff, se, bool(diff > 0 and diff > z * se))
 
 
 Verdict = Literal["holds", "not shown", "contradicted"]
