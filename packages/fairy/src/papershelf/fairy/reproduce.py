@@ -284,7 +284,7 @@ def _equivalence() -> list[ResultRecord]:
             [worst],
             claim="chunked editing, and recomputing the anchors in lock-step, equal "
             "all-at-once editing (atol 1e-5)",
-            verdict=_verdict(worst < 1e-5),  # type: ignore[arg-type]
+            verdict=_verdict(worst < 1e-5),
             higher_is_better=False,
             note=", ".join(f"chunk {c}: {d:.2g}" for c, d in diffs.items())
             + f", recompute: {d_rec:.2g}; for scale, anchors vs frame-wise differ by {effect:.2f}"
@@ -296,7 +296,7 @@ def _equivalence() -> list[ResultRecord]:
             "max change in the other 7 frames",
             [loc],
             claim="editing a frame depends only on itself and the anchors",
-            verdict=_verdict(loc == 0.0),  # type: ignore[arg-type]
+            verdict=_verdict(loc == 0.0),
             higher_is_better=False,
             note="deterministic",
         ),
@@ -330,7 +330,7 @@ def _resources(pipe: Any, hw: int, steps: int, chunk: int) -> list[ResultRecord]
             "anchor cache (MB)",
             [cache[-1] / 1e6],
             claim="the anchor cache does not grow with N and equals sum_l 2 K S_l C_l T B bytes",
-            verdict=_verdict(ok_cache),  # type: ignore[arg-type]
+            verdict=_verdict(ok_cache),
             higher_is_better=False,
             note=f"measured {[c / 1e6 for c in cache]} MB, closed form {closed / 1e6:.4f} MB "
             "(deterministic)",
@@ -341,7 +341,7 @@ def _resources(pipe: Any, hw: int, steps: int, chunk: int) -> list[ResultRecord]
             "largest UNet batch",
             [batch[-1]],
             claim="the chunk, not N, sets the UNet batch: 3 x max(K, chunk)",
-            verdict=_verdict(ok_batch),  # type: ignore[arg-type]
+            verdict=_verdict(ok_batch),
             higher_is_better=False,
             note=f"Fairy {batch}; Text2Video-Zero all at once {[3 * n for n in sizes]}, chunked "
             f"{3 * (chunk + 1)}; full cross-frame {[3 * n for n in sizes]} (deterministic)",

@@ -195,7 +195,7 @@ def package_summary(records: Sequence[ResultRecord]) -> dict[str, str]:
     marked = [r for r in records if r.headline]
     top = marked[0] if marked else (claims or list(records))[0]
     if top.claim is not None:
-        ours = top.status
+        ours: str = top.status
         if top.values:
             ours = f"{format_value(top.mean)}, {ours}"
         if top.interval is not None:

@@ -308,9 +308,7 @@ class PersonalizedVideoModel(nn.Module):
         """x (B, C, T, H, W), t (B,), text (B, L, text_dim), reference (B, 3, S, S) -> velocity."""
         tc = self._text(text, text_mask)
         tok, tmask = self.conditioner(reference, tc.batch_size, x.device)
-        return self.transformer(
-            x, t, tc, context_tokens=tok, context_tokens_mask=tmask
-        )
+        return self.transformer(x, t, tc, context_tokens=tok, context_tokens_mask=tmask)
 
     def loss(
         self,
