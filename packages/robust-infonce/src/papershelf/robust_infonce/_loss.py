@@ -135,6 +135,29 @@ def _rince_from_lse(lse: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
     return torch.where(direct, value_direct, torch.where(use_log, value_log, zero))
 
 
+def _reduce_rows(
+    rows: Tensor, lse: Tensor, pos: Tensor, q: float, lam: float, reduction: str
+) -> Tensor:
+    """``reduce_loss`` that never turns rows of ``+inf`` and ``-inf`` into NaN.
+
+    Rows that overflow the compute dtype are ``±inf``; their mean is then recomputed in float64
+    from ``lse`` and ``pos`` and cast back, so it is finite when it fits and ``±inf`` when it does
+    not. Where even float64 overflows with rows of both signs the sign of the mean is unknown,
+    and a ValueError says so. At overflow the gradient is zero (the loss is not usable there).
+    """
+    if reduction == "none" or bool(torch.isfinite(rows).all()):
+        return reduce_loss(rows, reduction)
+    with torch.no_grad():
+        r64 = _rince_from_lse(lse.detach().double(), pos.detach().double(), q, lam)
+        if bool(torch.isposinf(r64).any()) and bool(torch.isneginf(r64).any()):
+            raise ValueError(
+                "the RINCE loss overflows float64 with rows of both signs, so its mean is "
+                "undefined: raise the temperature (or normalize the embeddings)"
+            )
+        value = reduce_loss(r64, reduction).to(rows.dtype)
+    return lse.sum() * 0.0 + value
+
+
 def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
     """Per-row RINCE from logits (excluded columns already at -inf) and the positive logit."""
     return _rince_from_lse(torch.logsumexp(logits, dim=1), pos, q, lam)
@@ -321,7 +344,9 @@ def rince_from_logits(
             raise ValueError("mask excludes the positive column of some row (target)")
         x = x.masked_fill(mask, float("-inf"))
     pos = x.gather(1, target[:, None]).squeeze(1)
-    return reduce_loss(_rince_rows(x, pos, qv, lamv), reduction).to(out_dtype)
+    lse = torch.logsumexp(x, dim=1)
+    rows = _rince_from_lse(lse, pos, qv, lamv)
+    return _reduce_rows(rows, lse, pos, qv, lamv, reduction).to(out_dtype)
 
 
 def _pair_lse(
@@ -450,7 +475,7 @@ def rince_loss(
     out_dtype = a.dtype
     with torch.autocast(a.device.type, enabled=False):
         lse, pos = _pair_lse(a, b, t, learnable, norm, layout, gather)
-        loss = reduce_loss(_rince_from_lse(lse, pos, qv, lamv), reduction)
+        loss = _reduce_rows(_rince_from_lse(lse, pos, qv, lamv), lse, pos, qv, lamv, reduction)
     return loss.to(out_dtype)
 
 
@@ -618,7 +643,7 @@ def rince_from_labels(
         if per_pair.numel() == 0 and reduction != "none":
             loss = sim.sum() * 0.0  # no positive pair: zero, still connected to the graph
         else:
-            loss = reduce_loss(per_pair, reduction)
+            loss = _reduce_rows(per_pair, lse, pos, qv, lamv, reduction)
     return loss.to(out_dtype)
 
 
@@ -683,10 +708,9 @@ def moco_rince_loss(
         pos = logits.gather(1, target[:, None]).squeeze(1)
         lse = torch.logsumexp(logits, dim=1)
         _check_logits_finite(lse, pos, t)
-        loss = _rince_from_lse(lse, pos, qv, lamv)
-        if scale2t:
+        loss = _reduce_rows(_rince_from_lse(lse, pos, qv, lamv), lse, pos, qv, lamv, reduction)
+        if scale2t:  # a positive scale commutes with the mean / sum
             loss = loss * (2.0 * temp)
-        loss = reduce_loss(loss, reduction)
     return loss.to(out_dtype)
 
 
