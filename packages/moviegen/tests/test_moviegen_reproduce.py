@@ -19,8 +19,10 @@ def test_run_smoke_on_a_tiny_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(rep, "QUICK", tiny)
     monkeypatch.setattr(rep, "run_cast", lambda ctx: [])
     records = rep.run(ReproduceContext(out_dir=tmp_path, show_progress=False, seeds=(0, 1)))
-    names = {r.metric for r in records}
+    names = {r.metric.split(" (")[0] for r in records}
     assert {"colour accuracy", "direction accuracy", "shape accuracy"} <= names
+    scored = [r for r in records if r.metric.split(" (")[0].endswith("accuracy")]
+    assert all(r.verdict is not None for r in scored)  # claim rows carry a verdict
     assert sum(bool(getattr(r, "headline", False)) for r in records) == 1
     assert (tmp_path / "samples_grid.png").exists() and (tmp_path / "loss_curves.png").exists()
 
