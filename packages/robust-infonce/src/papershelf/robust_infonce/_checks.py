@@ -9,25 +9,22 @@ change a loss); the same file lives in ``packages/hard-negatives/src/papershelf/
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+from papershelf.core.validation import check_array
 
 __all__ = ["check_pair", "check_tensor", "reduce_loss"]
 
 
 def check_tensor(x: object, name: str, ndim: int) -> Tensor:
-    """``x`` as a finite floating-point tensor with ``ndim`` dimensions, or a clear error naming it."""
+    """``x`` as a finite floating-point tensor with ``ndim`` dimensions, or a clear error naming it.
+
+    The checks are the core's :func:`~papershelf.core.validation.check_array`; this adds only that
+    the loss needs a tensor (a list or array is refused, not converted).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    # one reduction instead of an elementwise mask: a finite sum means no NaN/inf (any of them
-    # makes the sum non-finite); a sum that overflows falls back to the exact elementwise check
-    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    return check_array(name, x, ndim=ndim, dtype_kind="f")
 
 
 def check_pair(z1: object, z2: object) -> tuple[Tensor, Tensor]:
