@@ -14,8 +14,9 @@ does not import torch (the package's API is torch-based: its first use does).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -83,15 +84,4 @@ if TYPE_CHECKING:
     from papershelf.debias_vl.prompts import CELEBA, WATERBIRDS
     from papershelf.debias_vl.zero_shot import zero_shot_predict
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.debias_vl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.debias_vl.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

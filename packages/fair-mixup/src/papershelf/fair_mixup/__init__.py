@@ -18,8 +18,9 @@ Reference: https://arxiv.org/abs/2103.06503
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -100,15 +101,4 @@ if TYPE_CHECKING:
     from papershelf.fair_mixup.training import train as train
     from papershelf.fair_mixup.training import train_step as train_step
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.fair_mixup' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.fair_mixup.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

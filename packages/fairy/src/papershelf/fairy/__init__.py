@@ -11,8 +11,9 @@ rest lives in the submodules (``attention``, ``anchors``, ``video``, ``metrics``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -52,15 +53,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from papershelf.fairy.pipeline import FairyPipeline
     from papershelf.fairy.video import load_video, write_video
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.fairy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.fairy.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

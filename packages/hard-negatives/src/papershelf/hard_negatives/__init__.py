@@ -15,8 +15,9 @@ with hard negatives, ``[graph]`` extra).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # names beyond __all__ are reachable too (lazy, below)
     from papershelf.hard_negatives._distributed import gather_with_grad as gather_with_grad
@@ -70,14 +71,4 @@ _EXPORTS = {
     "nt_xent_loss": "_loss",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

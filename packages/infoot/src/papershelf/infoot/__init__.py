@@ -12,8 +12,9 @@ name that needs them is first used (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -49,15 +50,4 @@ if TYPE_CHECKING:
     from papershelf.infoot.estimators import FusedInfoOT, InfoOT
     from papershelf.infoot.solvers import fused_info_ot, info_ot
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.infoot' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.infoot.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -12,8 +12,9 @@ submodules ``kvariance``, ``margins``, ``measure``, ``metrics``, ``pgdl`` and ``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -72,18 +73,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from papershelf.kv_margin.metrics import granulated_kendall_tau, kendall_tau, pgdl_cmi
 
-
-def __getattr__(name: str) -> Any:
-    # "margins" is both a submodule and a function: the function wins, as before
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, _SUBMODULES)

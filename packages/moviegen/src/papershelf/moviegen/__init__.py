@@ -15,8 +15,9 @@ stays reachable here under its old name.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -99,18 +100,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from papershelf.moviegen.text import MultiTextConditioner, TextContext
     from papershelf.moviegen.transformer import MovieGenTransformer
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name) or _LEGACY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(f"papershelf.moviegen.{module}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"papershelf.moviegen.{name}")
-    else:
-        raise AttributeError(f"module 'papershelf.moviegen' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, *_LEGACY, *_SUBMODULES})
+__getattr__, __dir__ = lazy_exports(__name__, {**_EXPORTS, **_LEGACY}, _SUBMODULES)

@@ -11,8 +11,9 @@ The package's API is torch: importing it does not import torch, the first use of
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from papershelf.robust_infonce._distributed import gather_with_grad as gather_with_grad
@@ -38,14 +39,4 @@ _EXPORTS = {
     "gather_with_grad": "_distributed",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,8 +13,9 @@ its module when first used (``TMDSVC`` needs the ``sklearn`` extra).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from papershelf.core.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -61,15 +62,4 @@ if TYPE_CHECKING:
     from papershelf.tmd.kernel import TreeMoversKernel as TreeMoversKernel
     from papershelf.tmd.kernel import svm_split_accuracy as svm_split_accuracy
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.tmd' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.tmd.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,11 +8,9 @@ nothing until one of its names is used (so ``papershelf --help`` stays fast).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 # ``progress`` is both a submodule and its function: bind the function now (stdlib only), so
 # that importing the submodule elsewhere cannot shadow it.
+from papershelf.core.lazy import lazy_exports
 from papershelf.core.progress import progress
 
 __version__ = "0.2.0"
@@ -47,14 +45,4 @@ _LAZY = {name: module for module, names in _SUBMODULES.items() for name in names
 __all__ = ["__version__", "progress", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'papershelf.core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"papershelf.core.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,0 +1,52 @@
+"""Lazy package attributes (PEP 562): ``import papershelf.<pkg>`` imports nothing heavy.
+
+Every package ``__init__`` maps its public names to the submodule that defines them and gets
+``__getattr__`` / ``__dir__`` from :func:`lazy_exports`; a name is imported on first use and then
+cached in the package namespace. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = ["lazy_exports"]
+
+
+def lazy_exports(
+    package: str, names: Mapping[str, str], submodules: Iterable[str] = ()
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``.
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__``.
+    names : mapping of str to str
+        Public name -> submodule (relative to ``package``) that defines it.
+    submodules : iterable of str
+        Submodules reachable as attributes (``pkg.margins``) before they are imported.
+
+    Examples
+    --------
+    >>> __getattr__, __dir__ = lazy_exports(__name__, {"tmd": "distance"})  # doctest: +SKIP
+    """
+    names = dict(names)
+    subs = frozenset(submodules)
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            value = getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        elif name in subs:
+            value = importlib.import_module(f"{package}.{name}")
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *names, *subs})
+
+    return __getattr__, __dir__
