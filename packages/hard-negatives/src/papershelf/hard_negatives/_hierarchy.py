@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from papershelf.contrastive_bench.digits import Encoder  # the digits harness's MLP
 
 __all__ = [
     "HierarchyConfig",
@@ -178,35 +180,13 @@ def augment_views(
     return x * gain * keep + noise
 
 
-class MLPEncoder(nn.Module):
-    """MLP encoder obs_dim -> hidden -> hidden (BN, ReLU), projector hidden -> proj[0] -> proj[1]."""
-
-    def __init__(self, obs_dim: int, hidden: int = 256, proj: tuple[int, int] = (128, 64)) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(obs_dim, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(),
-        )
-        self.head = nn.Sequential(
-            nn.Linear(hidden, proj[0]), nn.BatchNorm1d(proj[0]), nn.ReLU(), nn.Linear(*proj)
-        )
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.body(x)
-        return h, self.head(h)
-
-
 def train_hierarchy(
     loss_fn: LossFn, data: HierarchyData, cfg: HierarchyConfig, seed: int
-) -> MLPEncoder:
+) -> Encoder:
     """SimCLR-style training for ``cfg.steps`` steps (batches without replacement per epoch)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = MLPEncoder(cfg.obs_dim, cfg.hidden, cfg.proj)
+    model = Encoder(cfg.hidden, cfg.proj, in_features=cfg.obs_dim)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x, basis = data.signal_train, data.nuisance_basis
     n = x.shape[0]
@@ -231,7 +211,7 @@ def train_hierarchy(
     return model
 
 
-def _features(model: MLPEncoder | None, x: Tensor) -> np.ndarray:
+def _features(model: Encoder | None, x: Tensor) -> np.ndarray:
     if model is None:
         return x.numpy().astype(np.float64)
     with torch.no_grad():
@@ -239,7 +219,7 @@ def _features(model: MLPEncoder | None, x: Tensor) -> np.ndarray:
 
 
 def fine_probe(
-    model: MLPEncoder | None, data: HierarchyData, cfg: HierarchyConfig, seed: int
+    model: Encoder | None, data: HierarchyData, cfg: HierarchyConfig, seed: int
 ) -> float:
     """Few-shot (``cfg.shots`` per fine class) linear probe accuracy (%) of the fine class.
 
@@ -274,7 +254,7 @@ def fine_probe(
 
 
 def negative_weight_shares(
-    model: MLPEncoder,
+    model: Encoder,
     data: HierarchyData,
     cfg: HierarchyConfig,
     *,
@@ -365,7 +345,7 @@ def run_method(
     data: HierarchyData,
     cfg: HierarchyConfig,
     seeds: Sequence[int],
-) -> tuple[list[float], list[MLPEncoder], float]:
+) -> tuple[list[float], list[Encoder], float]:
     """Train and probe one loss on every seed: (5-shot accuracies %, models, CPU seconds)."""
     accs, models = [], []
     start = time.process_time()

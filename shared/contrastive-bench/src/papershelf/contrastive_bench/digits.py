@@ -88,11 +88,13 @@ def augment(x: Tensor, generator: torch.Generator) -> Tensor:
 class Encoder(nn.Module):
     """MLP encoder 64 -> hidden -> hidden (BN, ReLU) and projector hidden -> proj[0] -> proj[1]."""
 
-    def __init__(self, hidden: int = 256, proj: tuple[int, int] = (128, 64)) -> None:
+    def __init__(
+        self, hidden: int = 256, proj: tuple[int, int] = (128, 64), in_features: int = 64
+    ) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64, hidden),
+            nn.Linear(in_features, hidden),
             nn.BatchNorm1d(hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
