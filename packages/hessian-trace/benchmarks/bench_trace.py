@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
+import time
 
 import torch
 
 from papershelf.core import describe_hardware
-from papershelf.core.timing import time_call
 from papershelf.hessian_trace import (
     deep_linear_trace,
     hessian_trace_exact,
@@ -31,7 +32,13 @@ from papershelf.hessian_trace import (
 
 def timeit(fn, repeat: int) -> float:
     """Median wall seconds of ``repeat`` calls after one warm-up call."""
-    return time_call(fn, repeat, clock="wall", stat="median")
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def hutchinson_loop(loss, ws, probes: int) -> float:

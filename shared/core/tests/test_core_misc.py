@@ -1,14 +1,17 @@
 import os
-import time
 
 import numpy as np
 import pytest
 
 from papershelf.core import io
-from papershelf.core.devices import resolve_device
-from papershelf.core.environment import describe_hardware, package_versions
 from papershelf.core.progress import progress
-from papershelf.core.seeding import make_generator, make_rng
+from papershelf.core.runtime import (
+    describe_hardware,
+    make_generator,
+    make_rng,
+    package_versions,
+    resolve_device,
+)
 from papershelf.core.testing import assert_close
 
 
@@ -102,21 +105,6 @@ def test_assert_close_mixes_numpy_and_torch():
     assert_close(torch.tensor([1.0, 2.0]), np.array([1.0, 2.0]))
     with pytest.raises(AssertionError):
         assert_close(torch.tensor([1.0]), np.array([1.1]))
-
-
-def test_time_call_counts_warmup_and_repeats_and_validates():
-    from papershelf.core.timing import time_call
-
-    calls = []
-    t = time_call(lambda: calls.append(1), 5, warmup=2)
-    assert len(calls) == 7 and 0 <= t < 1
-    # "thread" CPU time ignores sleeping; "wall" does not
-    assert time_call(lambda: time.sleep(0.02), 2, warmup=0, clock="thread") < 0.01
-    assert time_call(lambda: time.sleep(0.02), 2, warmup=0, clock="wall", stat="median") >= 0.019
-    for bad in ({"repeats": 0}, {"warmup": -1}, {"clock": "cpu"}, {"stat": "mean"}):
-        kw = {"repeats": 1, **bad}
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            time_call(lambda: None, **kw)
 
 
 def test_data_root_reads_papershelf_data(monkeypatch, tmp_path):

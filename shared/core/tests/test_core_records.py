@@ -141,19 +141,34 @@ def test_claim_test_verdicts(a, b, kw, verdict):
 def test_claim_test_interval_is_student_t():
     from papershelf.core.records import claim_test
 
-    # differences 1, 2, 3: mean 2, se 1/sqrt(3), t_{0.95, 2} = 2.920
+    # differences 1, 2, 3: mean 2, se 1/sqrt(3), t_{0.95, 2} = 2.919986 (scipy.stats.t.ppf)
     t = claim_test([1.0, 2.0, 3.0])
     assert t.diff == pytest.approx(2.0) and t.se == pytest.approx(1 / math.sqrt(3))
-    assert t.low == pytest.approx(2.0 - 2.920 / math.sqrt(3))
-    assert t.high == pytest.approx(2.0 + 2.920 / math.sqrt(3))
-    # large n follows the normal quantile (Cornish-Fisher correction small)
+    assert t.low == pytest.approx(2.0 - 2.9199856 / math.sqrt(3))
+    assert t.high == pytest.approx(2.0 + 2.9199856 / math.sqrt(3))
     big = claim_test([float(i % 7) for i in range(200)])
-    assert (big.high - big.diff) / big.se == pytest.approx(1.6525, abs=2e-3)
+    assert (big.high - big.diff) / big.se == pytest.approx(1.6525467461665633, rel=1e-9)
     for bad in ([1.0, math.nan], []):
         with pytest.raises(ValueError):
             claim_test(bad)
     with pytest.raises(ValueError, match="direction"):
         claim_test([1.0, 2.0], direction="up")
+
+
+@pytest.mark.parametrize(
+    ("confidence", "df", "expected"),  # scipy.stats.t.ppf(confidence, df)
+    [
+        (0.95, 1, 6.313751514675037),
+        (0.8, 2, 1.0606601717798214),
+        (0.975, 4, 2.7764451051977934),
+        (0.95, 7, 1.8945786050900062),
+        (0.99, 30, 2.457261542400591),
+    ],
+)
+def test_t_quantile_matches_scipy(confidence, df, expected):
+    from papershelf.core.records import _t_quantile
+
+    assert _t_quantile(confidence, df) == pytest.approx(expected, rel=1e-10)
 
 
 def test_record_from_claim_test_round_trips():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -59,16 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="packages run at once, each in its own process (default: 2 for the quick profile "
         "on CPU, where each run uses one thread; 1 otherwise)",
     )
-    bar = p_rep.add_mutually_exclusive_group()
-    bar.add_argument(
+    p_rep.add_argument(
         "--progress",
-        dest="progress",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="always show progress bars",
-    )
-    bar.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="never show progress bars"
+        help="show progress bars always / never (default: on a terminal, one package at a time)",
     )
 
     p_cite = sub.add_parser("cite", help="print a paper's BibTeX")
@@ -76,71 +72,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _UsageError(Exception):
+    """A bad command line: ``main`` prints ``papershelf: error: <message>`` and returns 2."""
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from papershelf.core.registry import installed
 
-    packages = installed()
-    if not packages:
+    rows = [("name", "version", "results", "paper")]
+    for pkg in installed():
+        has = (Path(args.out) / pkg.name / "results.json").is_file()
+        where = str(Path(args.out) / pkg.name) if has else "none yet"
+        rows.append((pkg.name, pkg.version, where, pkg.summary))
+    if len(rows) == 1:
         print(
             "No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`."
         )
         return 0
-    rows = [("name", "version", "results", "paper")]
-    out = Path(args.out)
-    for pkg in packages:
-        has = (out / pkg.name / "results.json").is_file()
-        rows.append(
-            (pkg.name, pkg.version, str(out / pkg.name) if has else "none yet", pkg.summary)
-        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
     return 0
 
 
-def _cmd_cite(args: argparse.Namespace) -> int:
+def _get(name: str) -> Any:
     from papershelf.core.registry import UnknownReproductionError, get_reproduction
 
     try:
-        rep = get_reproduction(args.name)
+        return get_reproduction(name)
     except UnknownReproductionError as exc:
-        print(f"papershelf: error: {exc}", file=sys.stderr)
-        return 2
-    print(rep.bibtex.strip())
+        raise _UsageError(str(exc)) from None
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    print(_get(args.name).bibtex.strip())
     return 0
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from papershelf.core.devices import resolve_device
-    from papershelf.core.registry import UnknownReproductionError, discover, get_reproduction
-    from papershelf.core.reproduce import run_reproduction, write_summary
-
+def _last_runtime(folder: Path) -> float:
+    """The runtime a package's previous results in ``folder`` record (0 when there are none)."""
     try:
-        chosen = [get_reproduction(n) for n in args.names] or list(discover().values())
-    except UnknownReproductionError as exc:
-        print(f"papershelf: error: {exc}", file=sys.stderr)
-        return 2
+        return float(json.loads((folder / "results.json").read_text())["runtime_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from papershelf.core.registry import discover
+    from papershelf.core.reproduce import run_reproduction, write_summary
+    from papershelf.core.runtime import resolve_device
+
+    chosen = [_get(n) for n in args.names] or list(discover().values())
     if not chosen:
-        print(
-            "No paper packages are installed yet, so there is nothing to reproduce. "
-            "Install one, e.g. `pip install papershelf-tmd`."
-        )
+        print("No paper packages are installed yet, so there is nothing to reproduce. "
+              "Install one, e.g. `pip install papershelf-tmd`.")  # fmt: skip
         return 0
-    if args.seeds is not None and args.seeds < 1:
-        print("papershelf: error: --seeds must be at least 1", file=sys.stderr)
-        return 2
-    if args.threads is not None and args.threads < 1:
-        print("papershelf: error: --threads must be at least 1", file=sys.stderr)
-        return 2
-    if args.jobs is not None and args.jobs < 1:
-        print("papershelf: error: --jobs must be at least 1", file=sys.stderr)
-        return 2
+    for flag in ("seeds", "threads", "jobs"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise _UsageError(f"--{flag} must be at least 1")
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
-        print(f"papershelf: error: {exc}", file=sys.stderr)
-        return 2
-    # each package's own default (its claims need seeds), at least 3 for --full
+        raise _UsageError(str(exc)) from None
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -149,8 +142,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        print(f"papershelf: error: cannot write results to --out {out}: {reason}", file=sys.stderr)
-        return 2
+        raise _UsageError(f"cannot write results to --out {out}: {reason}") from None
     # the command that reproduces a package's numbers (output folder and device aside)
     options = (" --full" if args.full else "") + (f" --seeds {args.seeds}" if args.seeds else "")
     failures = []
@@ -159,36 +151,22 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if jobs is None:  # quick CPU runs use one thread each: fill the cores with packages
         jobs = 1 if (args.full or device != "cpu") else min(2, os.cpu_count() or 1)
     jobs = max(1, min(jobs, len(chosen)))
+    if jobs > 1:  # longest first (by the last run's time), so that no long run starts last
+        chosen.sort(key=lambda rep: -_last_runtime(out / rep.name))
     show_progress = args.progress if (jobs == 1 or args.progress is not None) else False
     tasks = []
     for rep in chosen:
         n_seeds = args.seeds or (max(3, rep.default_seeds) if args.full else rep.default_seeds)
-        tasks.append(
-            (
-                rep,
-                dict(
-                    full=args.full,
-                    seeds=tuple(range(n_seeds)),
-                    device=device,
-                    show_progress=show_progress,
-                    command=f"papershelf reproduce {rep.name}{options}",
-                    threads=args.threads,
-                ),
-            )
-        )
+        command = f"papershelf reproduce {rep.name}{options}"
+        kw = dict(full=args.full, seeds=tuple(range(n_seeds)), device=device, command=command)
+        tasks.append((rep, {**kw, "show_progress": show_progress, "threads": args.threads}))
 
     def report(i: int, outcome: Any) -> None:
-        if outcome.ok:
-            print(
-                f"      {outcome.name} done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}",
-                flush=True,
-            )
-        else:
+        what = f"done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}"
+        if not outcome.ok:
             failures.append(outcome)
-            print(
-                f"      {outcome.name} FAILED after {outcome.runtime_s:.1f} s: {outcome.error}",
-                flush=True,
-            )
+            what = f"FAILED after {outcome.runtime_s:.1f} s: {outcome.error}"
+        print(f"      {outcome.name} {what}", flush=True)
 
     if jobs == 1:
         for i, (rep, kw) in enumerate(tasks, 1):
@@ -197,9 +175,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         _run_parallel(tasks, out, jobs, report)
     path, table = write_summary(out)
-    print()
-    print(table)
-    print(f"Summary written to {path} ({time.perf_counter() - start:.1f} s in all)")
+    print(f"\n{table}\nSummary written to {path} ({time.perf_counter() - start:.1f} s in all)")
     if failures:
         names = ", ".join(f.name for f in failures)
         print(f"papershelf: {len(failures)} reproduction(s) failed: {names}", file=sys.stderr)
@@ -285,12 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "list":
-        return _cmd_list(args)
-    if args.command == "cite":
-        return _cmd_cite(args)
-    if args.command == "reproduce":
-        return _run_interruptible(_cmd_reproduce, args)
+    commands = {"list": _cmd_list, "cite": _cmd_cite}
+    try:
+        if args.command == "reproduce":
+            return _run_interruptible(_cmd_reproduce, args)
+        if args.command in commands:
+            return commands[args.command](args)
+    except _UsageError as exc:
+        print(f"papershelf: error: {exc}", file=sys.stderr)
+        return 2
     parser.print_help()
     return 0
 

@@ -1,9 +1,5 @@
-"""Atomic file writes and figure saving.
-
-A crash halfway through a reproduction must never leave a half-written
-``results.json`` behind, so every file the core writes goes to a temporary
-sibling first and is moved into place with :func:`os.replace`.
-"""
+"""Atomic file writes and figure saving: every file the core writes goes to a temporary sibling
+first and is moved into place with :func:`os.replace` (a crash leaves no half-written file)."""
 
 from __future__ import annotations
 
@@ -68,18 +64,9 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 150, close: bool = True) -> Path:
-    """Save a matplotlib figure atomically as PNG (or the suffix's format).
+    """Save a matplotlib figure atomically to ``path`` (``.png`` added when it has no suffix).
 
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure to save.
-    path : path-like
-        Destination; ``.png`` is appended when there is no suffix.
-    dpi : int
-        Resolution.
-    close : bool
-        Close the figure afterwards, to free its memory.
+    ``close`` closes the figure afterwards, to free its memory.
     """
     import io as _io
 

@@ -18,20 +18,11 @@ __all__ = ["lazy_exports"]
 def lazy_exports(
     package: str, names: Mapping[str, str], submodules: Iterable[str] = ()
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``.
+    """``(__getattr__, __dir__)`` for ``package`` (its ``__name__``).
 
-    Parameters
-    ----------
-    package : str
-        The package's ``__name__``.
-    names : mapping of str to str
-        Public name -> submodule (relative to ``package``) that defines it.
-    submodules : iterable of str
-        Submodules reachable as attributes (``pkg.margins``) before they are imported.
-
-    Examples
-    --------
-    >>> __getattr__, __dir__ = lazy_exports(__name__, {"tmd": "distance"})  # doctest: +SKIP
+    ``names`` maps each public name to the submodule (relative to ``package``) that defines it;
+    ``submodules`` are reachable as attributes (``pkg.margins``) before they are imported.
+    Usage: ``__getattr__, __dir__ = lazy_exports(__name__, {"tmd": "distance"})``.
     """
     names = dict(names)
     subs = frozenset(submodules)

@@ -38,105 +38,39 @@ _READABLE_SCHEMAS = (1, 2)
 Verdict = Literal["holds", "not shown", "contradicted"]
 VERDICTS: tuple[Verdict, ...] = ("holds", "not shown", "contradicted")
 
-# One-sided Student-t quantiles t_{0.95, df} and t_{0.975, df}, df = 1..30 (beyond: normal).
-_T95 = (
-    6.314,
-    2.920,
-    2.353,
-    2.132,
-    2.015,
-    1.943,
-    1.895,
-    1.860,
-    1.833,
-    1.812,
-    1.796,
-    1.782,
-    1.771,
-    1.761,
-    1.753,
-    1.746,
-    1.740,
-    1.734,
-    1.729,
-    1.725,
-    1.721,
-    1.717,
-    1.714,
-    1.711,
-    1.708,
-    1.706,
-    1.703,
-    1.701,
-    1.699,
-    1.697,
-)
-_T975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
+
+def _t_within(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with an integer ``df`` (the closed-form series)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, term, total = math.cos(theta) ** 2, 1.0, 1.0
+    for k in range(1 + df % 2, df - 1, 2):
+        term *= c2 * k / (k + 1)
+        total += term
+    if df % 2 == 0:
+        return math.sin(theta) * total
+    tail = math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0
+    return 2 / math.pi * (theta + tail)
 
 
 def _t_quantile(confidence: float, df: int) -> float:
-    if df <= 30 and confidence in (0.95, 0.975):
-        return (_T95 if confidence == 0.95 else _T975)[df - 1]
-    z = statistics.NormalDist().inv_cdf(confidence)
-    # Cornish-Fisher expansion of Student's t in 1/df (exact to ~1e-3 for df >= 3)
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    return z + g1 / df + g2 / df**2 + g3 / df**3
+    """The one-sided ``confidence`` quantile of Student's t with ``df`` (bisection, exact)."""
+    target, lo, hi = 2 * confidence - 1, 0.0, 1.0
+    while _t_within(hi, df) < target:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_within(mid, df) < target else (lo, mid)
+    return (lo + hi) / 2
 
 
 class ClaimTest(NamedTuple):
-    """A claimed direction of a paired difference over seeds, tested.
+    """A claimed direction of a paired difference over seeds, tested (see :func:`claim_test`).
 
-    Attributes
-    ----------
-    diff, se : float
-        Mean of the per-seed differences and its standard error (``inf`` for one seed).
-    n : int
-        Number of seeds.
-    low, high : float
-        The two-sided ``2 * confidence - 1`` interval of the mean difference (Student t), whose
-        one side is the one-sided ``confidence`` bound of the test.
-    confidence : float
-        One-sided confidence level.
-    margin : float
-        The value the difference is compared with (0: "better at all").
-    direction : str
-        ``"greater"`` (claim: difference > margin) or ``"less"``.
-    verdict : str
-        ``"holds"`` when the interval lies beyond ``margin`` in the claimed direction,
-        ``"contradicted"`` when it lies beyond it the other way, else ``"not shown"``.
+    ``diff`` and ``se`` are the mean per-seed difference and its standard error (``inf`` for one
+    seed), ``n`` the number of seeds, ``[low, high]`` the two-sided ``2 * confidence - 1``
+    Student-t interval (one side of it is the test's one-sided bound). ``verdict`` is "holds"
+    when the interval lies beyond ``margin`` in the claimed ``direction`` ("greater" or "less"),
+    "contradicted" when it lies beyond it the other way, else "not shown".
     """
 
     diff: float
@@ -206,23 +140,13 @@ def claim_test(
     n = len(diffs)
     diff = statistics.fmean(diffs)
     if n == 1:
-        se = low = high = math.inf
-        low = -math.inf
+        se, low, high = math.inf, -math.inf, math.inf
     else:
         se = statistics.stdev(diffs) / math.sqrt(n)
         half = _t_quantile(confidence, n - 1) * se
         low, high = diff - half, diff + half
-    verdict: Verdict = "not shown"
-    if direction == "greater":
-        if low > margin:
-            verdict = "holds"
-        elif high < margin:
-            verdict = "contradicted"
-    else:
-        if high < margin:
-            verdict = "holds"
-        elif low > margin:
-            verdict = "contradicted"
+    beyond, against = (low > margin, high < margin)[:: 1 if direction == "greater" else -1]
+    verdict: Verdict = "holds" if beyond else "contradicted" if against else "not shown"
     return ClaimTest(diff, se, n, low, high, confidence, margin, direction, verdict)
 
 
@@ -242,42 +166,32 @@ class ResultRecord:
 
     Parameters
     ----------
-    package : str
-        Short package name, e.g. ``"tmd"``.
-    experiment : str
-        What was run, e.g. ``"MUTAG 10-fold SVM"``.
-    metric : str
-        What was measured, e.g. ``"accuracy (%)"``.
+    package, experiment, metric : str
+        Short package name (``"tmd"``), what was run (``"MUTAG 10-fold SVM"``) and what was
+        measured (``"accuracy (%)"``).
     values : sequence of float
         One value per seed; the record reports their mean and standard deviation.
     paper_value : float, optional
         The paper's number for the same quantity, when there is one.
     higher_is_better : bool, optional
-        Direction of the comparison. ``None`` means two-sided: only the distance
-        to the paper's value matters.
+        Direction of the comparison; ``None``: two-sided (only the distance matters).
     tolerance : float, optional
-        Absolute distance from the paper's value that still counts as
-        "within tolerance".
+        Absolute distance from the paper's value that still counts as "within tolerance".
     claim : str, optional
-        A qualitative claim (e.g. "InfoOT keeps clusters together"). When given,
-        the status is decided by ``claim_holds`` alone.
-    claim_holds : bool, optional
-        Whether the qualitative claim held in our run (``True`` -> "holds", ``False`` ->
-        "not shown"); superseded by ``verdict``.
+        A qualitative claim (e.g. "InfoOT keeps clusters together"); its status is its verdict.
     verdict : {"holds", "not shown", "contradicted"}, optional
-        The claim's verdict, normally from :func:`claim_test` over seeds (see
-        :meth:`from_claim_test`); a deterministic check that fails sets "contradicted".
+        Normally from :func:`claim_test` over seeds (:meth:`from_claim_test`); a deterministic
+        check that fails sets "contradicted". The older ``claim_holds`` (``True`` -> "holds",
+        ``False`` -> "not shown") is used when ``verdict`` is ``None``.
     interval : [float, float], optional
-        The interval of the claim's tested quantity (``[low, high]`` of :class:`ClaimTest`).
+        ``[low, high]`` of the claim's :class:`ClaimTest`.
     headline : bool
         This record is its package's headline (exactly one per package).
     comparable : bool
-        ``False`` when our setting differs from the paper's (another data set,
-        smaller scale): the record is reported but never called reproduced.
-    paper_note : str
-        How to read the paper's number (table, setting), shown beside it.
-    note : str
-        Anything a reader needs to interpret our number.
+        ``False`` when our setting differs from the paper's (another data set, smaller scale):
+        reported, never called reproduced.
+    paper_note, note : str
+        How to read the paper's number (table, setting); what a reader needs to read ours.
     config, seeds, runtime_s, hardware, versions
         Provenance, filled by the reproduction and the core.
     """
@@ -345,11 +259,7 @@ class ResultRecord:
         values: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> ResultRecord:
-        """A claim row from a :class:`ClaimTest`: its verdict, interval and seeds.
-
-        ``values`` defaults to ``[test.diff]`` (one number: the mean difference); pass the
-        per-seed differences to keep them. The note gets ``diff ± se, n seeds``.
-        """
+        """A claim row from a :class:`ClaimTest` (``values`` defaults to ``[test.diff]``)."""
         note = kwargs.pop("note", "")
         seeds_note = (
             f"paired diff {test.diff:.4g} ± {test.se:.2g} (se), "

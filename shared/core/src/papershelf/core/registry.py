@@ -1,15 +1,10 @@
 """The reproduce registry: how paper packages make ``papershelf reproduce NAME`` work.
 
-Each paper package declares one entry point in the group ``papershelf.reproduce``
-that points to a :class:`Reproduction`, for example in its ``pyproject.toml``::
-
-    [project.entry-points."papershelf.reproduce"]
-    tmd = "papershelf.tmd._registry:REPRODUCTION"
-
-The reproduction names its runner lazily (``run="papershelf.tmd.reproduce:run"``).
-Loading the entry point imports the package (and so, usually, torch); ``papershelf list``
-therefore never loads it and reads the installed distributions' metadata instead
-(:func:`installed`). The runner takes a :class:`ReproduceContext` and returns result records.
+Each paper package declares one entry point in the group ``papershelf.reproduce`` pointing to a
+:class:`Reproduction`, e.g. ``tmd = "papershelf.tmd._registry:REPRODUCTION"`` under
+``[project.entry-points."papershelf.reproduce"]``. The reproduction names its runner lazily
+(``run="papershelf.tmd.reproduce:run"``), which takes a :class:`ReproduceContext` and returns
+result records. ``papershelf list`` reads distribution metadata only (:func:`installed`).
 """
 
 from __future__ import annotations
@@ -45,21 +40,10 @@ ENTRY_POINT_GROUP = "papershelf.reproduce"
 class ReproduceContext:
     """What a reproduction gets from the command: where to write, how big, which seeds, which device.
 
-    Attributes
-    ----------
-    out_dir : Path
-        A fresh folder for this package's outputs (figures and extra files).
-    full : bool
-        ``True`` for the paper-scale setting (``--full``), ``False`` for the quick one.
-    seeds : tuple of int
-        Seeds to average over.
-    device : str
-        Resolved device string (``"cpu"``, ``"cuda"``).
-    show_progress : bool, optional
-        Force progress bars on or off (``None``: only on a terminal).
-    threads : int, optional
-        CPU threads the command set for torch and BLAS for this run (``None``: left as they
-        were). The command owns the thread count: runners should not change it.
+    ``out_dir`` is a fresh folder for this package's outputs; ``full`` selects the paper-scale
+    setting (``--full``); ``seeds`` are the seeds to average over; ``device`` is resolved
+    (``"cpu"``, ``"cuda"``); ``show_progress`` forces bars on or off (``None``: on a terminal);
+    ``threads`` is what the command set for torch and BLAS (runners must not change it).
     """
 
     out_dir: Path
@@ -99,23 +83,12 @@ Runner = Callable[[ReproduceContext], Sequence[ResultRecord]]
 class Reproduction:
     """A paper package's entry in the shelf: the paper, its citation, and its reproduce runner.
 
-    Parameters
-    ----------
-    name : str
-        Short name used on the command line (the package folder, e.g. ``"tmd"``).
-    distribution : str
-        The distribution name, e.g. ``"papershelf-tmd"``.
-    title, authors, venue, url : str
-        The paper.
-    bibtex : str
-        The paper's BibTeX entry, printed by ``papershelf cite``.
-    run : str
-        ``"module:function"`` of the runner, imported only when it runs.
-    headline : str
-        One line saying what the quick reproduction shows.
-    default_seeds : int
-        Seeds of the quick run when ``--seeds`` is not given (claims need at least 2 to be
-        tested; ``--full`` uses at least 3).
+    ``name`` is the command-line name (the package folder, ``"tmd"``), ``distribution`` the
+    distribution (``"papershelf-tmd"``); ``title``, ``authors``, ``venue``, ``url`` and
+    ``bibtex`` describe the paper (``papershelf cite`` prints the BibTeX); ``run`` is the
+    runner's ``"module:function"``, imported only when it runs; ``headline`` says in one line
+    what the quick run shows; ``default_seeds`` is the quick run's seed count when ``--seeds``
+    is not given (claims need at least 2; ``--full`` uses at least 3).
     """
 
     name: str
@@ -146,17 +119,12 @@ class Reproduction:
     def load_runner(self) -> Runner:
         """Import and return the runner function."""
         module, _, attr = self.run.partition(":")
-        runner = getattr(importlib.import_module(module), attr)
-        if not callable(runner):
-            raise TypeError(f"{self.run} is not callable")
+        runner: Runner = getattr(importlib.import_module(module), attr)
         return runner
 
 
 class ReproduceError(Exception):
-    """A user error a runner reports in one line (e.g. ``--seeds 1`` where a claim needs two).
-
-    The command prints the message, without a traceback, and counts the run as failed.
-    """
+    """A user error a runner reports in one line, without a traceback (the run counts as failed)."""
 
 
 class UnknownReproductionError(KeyError):
@@ -177,13 +145,8 @@ def discover(
 ) -> dict[str, Reproduction]:
     """All registered reproductions, by name, sorted.
 
-    Parameters
-    ----------
-    entry_points : iterable of EntryPoint, optional
-        Defaults to the installed ones in :data:`ENTRY_POINT_GROUP` (a parameter for tests).
-    strict : bool
-        Raise on an entry point that cannot be loaded; by default it is logged and
-        skipped, so one broken package does not take the whole shelf down.
+    ``entry_points`` defaults to the installed ones. An entry point that cannot be loaded is
+    logged and skipped (one broken package does not take the shelf down), or raised if ``strict``.
     """
     if entry_points is None:
         entry_points = _entry_points()
@@ -194,10 +157,7 @@ def discover(
         except Exception as exc:
             if strict:
                 raise
-            log.warning(
-                "skipping reproduction %r, whose entry point failed to load: %s", ep.name, exc
-            )
-            log.debug("entry point %r", ep.name, exc_info=True)
+            log.warning("skipping reproduction %r (its entry point failed: %s)", ep.name, exc)
             continue
         if not isinstance(obj, Reproduction):
             raise TypeError(
@@ -223,10 +183,7 @@ class InstalledPackage:
 
 
 def installed(entry_points: Iterable[Any] | None = None) -> list[InstalledPackage]:
-    """The registered paper packages, from distribution metadata only (nothing is imported).
-
-    This keeps ``papershelf list`` fast and free of torch.
-    """
+    """The registered paper packages, from distribution metadata only (nothing is imported)."""
     if entry_points is None:
         entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
     out: dict[str, InstalledPackage] = {}
@@ -250,9 +207,8 @@ def _entry_points() -> Iterable[Any]:
 def get_reproduction(name: str, registry: dict[str, Reproduction] | None = None) -> Reproduction:
     """The reproduction called ``name`` (underscores and dashes are interchangeable).
 
-    Without ``registry``, only that package's entry point is loaded: ``papershelf cite tmd``
-    imports tmd's registry module and nothing of the other packages, and an unknown name is
-    reported from distribution metadata alone.
+    Without ``registry`` only that package's entry point is loaded (``papershelf cite tmd``
+    imports nothing of the other packages).
     """
     key = name.replace("_", "-")
     if registry is None:

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from papershelf.core.devices import cpu_threads
-from papershelf.core.environment import describe_hardware, package_versions
 from papershelf.core.io import _umask, atomic_write_text
 from papershelf.core.records import (
     VERDICTS,
@@ -25,6 +23,7 @@ from papershelf.core.records import (
     results_table,
 )
 from papershelf.core.registry import ReproduceContext, ReproduceError, Reproduction
+from papershelf.core.runtime import cpu_threads, describe_hardware, package_versions
 
 __all__ = ["RunOutcome", "package_summary", "run_reproduction", "shelf_table", "write_summary"]
 
@@ -171,47 +170,41 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
 
 
 def package_summary(records: Sequence[ResultRecord]) -> dict[str, str]:
-    """One package's line on the shelf: its claims, its paper comparisons, its headline.
+    """One package's line on the shelf: ``claims``, ``measured``, ``headline``, ``runtime``.
 
-    Returns ``claims`` ("X hold / Y not shown / Z contradicted"), ``measured`` (how the
-    numbers with a paper value compare, and how many have none at this scale), ``headline``
-    (the record marked ``headline=True``, else the first claim) and ``runtime`` (once).
+    Claims are counted by verdict; numbers with a paper value by status (and those without one
+    at this scale); the headline is the record marked ``headline=True`` (else the first claim).
     """
     claims = [r for r in records if r.claim is not None]
-    counts = {v: sum(r.status == v for r in claims) for v in VERDICTS}
-    claim_text = (
-        f"{counts['holds']} hold / {counts['not shown']} not shown / "
-        f"{counts['contradicted']} contradicted"
-        if claims
-        else "no claims"
-    )
+    counted = zip(("hold", "not shown", "contradicted"), VERDICTS, strict=True)
+    claim_text = " / ".join(f"{sum(r.status == v for r in claims)} {w}" for w, v in counted)
     numbers = [r for r in records if r.claim is None]
     compared = [r for r in numbers if r.status != "not comparable"]
-    parts = [f"{sum(r.status == s for r in compared)} {s}" for s in STATUS_ORDER]
-    measured = ", ".join(p for p in parts if not p.startswith("0 "))
-    if compared:
-        measured = f"vs paper: {measured}; "
+    counts = [f"{sum(r.status == s for r in compared)} {s}" for s in STATUS_ORDER]
+    measured = ", ".join(c for c in counts if not c.startswith("0 "))
+    measured = f"vs paper: {measured}; " if compared else ""
     measured += f"{len(numbers) - len(compared)} without a paper number at this scale"
-    marked = [r for r in records if r.headline]
-    top = marked[0] if marked else (claims or list(records))[0]
+    top = next((r for r in records if r.headline), (claims or list(records))[0])
+    ours = format_value(top.mean, None if top.claim is not None else top.std)
     if top.claim is not None:
-        ours: str = top.status
-        if top.values:
-            ours = f"{format_value(top.mean)}, {ours}"
+        ours = f"{ours}, {top.status}" if top.values else str(top.status)
         if top.interval is not None:
             ours += f" [{format_value(top.interval[0])}, {format_value(top.interval[1])}]"
         headline = f"{top.experiment}: {top.claim} — ours {ours}"
     else:
-        headline = f"{top.experiment}, {top.metric}: ours {format_value(top.mean, top.std)}"
+        headline = f"{top.experiment}, {top.metric}: ours {ours}"
     if top.paper_value is not None:
         headline += f" vs paper {format_value(top.paper_value)}"
-    if top.paper_note:
-        headline += f" ({top.paper_note})"
-    n_seeds = len(top.seeds) if top.seeds else len(top.values)
+    headline += f" ({top.paper_note})" if top.paper_note else ""
+    n_seeds = len(top.seeds or top.values)
     headline += f"; {n_seeds} seed{'s' if n_seeds != 1 else ''}"
     runtimes = [r.runtime_s for r in records if r.runtime_s is not None]
-    runtime = f"{max(runtimes):.0f} s" if runtimes else "–"
-    return {"claims": claim_text, "measured": measured, "headline": headline, "runtime": runtime}
+    return {
+        "claims": claim_text if claims else "no claims",
+        "measured": measured,
+        "headline": headline,
+        "runtime": f"{max(runtimes):.0f} s" if runtimes else "–",
+    }
 
 
 STATUS_ORDER = ("reproduced", "within tolerance", "not reproduced")
@@ -221,11 +214,10 @@ def shelf_table(rows: Sequence[tuple[str, Sequence[ResultRecord]]]) -> str:
     """A markdown table with one line per package (see :func:`package_summary`)."""
     lines = [
         "| Package | Claims | Numbers | Headline (ours vs paper) | Runtime |",
-        "|---|---|---|---|---|",
+        "|" + "---|" * 5,
     ]
     for name, records in rows:
-        s = package_summary(records)
-        cells = [name, s["claims"], s["measured"], s["headline"], s["runtime"]]
+        cells = [name, *package_summary(records).values()]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

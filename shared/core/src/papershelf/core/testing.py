@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from papershelf.core.devices import cuda_available
+from papershelf.core.runtime import cuda_available
 
 __all__ = [
     "assert_close",

@@ -44,12 +44,6 @@ def _scalar(name: str, value: object) -> object:
     return value
 
 
-def _bounds(inclusive: bool | tuple[bool, bool]) -> tuple[bool, bool]:
-    if isinstance(inclusive, bool):
-        return inclusive, inclusive
-    return bool(inclusive[0]), bool(inclusive[1])
-
-
 def _range_text(low: float | None, high: float | None, inc: tuple[bool, bool]) -> str:
     parts = []
     if low is not None:
@@ -70,25 +64,10 @@ def check_real(
 ) -> float:
     """``value`` as a finite ``float`` in ``[low, high]``, or an error naming ``name``.
 
-    Parameters
-    ----------
-    name : str
-        The argument's name, used in the message.
-    value : object
-        A real number: ``int``, ``float``, a NumPy scalar, or a 0-d array or tensor.
-    low, high : float, optional
-        Bounds (``None``: unbounded).
-    inclusive : bool or (bool, bool)
-        Whether each bound is allowed; one bool applies to both.
-    allow_inf : bool
-        Accept ``±inf`` (still subject to the bounds).
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not a real number (``bool`` and complex are not).
-    ValueError
-        If it is NaN, infinite (unless ``allow_inf``) or out of range.
+    ``value`` may be an ``int``, ``float``, NumPy scalar, or 0-d array or tensor (not a
+    ``bool``: ``TypeError``). ``low``/``high`` of ``None`` are unbounded; ``inclusive`` says
+    whether each bound is allowed (one bool for both, or a pair). NaN, ``±inf`` (unless
+    ``allow_inf``) and values out of range raise ``ValueError``.
     """
     v = _scalar(name, value)
     if not isinstance(v, numbers.Real):
@@ -98,7 +77,7 @@ def check_real(
         raise ValueError(f"{name} must be a number, got NaN")
     if math.isinf(f) and not allow_inf:
         raise ValueError(f"{name} must be finite, got {f}")
-    inc = _bounds(inclusive)
+    inc = (inclusive, inclusive) if isinstance(inclusive, bool) else inclusive
     bad_low = low is not None and (f < low or (f == low and not inc[0]))
     bad_high = high is not None and (f > high or (f == high and not inc[1]))
     if bad_low or bad_high:
@@ -140,13 +119,9 @@ def check_choice(name: str, value: T, choices: Collection[Any]) -> T:
     return value
 
 
-_KINDS = {
-    "b": "boolean",
-    "i": "signed integer",
-    "u": "unsigned integer",
-    "f": "floating-point",
-    "c": "complex",
-}
+_KINDS = dict(
+    b="boolean", i="signed integer", u="unsigned integer", f="floating-point", c="complex"
+)
 
 
 def _tensor_kind(x: Any) -> str:
@@ -175,24 +150,18 @@ def check_array(
     name : str
         The argument's name, used in the message.
     x : array_like or torch.Tensor
-        The value. Array-likes go through ``np.asarray``; tensors are checked in place (same
-        device and dtype) and returned unchanged.
+        Array-likes go through ``np.asarray``; tensors are checked in place and returned.
     ndim : int or tuple of int, optional
         Allowed numbers of dimensions.
     dtype_kind : str, optional
-        Allowed NumPy dtype kinds, e.g. ``"f"`` (floating), ``"iu"`` (integers), ``"biuf"``
-        (real numbers or bools).
+        Allowed NumPy dtype kinds, e.g. ``"f"``, ``"iu"``, ``"biuf"``.
     finite : bool
-        Reject NaN and infinity (for floating and complex kinds).
+        Reject NaN and infinity (floating and complex kinds).
     shape : tuple of int or None, optional
-        Required sizes per dimension; ``None`` matches any size (implies ``ndim``).
+        Required sizes per dimension (``None`` matches any size; implies ``ndim``).
 
-    Raises
-    ------
-    TypeError
-        Wrong kind of object or dtype kind.
-    ValueError
-        Wrong number of dimensions or shape, or NaN/inf where ``finite``.
+    Raises ``TypeError`` for the wrong kind of object or dtype, ``ValueError`` for the wrong
+    dimensions or shape, or NaN/inf where ``finite``.
     """
     tensor = _is_tensor(x)
     if not tensor:
