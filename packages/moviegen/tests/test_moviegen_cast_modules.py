@@ -145,13 +145,17 @@ def test_dit_param_count_and_zero_velocity_at_init():
 def test_upsampler_shapes_zero_init_and_count():
     cfg = UPSAMPLER_PRESETS["tiny"]
     up = SpatialUpsampler(cfg)
+    assert isinstance(up.transformer, MovieGenTransformer)  # one backbone for the cast
     assert n_params(up) == upsampler_param_count(cfg)
-    _randomize_out(up.net)
+    _randomize_out(up.transformer)
     x = torch.randn(2, cfg.latent_channels, 4, 4, 4)
     c1, c2 = torch.randn_like(x), torch.randn_like(x)
     t = torch.rand(2)
-    # Zero-init conditioning columns: at init the model ignores the low-res latent.
+    # Zero-init conditioning channels: at init the model ignores the low-res latent.
     assert torch.equal(up(x, t, c1), up(x, t, c2))
+    with torch.no_grad():
+        up.transformer.patchify.weight[:, cfg.latent_channels :].normal_(0, 0.1)
+    assert not torch.allclose(up(x, t, c1), up(x, t, c2))  # the channels are wired in
     lr = torch.rand(1, 3, 6, 4, 4) * 2 - 1
     assert up.condition(lr).shape == (1, cfg.latent_channels, 6, 4, 4)
     out = up.upsample(lr, steps=3, generator=gen())
@@ -166,9 +170,9 @@ def test_upsampler_paper_preset_is_7b():
 def test_upsampler_single_window_equals_plain_euler():
     cfg = UPSAMPLER_PRESETS["tiny"]
     up = SpatialUpsampler(cfg)
-    _randomize_out(up.net)
+    _randomize_out(up.transformer)
     with torch.no_grad():
-        up.net.embed.weight.normal_(0, 0.1)
+        up.transformer.patchify.weight.normal_(0, 0.1)
     lr = torch.rand(1, 3, 4, 4, 4)
     got = up.upsample(lr, steps=4, generator=gen(3))
     cond = up.condition(lr)
@@ -178,6 +182,36 @@ def test_upsampler_single_window_equals_plain_euler():
     with torch.no_grad():
         ref = up.decode(integrate(lambda x, t: up(x, t, cond), x0, linear_t(4)))
     assert torch.allclose(got, ref, atol=1e-6)
+
+
+def _t2v_for_upsampler(channels: int = 12) -> MovieGenTransformer:
+    cfg = preset("tiny", in_channels=channels, max_pos=(4, 4, 4), text_dims={"w": 9})
+    return _perturb(MovieGenTransformer(cfg)).eval()
+
+
+def test_upsampler_from_t2v_loads_every_key_and_is_t2v_at_init():
+    t2v = _t2v_for_upsampler()
+    up = SpatialUpsampler.from_t2v(t2v, window=4, overlap=2).eval()
+    src, dst = t2v.state_dict(), up.transformer.state_dict()
+    assert set(src) == set(dst)  # one backbone: every T2V key, nothing renamed
+    assert set(up.state_dict()) == {f"transformer.{k}" for k in src}
+    for k in src:
+        if k == "patchify.weight":  # T2V's input channels, then the zero-init low-res latent
+            assert torch.equal(dst[k][:, :12], src[k]) and not bool(dst[k][:, 12:].any())
+        else:
+            assert torch.equal(src[k], dst[k]), k
+    x, t = torch.randn(2, 12, 3, 4, 4), torch.rand(2)
+    text = TextContext({"w": torch.randn(2, 3, 9)}, {"w": torch.ones(2, 3, dtype=torch.bool)})
+    ref = t2v(x, t, text)
+    for _ in range(2):  # any low-resolution input: exactly the T2V velocity at initialisation
+        assert torch.equal(up(x, t, torch.randn_like(x), text), ref)
+    assert up.text_conditioned and up.cfg.codec == "vae" and up.cfg.window == 4
+    # grown position tables for the higher resolution keep every other key
+    big = SpatialUpsampler.from_t2v(t2v, window=4, overlap=2, max_pos=(4, 8, 8))
+    assert big.transformer.pos_h.shape == (8, t2v.cfg.dim) and big.cfg.max_h == 8
+    assert big.config.transformer_config["max_pos"] == [4, 8, 8]
+    assert torch.equal(big.transformer.pos_h[0], t2v.pos_h[0])  # end rows kept
+    assert torch.equal(big.transformer.blocks[0].ffn.w1.weight, t2v.blocks[0].ffn.w1.weight)
 
 
 def test_degrade_shapes_determinism_and_identity_limit():
@@ -201,6 +235,30 @@ def test_upsampler_bad_input():
         UpsamplerConfig(window=4, overlap=4)
     with pytest.raises(ValueError, match="steps"):
         up.upsample(torch.zeros(1, 3, 2, 4, 4), steps=1)
+    with pytest.raises(ValueError, match="lowres"):
+        up.upsample(torch.zeros(1, 4, 2, 4, 4))
+    with pytest.raises(ValueError, match="codec"):
+        UpsamplerConfig(codec="jpeg")
+    with pytest.raises(ValueError, match="12 latent channels"):
+        UpsamplerConfig(latent_channels=16)
+    with pytest.raises(TypeError, match="cfg"):
+        SpatialUpsampler()
+    t = torch.zeros(1)
+    text = TextContext({"w": torch.zeros(1, 1, 9)}, {"w": torch.ones(1, 1, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="text=None"):
+        up(x, t, x, text)
+    t2v = _t2v_for_upsampler()
+    cond_up = SpatialUpsampler.from_t2v(t2v, window=4, overlap=2)
+    with pytest.raises(TypeError, match="TextContext"):
+        cond_up(x, t, x)
+    with pytest.raises(ValueError, match="vae="):
+        cond_up.upsample(torch.zeros(1, 3, 2, 4, 4), text=text)
+    with pytest.raises(ValueError, match="extra_in_channels"):
+        SpatialUpsampler.from_t2v(cond_up.transformer)
+    with pytest.raises(ValueError, match="patch"):
+        SpatialUpsampler.from_t2v(MovieGenTransformer(preset("tiny", patch=(2, 2, 2))))
+    with pytest.raises(TypeError, match="MovieGenTransformer"):
+        SpatialUpsampler.from_t2v(up)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ audio

@@ -8,6 +8,7 @@ from diffusers import DiffusionPipeline
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
+from papershelf.core.testing import slow
 from papershelf.moviegen.config import preset, tae_preset
 from papershelf.moviegen.pipeline import MovieGenPipeline, default_scheduler
 from papershelf.moviegen.sampler import euler_sample
@@ -274,3 +275,130 @@ def test_pipeline_upsampler_stage_doubles_the_resolution():
     assert low.shape == (1, 8, 3, 32, 32) and high.shape == (1, 8, 3, 64, 64)
     skipped = pipe("red disc", upsample=False, **kw()).frames
     assert torch.equal(skipped, low)
+
+
+def _upsampler(pipe, seed=2):
+    """A T2V-initialised upsampler on the pipeline's TAE latents, position tables x2."""
+    from papershelf.moviegen.cast import SpatialUpsampler
+
+    up = SpatialUpsampler.from_t2v(
+        pipe.transformer, window=4, overlap=2, steps=2, max_pos=(4, 8, 8)
+    )
+    return _perturb(up, seed).eval()  # the conditioning channels weigh something too
+
+
+@pytest.mark.parametrize("kind", ["t2v", "standalone"])
+def test_upsampler_round_trip_is_exact(tmp_path, kind):
+    from papershelf.moviegen.cast import SpatialUpsampler, UpsamplerConfig
+
+    if kind == "t2v":
+        up = _upsampler(_pipe())
+    else:
+        up = _perturb(SpatialUpsampler(UpsamplerConfig(max_frames=4, window=4, overlap=1)))
+    up.save_pretrained(tmp_path)
+    assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
+    loaded = SpatialUpsampler.from_pretrained(tmp_path).eval()
+    assert loaded.cfg == up.cfg and loaded.transformer.cfg == up.transformer.cfg
+    _same_state(up, loaded)
+    c = up.cfg.latent_channels
+    x, cond, t = torch.randn(2, c, 3, 8, 8), torch.randn(2, c, 3, 8, 8), torch.rand(2)
+    text = _text(2, up.cfg.text_dims) if up.text_conditioned else None
+    assert torch.equal(up(x, t, cond, text), loaded(x, t, cond, text))
+    assert torch.equal(up(x, t, cond, text, return_dict=True).sample, up(x, t, cond, text))
+
+
+def test_pipeline_with_upsampler_round_trip_and_export(tmp_path):
+    pipe = _pipe()
+    pipe.register_modules(upsampler=_upsampler(pipe))
+    kw = dict(num_frames=8, num_inference_steps=2, guidance_scale=2.0, output_type="pt")
+    high = pipe("red disc", generator=torch.Generator().manual_seed(0), **kw).frames
+    low = pipe("red disc", upsample=False, generator=torch.Generator().manual_seed(0), **kw)
+    assert high.shape == (1, 8, 3, 64, 64) and low.frames.shape == (1, 8, 3, 32, 32)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["upsampler"] == ["papershelf.moviegen.cast.upsampler", "SpatialUpsampler"]
+    assert (tmp_path / "upsampler" / "diffusion_pytorch_model.safetensors").exists()
+    for loaded in (
+        MovieGenPipeline.from_pretrained(tmp_path),
+        DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True),
+    ):
+        assert type(loaded) is MovieGenPipeline
+        for name in ("transformer", "vae", "text_encoder", "upsampler"):
+            _same_state(getattr(pipe, name), getattr(loaded, name))
+        loaded.set_progress_bar_config(disable=True)
+        out = loaded("red disc", generator=torch.Generator().manual_seed(0), **kw).frames
+        assert torch.equal(out, high)
+    pytest.importorskip("imageio_ffmpeg")
+    from diffusers.utils import export_to_video
+
+    frames = pipe("red disc", generator=torch.Generator().manual_seed(0), num_inference_steps=2)
+    clip = frames.frames[0]
+    assert clip.shape == (8, 64, 64, 3)
+    export_to_video(list(clip), str(tmp_path / "hires.mp4"), fps=8)
+    assert (tmp_path / "hires.mp4").stat().st_size > 0
+
+
+def test_pipeline_refuses_a_mismatched_upsampler():
+    from papershelf.moviegen.cast import SpatialUpsampler
+
+    pipe = _pipe()
+    other = MovieGenTransformer(preset("tiny", in_channels=8, text_dims={"x": 3}))
+    with pytest.raises(ValueError, match="text encoders"):
+        MovieGenPipeline(
+            pipe.transformer,
+            pipe.vae,
+            default_scheduler(),
+            pipe.text_encoder,
+            upsampler=SpatialUpsampler.from_t2v(other, window=4),
+        )
+    wide = MovieGenTransformer(
+        preset("tiny", in_channels=16, text_dims=pipe.text_encoder.text_dims)
+    )
+    with pytest.raises(ValueError, match="latent channels"):
+        MovieGenPipeline(
+            pipe.transformer,
+            pipe.vae,
+            default_scheduler(),
+            pipe.text_encoder,
+            upsampler=SpatialUpsampler.from_t2v(wide, window=4),
+        )
+
+
+def test_generic_loader_needs_trust_remote_code_ours_runs_no_folder_code(tmp_path):
+    pipe = _pipe()
+    pipe.save_pretrained(tmp_path)
+    # diffusers imports a pipeline class outside diffusers only from a code file of the
+    # folder, and only with trust_remote_code (dynamic_modules_utils.get_cached_module_file)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        DiffusionPipeline.from_pretrained(tmp_path)
+    # MovieGenPipeline.from_pretrained never executes the folder's file: a shim that would
+    # raise on import does not matter to it
+    (tmp_path / "moviegen_pipeline.py").write_text("raise RuntimeError('executed')\n")
+    loaded = MovieGenPipeline.from_pretrained(tmp_path)
+    assert type(loaded) is MovieGenPipeline
+    _same_state(pipe.transformer, loaded.transformer)
+    with pytest.raises(RuntimeError, match="executed"):
+        DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+
+
+@slow  # a fresh interpreter imports torch + diffusers: ~10-30 s on this CPU
+def test_diffusion_pipeline_loads_our_class_in_a_fresh_interpreter(tmp_path):
+    """Nothing of papershelf imported beforehand: the shim brings in the pipeline module,
+    which makes every component's module (upsampler included) resolvable."""
+    import subprocess
+    import sys
+
+    pipe = _pipe()
+    pipe.register_modules(upsampler=_upsampler(pipe))
+    pipe.save_pretrained(tmp_path)
+    code = (
+        "import sys, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from diffusers import DiffusionPipeline\n"
+        "assert not any(m.startswith('papershelf') for m in sys.modules)\n"
+        f"p = DiffusionPipeline.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)\n"
+        "print(type(p).__name__, type(p.upsampler).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["MovieGenPipeline", "SpatialUpsampler"]

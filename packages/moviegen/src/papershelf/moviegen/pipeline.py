@@ -22,6 +22,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 from torch import Tensor
 
+from papershelf.moviegen.cast.upsampler import SpatialUpsampler
 from papershelf.moviegen.schedules import linear_quadratic_t, to_diffusers_sigmas
 from papershelf.moviegen.tae import TemporalAutoencoder, temporal_tiled_decode
 from papershelf.moviegen.text import MultiTextConditioner, TextContext
@@ -34,6 +35,11 @@ __all__ = ["MovieGenPipeline", "MovieGenPipelineOutput", "save_video"]
 
 #: The file ``save_pretrained`` writes so that ``DiffusionPipeline.from_pretrained`` finds
 #: this class (diffusers' custom-pipeline mechanism); it only imports the installed package.
+#: diffusers resolves a string ``_class_name`` only inside ``diffusers`` itself
+#: (``pipeline_loading_utils._get_pipeline_class``); a ``[file, class]`` pair is imported
+#: from the folder by ``utils.dynamic_modules_utils.get_cached_module_file``, which refuses
+#: a local file without ``trust_remote_code=True``. ``MovieGenPipeline.from_pretrained``
+#: never reads the file (see ``_dict_from_json_file``).
 _SHIM_NAME = "moviegen_pipeline"
 _SHIM = (
     '"""Loads papershelf-moviegen\'s pipeline class (pip install papershelf-moviegen)."""\n\n'
@@ -101,7 +107,12 @@ class MovieGenPipeline(DiffusionPipeline):
     text_encoder : MultiTextConditioner
         The encoders named in the transformer's ``text_dims``.
     upsampler : SpatialUpsampler, optional
-        A second stage run on the decoded clip (768 px -> 1080p in the paper).
+        A second stage run on the decoded clip (768 px -> 1080p in the paper): Movie Gen
+        Video's transformer with the bilinearly upsampled clip's latent as zero-initialised
+        extra channels (:meth:`SpatialUpsampler.from_t2v`). A text-conditioned upsampler
+        reads the prompt's context (its ``text_dims`` must be the text encoder's); with
+        ``codec="vae"`` it encodes and decodes frames with this pipeline's ``vae``. Saved
+        and loaded with the rest of the folder.
 
     Examples
     --------
@@ -118,14 +129,15 @@ class MovieGenPipeline(DiffusionPipeline):
     >>> export_to_video(video, "clip.mp4", fps=8)  # doctest: +SKIP
 
     ``save_pretrained(folder)`` writes every component (safetensors) and a one-line
-    ``moviegen_pipeline.py`` naming this class, so both
-    ``MovieGenPipeline.from_pretrained(folder)`` and
-    ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` load it
-    (diffusers asks for ``trust_remote_code`` before importing any file it finds in a
-    folder; ours only imports this installed package).
+    ``moviegen_pipeline.py`` naming this class. ``MovieGenPipeline.from_pretrained(folder)``
+    loads it without running any file of the folder; the generic
+    ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` loads it through
+    that file (diffusers finds a pipeline class outside ``diffusers`` only in a code file
+    of the folder, and imports such a file only with ``trust_remote_code=True``; ours only
+    imports this installed package).
     """
 
-    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    model_cpu_offload_seq = "text_encoder->transformer->vae->upsampler"
     _optional_components: ClassVar[list[str]] = ["upsampler"]
     _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
 
@@ -135,7 +147,7 @@ class MovieGenPipeline(DiffusionPipeline):
         vae: TemporalAutoencoder,
         scheduler: FlowMatchEulerDiscreteScheduler,
         text_encoder: MultiTextConditioner,
-        upsampler: Any = None,
+        upsampler: SpatialUpsampler | None = None,
     ) -> None:
         super().__init__()
         if vae.cfg.latent_channels != transformer.cfg.in_channels:
@@ -148,6 +160,7 @@ class MovieGenPipeline(DiffusionPipeline):
                 f"text_encoder encoders {sorted(text_encoder.text_dims)} must match the "
                 f"transformer's text_dims {sorted(transformer.cfg.text_dims)}"
             )
+        _check_upsampler(upsampler, vae, text_encoder)
         self.register_modules(
             transformer=transformer,
             vae=vae,
@@ -158,7 +171,16 @@ class MovieGenPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------- save / load
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:
-        """Save every component and the class shim (see the class docstring)."""
+        """Save every component (the upsampler too, when there is one) and the class shim.
+
+        ``model_index.json`` names the pipeline ``["moviegen_pipeline", "MovieGenPipeline"]``
+        (the shim file) and each component by its defining module, e.g.
+        ``["papershelf.moviegen.transformer", "MovieGenTransformer"]``: diffusers looks a
+        non-diffusers library up in ``sys.modules`` only (``_get_library_or_raise``; this
+        module imports all four) and finds its base class (``ModelMixin``) in that same
+        module's namespace (``get_class_obj_and_candidates``), so a re-exporting package
+        such as ``papershelf.moviegen`` would not load.
+        """
         super().save_pretrained(save_directory, **kwargs)
         import json
 
@@ -169,16 +191,21 @@ class MovieGenPipeline(DiffusionPipeline):
         (root / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
-        """Load a folder written by :meth:`save_pretrained` (any diffusers loading option).
+    def _dict_from_json_file(cls, json_file: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read ``model_index.json``; a ``[shim, class]`` name becomes this class's name.
 
-        The folder's ``moviegen_pipeline.py`` is trusted only when its text is exactly
-        the shim this class writes; anything else needs ``trust_remote_code=True``.
+        diffusers' ``from_pretrained`` (and ``download``) read the folder's
+        ``model_index.json`` through this ``ConfigMixin`` classmethod; a list
+        ``_class_name`` would make them import the folder's ``moviegen_pipeline.py`` as
+        a custom pipeline (``_resolve_custom_pipeline_and_cls``), which needs
+        ``trust_remote_code``. Called on ``MovieGenPipeline`` the class is already known,
+        so the name is replaced by the class's own and no file of the folder runs.
         """
-        shim = Path(str(pretrained_model_name_or_path)) / f"{_SHIM_NAME}.py"
-        if shim.is_file() and shim.read_text() == _SHIM:
-            kwargs.setdefault("trust_remote_code", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        config = dict(super()._dict_from_json_file(json_file))
+        name = config.get("_class_name")
+        if isinstance(name, (list, tuple)) and len(name) == 2 and name[0] == _SHIM_NAME:
+            config["_class_name"] = cls.__name__
+        return config
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -359,12 +386,42 @@ class MovieGenPipeline(DiffusionPipeline):
                 vae, z, decode_tile, min(decode_overlap, decode_tile - 1), num_frames
             ).clamp(-1, 1)
             if upsample and self.upsampler is not None:
-                video = self.upsampler.upsample(video, generator=generator).clamp(-1, 1)
+                video = self._upsample(video, text, generator).clamp(-1, 1)
             frames = _postprocess(video.float().cpu(), output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames,)
         return MovieGenPipelineOutput(frames=frames)
+
+    def _upsample(self, video: Tensor, text: TextContext, generator: Any) -> Tensor:
+        """The upsampler stage on decoded frames (B, 3, T, H, W) in [-1, 1]."""
+        up = self.upsampler
+        if not isinstance(up, SpatialUpsampler):  # a duck-typed stage: upsample(video, generator=)
+            return up.upsample(video, generator=generator)
+        _check_upsampler(up, self.vae, self.text_encoder)
+        return up.upsample(
+            video.to(up.dtype),
+            generator=generator,
+            text=text.to(up.device) if up.text_conditioned else None,
+            vae=self.vae if up.cfg.codec == "vae" else None,
+        )
+
+
+def _check_upsampler(upsampler: Any, vae: Any, text_encoder: Any) -> None:
+    """An upsampler must read this pipeline's text encoders and (codec "vae") its latents."""
+    if not isinstance(upsampler, SpatialUpsampler):
+        return
+    cfg = upsampler.cfg
+    if cfg.text_dims is not None and dict(cfg.text_dims) != dict(text_encoder.text_dims):
+        raise ValueError(
+            f"the upsampler reads text encoders {cfg.text_dims}, the pipeline's text_encoder "
+            f"gives {dict(text_encoder.text_dims)}"
+        )
+    if cfg.codec == "vae" and cfg.latent_channels != vae.cfg.latent_channels:
+        raise ValueError(
+            f"the upsampler (codec 'vae') expects {cfg.latent_channels} latent channels, the "
+            f"vae has {vae.cfg.latent_channels}"
+        )
 
 
 def _postprocess(video: Tensor, output_type: str) -> Any:

@@ -1,7 +1,9 @@
 """papershelf.moviegen.cast: the rest of Movie Gen's cast (Polyak et al. 2024, arXiv:2410.13720).
 
-* :class:`SpatialUpsampler` (Sec. 3.2): video-to-video flow matching conditioned on the
-  bilinearly upsampled low-resolution latent, MultiDiffusion over time, training degradations.
+* :class:`SpatialUpsampler` (Sec. 3.2): Movie Gen Video's transformer conditioned on the
+  bilinearly upsampled low-resolution latent (zero-initialised extra input channels,
+  ``from_t2v``), MultiDiffusion over time, training degradations; a diffusers ``ModelMixin``
+  and :class:`~papershelf.moviegen.MovieGenPipeline`'s optional ``upsampler`` stage.
 * :class:`DACVAE1D` and :class:`AudioDiT` (Sec. 6, Movie Gen Audio): audio autoencoder, the
   video- and text-conditioned audio transformer with masked audio context, and triangular
   MultiDiffusion extension.
@@ -14,7 +16,7 @@ Every model has a ``tiny`` preset that trains on 2 CPU cores and a paper-scale p
 ``papershelf.moviegen.cast.reproduce.run_cast`` runs the four demos.
 """
 
-from papershelf.moviegen.cast._dit import CastDiT, DiTConfig, LatentVideoDiT, dit_param_count
+from papershelf.moviegen.cast._dit import CastDiT, DiTConfig, dit_param_count
 from papershelf.moviegen.cast._flow import (
     flow_pair,
     integrate,
@@ -75,7 +77,6 @@ __all__ = [
     "EditConditioning",
     "EditConfig",
     "EditModel",
-    "LatentVideoDiT",
     "PT2VConfig",
     "PT2VStage",
     "PersonalizedConditioner",

@@ -1,11 +1,12 @@
-"""A small, self-contained diffusion transformer shared by the cast members.
+"""The audio model's transformer and the helpers the cast's video models share.
 
-Each cast model in Movie Gen is a transformer of the Movie Gen Video family (Polyak et
-al. 2024, Sec. 3.1.4, 3.2, 4, 5, 6): self-attention over latent tokens, cross-attention
-to a context (text, plus reference-image or task tokens), and time conditioning through
-one shared adaLN head with a learned per-layer table ("adaLN-single"). This module keeps
-that structure in ~150 lines so the cast does not depend on the exact signature of
-:class:`papershelf.moviegen.MovieGenTransformer` while it evolves.
+Movie Gen Audio is a separate DiT in the paper (Polyak et al. 2024, Sec. 6): :class:`CastDiT`
+is a token-level flow-matching transformer with LLaMa3-style blocks, cross-attention to a
+context and time conditioning through one shared adaLN head with a learned per-layer table
+("adaLN-single"). The cast's video models (upsampler, PT2V, Edit) are Movie Gen Video's own
+:class:`~papershelf.moviegen.MovieGenTransformer` plus conditioning; the helpers below build
+their configurations (:func:`video_transformer_config`), load T2V weights into them
+(:func:`load_t2v_weights`) and apply classifier-free guidance (:func:`cfg_velocity`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ from torch import Tensor, nn
 __all__ = [
     "CastDiT",
     "DiTConfig",
-    "LatentVideoDiT",
     "VideoDiTShape",
     "dit_param_count",
-    "latent_video_dit",
-    "latent_video_dit_param_count",
     "text_mask_or_all",
     "timestep_embedding",
     "token_projection",
@@ -235,95 +233,8 @@ class CastDiT(nn.Module):
         return self.out(_rms(h) * (1 + scale[:, None]) + shift[:, None])
 
 
-class LatentVideoDiT(nn.Module):
-    """:class:`CastDiT` on a video latent: 1 x p x p patches, factorized learned positions.
-
-    Conditioning latents (``extra_channels``) are concatenated channel-wise before
-    patchifying and their input weights start at zero, so the model starts as the
-    unconditioned video model (Movie Gen's upsampler and Edit recipe).
-
-    Parameters
-    ----------
-    latent_channels, extra_channels : int
-    patch : int
-        Spatial patch size p.
-    max_pos : tuple of int
-        Position-table sizes (T, H / p, W / p).
-    dim, depth, heads, ffn_dim : int
-    """
-
-    def __init__(
-        self,
-        latent_channels: int,
-        extra_channels: int = 0,
-        patch: int = 1,
-        max_pos: tuple[int, int, int] = (4, 4, 4),
-        dim: int = 64,
-        depth: int = 2,
-        heads: int = 4,
-        ffn_dim: int = 172,
-    ) -> None:
-        super().__init__()
-        self.c, self.e, self.p, self.max_pos = latent_channels, extra_channels, patch, max_pos
-        vol = patch * patch
-        self.net = CastDiT(
-            DiTConfig(
-                in_dim=(latent_channels + extra_channels) * vol,
-                out_dim=latent_channels * vol,
-                dim=dim,
-                depth=depth,
-                heads=heads,
-                ffn_dim=ffn_dim,
-            )
-        )
-        if extra_channels:
-            self.net.zero_input_columns(latent_channels * vol)
-        self.pos_t, self.pos_h, self.pos_w = (
-            nn.Parameter(torch.randn(m, dim) * 0.02) for m in max_pos
-        )
-
-    def forward(
-        self,
-        x: Tensor,
-        t: Tensor,
-        cond: Tensor | None = None,
-        context: Tensor | None = None,
-        context_mask: Tensor | None = None,
-        time_extra: Tensor | None = None,
-    ) -> Tensor:
-        """x (B, C, T, H, W), cond (B, E, T, H, W) -> velocity (B, C, T, H, W)."""
-        if x.ndim != 5 or x.shape[1] != self.c:
-            raise ValueError(f"x must be (B, {self.c}, T, H, W), got {tuple(x.shape)}")
-        B, C, T, H, W = x.shape
-        p = self.p
-        if H % p or W % p:
-            raise ValueError(f"latent H, W = {(H, W)} must be divisible by the patch {p}")
-        if self.e:
-            if cond is None or cond.shape != (B, self.e, T, H, W):
-                raise ValueError(
-                    f"cond must be (B, {self.e}, T, H, W) = "
-                    f"{(B, self.e, T, H, W)}, got "
-                    f"{None if cond is None else tuple(cond.shape)}"
-                )
-            x = torch.cat([x, cond.to(x)], 1)
-        elif cond is not None:
-            raise ValueError("cond given but the model has no extra channels")
-        Hp, Wp = H // p, W // p
-        if T > self.max_pos[0] or Hp > self.max_pos[1] or Wp > self.max_pos[2]:
-            raise ValueError(f"token grid {(T, Hp, Wp)} exceeds max_pos {self.max_pos}")
-        Ct = x.shape[1]
-        tok = x.reshape(B, Ct, T, Hp, p, Wp, p).permute(0, 2, 3, 5, 1, 4, 6)
-        tok = tok.reshape(B, T * Hp * Wp, Ct * p * p)
-        pos = (
-            self.pos_t[:T, None, None] + self.pos_h[None, :Hp, None] + self.pos_w[None, None, :Wp]
-        ).reshape(T * Hp * Wp, -1)
-        out = self.net(tok, t, pos, context, context_mask, time_extra)
-        out = out.reshape(B, T, Hp, Wp, C, p, p).permute(0, 4, 1, 2, 5, 3, 6)
-        return out.reshape(B, C, T, H, W)
-
-
 class VideoDiTShape(Protocol):
-    """The fields of a cast config that shape its :class:`LatentVideoDiT` (PT2V, Edit)."""
+    """The fields of a cast config that shape its video transformer (PT2V, Edit)."""
 
     @property
     def latent_channels(self) -> int: ...
@@ -339,34 +250,6 @@ class VideoDiTShape(Protocol):
     def heads(self) -> int: ...
     @property
     def ffn_dim(self) -> int: ...
-
-
-def latent_video_dit(cfg: VideoDiTShape, extra_channels: int = 0) -> LatentVideoDiT:
-    """The :class:`LatentVideoDiT` of a cast config, with ``extra_channels`` conditioning."""
-    return LatentVideoDiT(
-        cfg.latent_channels,
-        extra_channels,
-        cfg.patch,
-        cfg.max_pos,
-        cfg.dim,
-        cfg.depth,
-        cfg.heads,
-        cfg.ffn_dim,
-    )
-
-
-def latent_video_dit_param_count(cfg: VideoDiTShape, extra_channels: int = 0) -> int:
-    """Closed-form parameter count of :func:`latent_video_dit` (transformer + positions)."""
-    vol = cfg.patch**2
-    dcfg = DiTConfig(
-        in_dim=(cfg.latent_channels + extra_channels) * vol,
-        out_dim=cfg.latent_channels * vol,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        ffn_dim=cfg.ffn_dim,
-    )
-    return dit_param_count(dcfg) + cfg.dim * sum(cfg.max_pos)
 
 
 def token_projection(in_dim: int, dim: int) -> nn.Sequential:
