@@ -3,7 +3,6 @@ import subprocess
 import sys
 import textwrap
 from importlib.metadata import EntryPoint
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +13,6 @@ from papershelf.core.registry import (
     UnknownReproductionError,
     discover,
     get_reproduction,
-    installed,
 )
 from papershelf.core.reproduce import run_reproduction
 
@@ -70,20 +68,6 @@ def fake(tmp_path, monkeypatch):
         for n, attr in (("good", "GOOD"), ("bad", "BAD"), ("empty", "EMPTY"))
     ]
     monkeypatch.setattr(registry, "_entry_points", lambda: eps)
-    fake_meta = [
-        SimpleNamespace(
-            name=ep.name,
-            dist=SimpleNamespace(
-                metadata={
-                    "Name": f"papershelf-{ep.name}",
-                    "Summary": f"Paper {ep.name} (Conf 2020)",
-                },
-                version="1.2.3",
-            ),
-        )
-        for ep in eps
-    ]
-    monkeypatch.setattr(registry, "installed", lambda *a, **k: installed(fake_meta))
     yield eps
     sys.modules.pop("fakepaper", None)
 
@@ -219,23 +203,16 @@ def test_cli_cite_and_list(fake, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "version", "results", "paper"]
     good = next(line for line in lines if line.startswith("good"))
-    assert "1.2.3" in good and "Paper good (Conf 2020)" in good and str(tmp_path / "good") in good
+    assert "Paper good (Conf 2020)" in good and str(tmp_path / "good") in good
     assert "none yet" in next(line for line in lines if line.startswith("bad"))
-
-
-def test_installed_reads_metadata_only():
-    eps = [EntryPoint("zzz", "no_such_module_xyz:R", registry.ENTRY_POINT_GROUP)]
-    [pkg] = installed(eps)  # nothing is imported, so a missing module does not matter here
-    assert (pkg.name, pkg.version, pkg.summary) == ("zzz", "unknown", "")
 
 
 def test_cli_empty_shelf(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(registry, "discover", lambda *a, **k: {})
-    monkeypatch.setattr(registry, "installed", lambda *a, **k: [])
     assert cli.main(["list"]) == 0
-    assert "No paper packages are installed yet" in capsys.readouterr().out
+    assert "No paper packages installed" in capsys.readouterr().out
     assert cli.main(["reproduce", "--out", str(tmp_path)]) == 0
-    assert "nothing to reproduce" in capsys.readouterr().out
+    assert "nothing to list or reproduce" in capsys.readouterr().out
 
 
 def test_help_does_not_import_torch():
@@ -414,3 +391,24 @@ def test_cli_parallel_jobs_sigterm_stops_workers_and_cleans_up(tmp_path):
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert not list(out.glob(".*")), "temporary folder left behind"
+
+
+def test_cli_parallel_runs_start_longest_first(fake, tmp_path, monkeypatch):
+    """With --jobs > 1, the package whose last run took longest is submitted first."""
+    for name, runtime in (("good", 5.0), ("bad", 50.0)):  # "empty" has no previous results
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"runtime_s": runtime}))
+    seen = []
+    monkeypatch.setattr(
+        cli, "_run_parallel", lambda tasks, *a: seen.extend(r.name for r, _ in tasks)
+    )
+    monkeypatch.setattr("papershelf.core.reproduce.write_summary", lambda out: (out, ""))
+    assert (
+        cli.main(["reproduce", "good", "empty", "bad", "--jobs", "2", "--out", str(tmp_path)]) == 0
+    )
+    assert seen == ["bad", "good", "empty"]
+    seen.clear()
+    assert (
+        cli.main(["reproduce", "good", "empty", "bad", "--jobs", "1", "--out", str(tmp_path)]) == 1
+    )
+    assert seen == []  # one job: in the order given, in this process

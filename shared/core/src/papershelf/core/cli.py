@@ -19,6 +19,7 @@ from typing import Any
 __all__ = ["build_parser", "main"]
 
 DEFAULT_OUT = "papershelf-results"
+_EMPTY = "No paper packages installed: nothing to list or reproduce (pip install papershelf-tmd)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,34 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep = sub.add_parser("reproduce", help="run the papers' headline experiments")
     p_rep.add_argument("names", nargs="*", metavar="NAME", help="packages to run (default: all)")
     p_rep.add_argument("--full", action="store_true", help="paper-scale setting (GPU advised)")
-    p_rep.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="number of seeds, 0..N-1 (default: each package's own, at least 3 with --full)",
-    )
+    seeds = "number of seeds, 0..N-1 (default: each package's own, at least 3 with --full)"
+    p_rep.add_argument("--seeds", type=int, help=seeds)
     p_rep.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p_rep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p_rep.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads for torch and BLAS (default: 1 for the quick profile on CPU, "
-        "the library default otherwise)",
-    )
-    p_rep.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="packages run at once, each in its own process (default: 2 for the quick profile "
-        "on CPU, where each run uses one thread; 1 otherwise)",
-    )
-    p_rep.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show progress bars always / never (default: on a terminal, one package at a time)",
-    )
+    threads = "CPU threads for torch and BLAS (default: 1 for a quick run on CPU, else unchanged)"
+    p_rep.add_argument("--threads", type=int, help=threads)
+    jobs = "packages run at once, in processes (default: 2 for quick runs on CPU, else 1)"
+    p_rep.add_argument("--jobs", type=int, help=jobs)
+    bars = "progress bars always / never (default: on a terminal, one package at a time)"
+    p_rep.add_argument("--progress", action=argparse.BooleanOptionalAction, help=bars)
 
     p_cite = sub.add_parser("cite", help="print a paper's BibTeX")
     p_cite.add_argument("name", metavar="NAME")
@@ -77,17 +60,15 @@ class _UsageError(Exception):
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from papershelf.core.registry import installed
+    from papershelf.core.registry import discover
 
     rows = [("name", "version", "results", "paper")]
-    for pkg in installed():
-        has = (Path(args.out) / pkg.name / "results.json").is_file()
-        where = str(Path(args.out) / pkg.name) if has else "none yet"
-        rows.append((pkg.name, pkg.version, where, pkg.summary))
+    for rep in discover().values():
+        has = (Path(args.out) / rep.name / "results.json").is_file()
+        where = str(Path(args.out) / rep.name) if has else "none yet"
+        rows.append((rep.name, rep.version, where, f"{rep.title} ({rep.venue})"))
     if len(rows) == 1:
-        print(
-            "No paper packages are installed yet. Install one, e.g. `pip install papershelf-tmd`."
-        )
+        print(_EMPTY)
         return 0
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
@@ -124,8 +105,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     chosen = [_get(n) for n in args.names] or list(discover().values())
     if not chosen:
-        print("No paper packages are installed yet, so there is nothing to reproduce. "
-              "Install one, e.g. `pip install papershelf-tmd`.")  # fmt: skip
+        print(_EMPTY)
         return 0
     for flag in ("seeds", "threads", "jobs"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -161,7 +141,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         kw = dict(full=args.full, seeds=tuple(range(n_seeds)), device=device, command=command)
         tasks.append((rep, {**kw, "show_progress": show_progress, "threads": args.threads}))
 
-    def report(i: int, outcome: Any) -> None:
+    def report(outcome: Any) -> None:
         what = f"done in {outcome.runtime_s:.1f} s -> {outcome.out_dir}"
         if not outcome.ok:
             failures.append(outcome)
@@ -171,7 +151,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if jobs == 1:
         for i, (rep, kw) in enumerate(tasks, 1):
             print(f"[{i}/{len(tasks)}] {rep.name}: {rep.headline or rep.title}", flush=True)
-            report(i, run_reproduction(rep, out, **kw))
+            report(run_reproduction(rep, out, **kw))
     else:
         _run_parallel(tasks, out, jobs, report)
     path, table = write_summary(out)
@@ -187,12 +167,7 @@ def _worker_init() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)  # clean up the temporary folder, then exit
 
 
-def _run_parallel(
-    tasks: list[tuple[Any, dict[str, Any]]],
-    out: Path,
-    jobs: int,
-    report: Callable[[int, Any], None],
-) -> None:
+def _run_parallel(tasks: list[Any], out: Path, jobs: int, report: Callable[..., None]) -> None:
     """Run reproductions in ``jobs`` worker processes; on Ctrl-C / SIGTERM stop them all."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -203,14 +178,14 @@ def _run_parallel(
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
     print(f"running {len(tasks)} packages, {jobs} at a time", flush=True)
     try:
-        pending = {}
+        pending = set()
         for i, (rep, kw) in enumerate(tasks, 1):
             print(f"[{i}/{len(tasks)}] {rep.name}: {rep.headline or rep.title}", flush=True)
-            pending[pool.submit(run_reproduction, rep, out, **kw)] = i
+            pending.add(pool.submit(run_reproduction, rep, out, **kw))
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                report(pending.pop(fut), fut.result())
+                report(fut.result())
     except BaseException:
         for proc in list(getattr(pool, "_processes", {}).values()):
             if proc.is_alive():
@@ -229,11 +204,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _run_interruptible(cmd: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run ``cmd``; Ctrl-C exits 130 and SIGTERM 143, each with one line and no traceback.
-
-    The reproduction in flight removes its temporary folder on the way out (see
-    :func:`papershelf.core.reproduce.run_reproduction`); finished packages keep their results.
-    """
+    """Run ``cmd``; Ctrl-C exits 130 and SIGTERM 143, one line each, no traceback (the run in
+    flight removes its temporary folder; finished packages keep their results)."""
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -257,10 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     commands = {"list": _cmd_list, "cite": _cmd_cite}
     try:
         if args.command == "reproduce":

@@ -9,14 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# fmt: off
 __all__ = [
-    "DATA_ENV",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "data_root",
+    "DATA_ENV", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "data_root",
     "save_figure",
 ]
+# fmt: on
 
 #: The environment variable naming the folder of data sets that users download themselves
 #: (the paper-scale ``--full`` runs read from it; nothing is downloaded for them).
@@ -30,8 +28,7 @@ def data_root() -> Path | None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    os.umask(mask := os.umask(0))
     return mask
 
 
@@ -64,15 +61,11 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 150, close: bool = True) -> Path:
-    """Save a matplotlib figure atomically to ``path`` (``.png`` added when it has no suffix).
-
-    ``close`` closes the figure afterwards, to free its memory.
-    """
+    """Save a matplotlib figure atomically to ``path`` (``.png`` added when it has no suffix);
+    ``close`` closes the figure afterwards, to free its memory."""
     import io as _io
 
-    path = Path(path)
-    if not path.suffix:
-        path = path.with_suffix(".png")
+    path = Path(path) if Path(path).suffix else Path(path).with_suffix(".png")
     buf = _io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())

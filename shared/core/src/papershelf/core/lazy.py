@@ -1,9 +1,5 @@
-"""Lazy package attributes (PEP 562): ``import papershelf.<pkg>`` imports nothing heavy.
-
-Every package ``__init__`` maps its public names to the submodule that defines them and gets
-``__getattr__`` / ``__dir__`` from :func:`lazy_exports`; a name is imported on first use and then
-cached in the package namespace. Stdlib only.
-"""
+"""Lazy package attributes (PEP 562), so that ``import papershelf.<pkg>`` imports nothing heavy:
+a public name is imported from its submodule on first use, then cached. Stdlib only."""
 
 from __future__ import annotations
 

@@ -29,17 +29,10 @@ def progress(
     leave: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """Wrap ``iterable`` in a tqdm bar, or drive one by hand (``update``) without it.
+    """A tqdm bar over ``iterable`` (or, without one, driven by hand with ``update``).
 
-    Parameters
-    ----------
-    iterable : iterable, optional
-        What to iterate; omit it to drive the bar by hand with ``update``.
-    total, desc, leave, **kwargs
-        As in tqdm.
-    disable : bool, optional
-        Force the bar off (``True``) or on (``False``); by default it shows only
-        on a terminal (see :func:`progress_enabled`).
+    ``total``, ``desc``, ``leave`` and ``**kwargs`` are tqdm's; ``disable`` forces the bar off
+    (``True``) or on (``False``), by default it shows only on a terminal (:func:`progress_enabled`).
     """
     from tqdm import tqdm  # imported here: ``import papershelf.core`` stays stdlib-only
 

@@ -13,23 +13,17 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
+from papershelf.core.validation import check_choice, check_real
+
+# fmt: off
 __all__ = [
-    "SCHEMA_VERSION",
-    "STATUSES",
-    "VERDICTS",
-    "ClaimTest",
-    "ResultRecord",
-    "Status",
-    "Verdict",
-    "claim_test",
-    "format_value",
-    "read_results",
-    "records_from_json",
-    "records_to_json",
+    "SCHEMA_VERSION", "STATUSES", "VERDICTS", "ClaimTest", "ResultRecord", "Status", "Verdict",
+    "claim_test", "format_value", "read_results", "records_from_json", "records_to_json",
     "results_table",
 ]
+# fmt: on
 
 SCHEMA_VERSION = 2
 _READABLE_SCHEMAS = (1, 2)
@@ -111,28 +105,20 @@ def claim_test(
     Returns
     -------
     ClaimTest
-        The difference, its standard error, the interval and the verdict. One seed gives an
-        infinite interval and always "not shown".
+        Difference, standard error, interval, verdict (one seed: infinite, "not shown").
 
     Examples
     --------
     >>> claim_test([0.81, 0.83, 0.80], [0.78, 0.79, 0.78]).verdict
     'holds'
     """
-    if direction not in ("greater", "less"):
-        raise ValueError(f"direction must be 'greater' or 'less', got {direction!r}")
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
-    if not math.isfinite(margin):
-        raise ValueError(f"margin must be finite, got {margin}")
-    if b is None:
-        diffs = [float(x) for x in a]
-    else:
-        if len(a) != len(b):
-            raise ValueError(
-                f"a and b must have one value per seed each, got {len(a)} and {len(b)}"
-            )
-        diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    check_choice("direction", direction, ("greater", "less"))
+    check_real("confidence", confidence, low=0.5, high=1, inclusive=(True, False))
+    check_real("margin", margin)
+    if b is not None and len(a) != len(b):
+        raise ValueError(f"a and b must have one value per seed each, got {len(a)} and {len(b)}")
+    pairs = zip(a, [0.0] * len(a) if b is None else b, strict=True)
+    diffs = [float(x) - float(y) for x, y in pairs]
     if not diffs:
         raise ValueError("a must hold at least one value per seed")
     if not all(math.isfinite(d) for d in diffs):
@@ -151,13 +137,7 @@ def claim_test(
 
 
 Status = Literal["reproduced", "within tolerance", "not reproduced", "not comparable"]
-STATUSES: tuple[Status | Verdict, ...] = (
-    "reproduced",
-    "within tolerance",
-    "not reproduced",
-    "not comparable",
-    *VERDICTS,
-)
+STATUSES: tuple[Status | Verdict, ...] = (*get_args(Status), *VERDICTS)
 
 
 @dataclass
@@ -221,9 +201,8 @@ class ResultRecord:
         for name in ("package", "experiment", "metric"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"ResultRecord.{name} must be a non-empty string")
-        if isinstance(self.values, (int, float)):
-            self.values = [float(self.values)]
-        vals = [float(v) for v in self.values]
+        raw: Any = self.values
+        vals = [float(v) for v in ([raw] if isinstance(raw, int | float) else raw)]
         if not vals and self.claim is None:
             raise ValueError("ResultRecord.values must hold at least one value")
         if any(math.isnan(v) for v in vals):
@@ -234,13 +213,12 @@ class ResultRecord:
         if self.tolerance is not None and self.tolerance < 0:
             raise ValueError("ResultRecord.tolerance must be >= 0")
         self.seeds = [int(s) for s in self.seeds]
-        if self.verdict is not None:
-            if self.verdict not in VERDICTS:
-                raise ValueError(
-                    f"ResultRecord.verdict must be one of {VERDICTS}, got {self.verdict!r}"
-                )
-            if self.claim is None:
-                raise ValueError("ResultRecord.verdict needs a claim")
+        if self.verdict is not None and self.verdict not in VERDICTS:
+            raise ValueError(
+                f"ResultRecord.verdict must be one of {VERDICTS}, got {self.verdict!r}"
+            )
+        if self.verdict is not None and self.claim is None:
+            raise ValueError("ResultRecord.verdict needs a claim")
         if self.interval is not None:
             lo, hi = (float(v) for v in self.interval)
             if not lo <= hi:
@@ -304,8 +282,7 @@ class ResultRecord:
         tol = self.tolerance if self.tolerance is not None else 0.0
         if self.higher_is_better is None:
             return "within tolerance" if abs(diff) <= tol else "not reproduced"
-        better = diff >= 0 if self.higher_is_better else diff <= 0
-        if better:
+        if (diff >= 0) if self.higher_is_better else (diff <= 0):
             return "reproduced"
         return "within tolerance" if abs(diff) <= tol else "not reproduced"
 
@@ -320,10 +297,9 @@ class ResultRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRecord:
         """Inverse of :meth:`to_dict`; derived keys are recomputed, not trusted."""
-        known = {f.name for f in fields(cls)}
-        missing = {"package", "experiment", "metric"} - set(data)
-        if missing:
+        if missing := {"package", "experiment", "metric"} - set(data):
             raise ValueError(f"result record is missing keys: {sorted(missing)}")
+        known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -353,51 +329,29 @@ def format_value(value: float | None, std: float | None = None, digits: int = 4)
     """Format ``value ± std`` with ``digits`` significant digits ("–" for ``None``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:.{digits}g}"
-    if std:
-        text += f" ± {std:.2g}"
-    return text
+    return f"{value:.{digits}g}" + (f" ± {std:.2g}" if std else "")
 
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def results_table(
-    records: Sequence[ResultRecord],
-    *,
-    include_package: bool = False,
-    include_runtime: bool = False,
-) -> str:
+def results_table(records: Sequence[ResultRecord]) -> str:
     """Render records as a markdown table, ours beside the paper's.
 
     Qualitative claims show the claim in the paper column and whether it held in ours.
     """
-    head = ["Experiment", "Metric", "Ours", "Paper", "Status"]
-    if include_package:
-        head.insert(0, "Package")
-    if include_runtime:
-        head.append("Runtime (s)")
-    head.append("Note")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| Experiment | Metric | Ours | Paper | Status | Note |", "|" + "---|" * 6]
     for r in records:
+        ours = format_value(r.mean, r.std)
+        paper = format_value(r.paper_value)
         if r.claim is not None:
-            ours: str = r.status if r.status in VERDICTS else "–"
-            if r.values:
-                ours = f"{format_value(r.mean, r.std)} ({ours})"
+            verdict = r.status if r.status in VERDICTS else "–"
+            ours = f"{ours} ({verdict})" if r.values else verdict
             if r.interval is not None:
                 ours += f" [{format_value(r.interval[0])}, {format_value(r.interval[1])}]"
             paper = r.claim
-        else:
-            ours = format_value(r.mean, r.std)
-            paper = format_value(r.paper_value)
-        if r.paper_note:
-            paper = f"{paper} ({r.paper_note})"
-        row = [r.experiment, r.metric, ours, paper, r.status]
-        if include_package:
-            row.insert(0, r.package)
-        if include_runtime:
-            row.append("–" if r.runtime_s is None else f"{r.runtime_s:.1f}")
-        row.append(r.note)
+        paper += f" ({r.paper_note})" if r.paper_note else ""
+        row = [r.experiment, r.metric, ours, paper, r.status, r.note]
         lines.append("| " + " | ".join(_escape(str(c)) for c in row) + " |")
     return "\n".join(lines) + "\n"

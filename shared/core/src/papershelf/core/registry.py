@@ -4,7 +4,7 @@ Each paper package declares one entry point in the group ``papershelf.reproduce`
 :class:`Reproduction`, e.g. ``tmd = "papershelf.tmd._registry:REPRODUCTION"`` under
 ``[project.entry-points."papershelf.reproduce"]``. The reproduction names its runner lazily
 (``run="papershelf.tmd.reproduce:run"``), which takes a :class:`ReproduceContext` and returns
-result records. ``papershelf list`` reads distribution metadata only (:func:`installed`).
+result records. Registry modules are import-light, so ``papershelf list`` can load them all.
 """
 
 from __future__ import annotations
@@ -21,17 +21,12 @@ from papershelf.core.records import ResultRecord
 
 log = logging.getLogger(__name__)
 
+# fmt: off
 __all__ = [
-    "ENTRY_POINT_GROUP",
-    "InstalledPackage",
-    "installed",
-    "ReproduceContext",
-    "ReproduceError",
-    "Reproduction",
-    "UnknownReproductionError",
-    "discover",
-    "get_reproduction",
+    "ENTRY_POINT_GROUP", "ReproduceContext", "ReproduceError",
+    "Reproduction", "UnknownReproductionError", "discover", "get_reproduction",
 ]
+# fmt: on
 
 ENTRY_POINT_GROUP = "papershelf.reproduce"
 
@@ -172,33 +167,6 @@ def discover(
     return dict(sorted(found.items()))
 
 
-@dataclass(frozen=True)
-class InstalledPackage:
-    """What the metadata of an installed paper package says, read without importing it."""
-
-    name: str
-    distribution: str
-    version: str
-    summary: str
-
-
-def installed(entry_points: Iterable[Any] | None = None) -> list[InstalledPackage]:
-    """The registered paper packages, from distribution metadata only (nothing is imported)."""
-    if entry_points is None:
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    out: dict[str, InstalledPackage] = {}
-    for ep in entry_points:
-        dist = getattr(ep, "dist", None)
-        meta = dist.metadata if dist is not None else None
-        out[ep.name] = InstalledPackage(
-            name=ep.name,
-            distribution=meta["Name"] if meta is not None else "unknown",
-            version=dist.version if dist is not None else "unknown",
-            summary=(meta.get("Summary") or "") if meta is not None else "",
-        )
-    return [out[k] for k in sorted(out)]
-
-
 def _entry_points() -> Iterable[Any]:
     """The installed entry points of :data:`ENTRY_POINT_GROUP` (patched in tests)."""
     return metadata.entry_points(group=ENTRY_POINT_GROUP)
@@ -210,15 +178,14 @@ def get_reproduction(name: str, registry: dict[str, Reproduction] | None = None)
     Without ``registry`` only that package's entry point is loaded (``papershelf cite tmd``
     imports nothing of the other packages).
     """
-    key = name.replace("_", "-")
+    names = (name, name.replace("_", "-"))
     if registry is None:
         eps = list(_entry_points())
-        for cand in (name, key):
-            chosen = [ep for ep in eps if ep.name == cand]
-            if chosen:
-                return discover(chosen, strict=True)[cand]
+        chosen = [ep for ep in eps if ep.name in names][:1]
+        if chosen:
+            return discover(chosen, strict=True)[chosen[0].name]
         raise UnknownReproductionError(name, sorted({ep.name for ep in eps}))
-    for cand in (name, key):
+    for cand in names:
         if cand in registry:
             return registry[cand]
     raise UnknownReproductionError(name, list(registry))

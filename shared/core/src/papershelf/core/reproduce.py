@@ -42,25 +42,14 @@ class RunOutcome:
     out_dir: Path | None = None
 
 
-def _package_markdown(
-    repro: Reproduction,
-    records: Sequence[ResultRecord],
-    meta: dict[str, object],
-    figures: Sequence[str],
-) -> str:
-    lines = [
-        f"# {repro.name}: {repro.title}",
-        "",
-        f"{repro.authors}, {repro.venue}. {repro.url}",
-        "",
+def _package_markdown(repro: Reproduction, records: Sequence[ResultRecord], meta: dict) -> str:
+    run = (
         f"Command: `{meta['command']}` · mode {meta['mode']} · seeds {meta['seeds']} · "
-        f"device {meta['device']} · {meta['hardware']} · {meta['runtime_s']:.1f} s",
-        "",
-        results_table(records).rstrip(),
-    ]
-    for fig in figures:
-        lines += ["", f"![{fig}]({fig})"]
-    return "\n".join(lines) + "\n"
+        f"device {meta['device']} · {meta['hardware']} · {meta['runtime_s']:.1f} s"
+    )
+    head = [f"# {repro.name}: {repro.title}", f"{repro.authors}, {repro.venue}. {repro.url}", run]
+    figures = [f"![{fig}]({fig})" for fig in meta["figures"]]
+    return "\n\n".join([*head, results_table(records).rstrip(), *figures]) + "\n"
 
 
 def run_reproduction(
@@ -76,15 +65,11 @@ def run_reproduction(
 ) -> RunOutcome:
     """Run one reproduction into ``out_root / repro.name``.
 
-    The runner writes into a temporary sibling folder; ``results.json`` and
-    ``results.md`` are added there and its files replace their namesakes in
-    ``out_root / repro.name`` only when everything succeeded (other files a user keeps there
-    are left alone). A crash, Ctrl-C or SIGTERM leaves the previous results untouched and no
-    temporary folder behind. Folders get the usual permissions (``0777 & ~umask``).
-
-    ``threads`` sets the CPU threads of torch and BLAS for the run and restores them
-    afterwards. ``None`` means one thread for the quick profile on the CPU (small models, where
-    a second thread on a busy machine is slower, and the runs stay comparable) and no change
+    The runner writes into a temporary sibling folder, which gets ``results.json`` and
+    ``results.md``; its files replace their namesakes in ``out_root / repro.name`` only when
+    everything succeeded (a user's other files there stay). A crash, Ctrl-C or SIGTERM leaves
+    the previous results and no temporary folder. ``threads`` (torch and BLAS, restored after)
+    defaults to 1 for a quick run on the CPU (small models; comparable runs) and no change
     otherwise.
     """
     if threads is None and device == "cpu" and not full:
@@ -94,25 +79,16 @@ def run_reproduction(
     final = out_root / repro.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{repro.name}.", suffix=".tmp", dir=out_root))
     tmp.chmod(0o777 & ~_umask())
-    ctx = ReproduceContext(
-        out_dir=tmp,
-        full=full,
-        seeds=tuple(seeds),
-        device=device,
-        show_progress=show_progress,
-        threads=threads,
-    )
+    ctx = ReproduceContext(tmp, full, tuple(seeds), device, show_progress, threads)
     start = time.perf_counter()
     try:
         with cpu_threads(threads):
             records = list(repro.load_runner()(ctx))
         if not records:
             raise RuntimeError(f"reproduction {repro.name!r} returned no result records")
-        for r in records:
-            if not isinstance(r, ResultRecord):
-                raise TypeError(
-                    f"reproduction {repro.name!r} returned {type(r).__name__}, not ResultRecord"
-                )
+        wrong = [type(r).__name__ for r in records if not isinstance(r, ResultRecord)]
+        if wrong:
+            raise TypeError(f"reproduction {repro.name!r} returned {wrong[0]}, not ResultRecord")
         runtime = time.perf_counter() - start
         hardware = describe_hardware()
         versions = package_versions([repro.distribution])
@@ -134,10 +110,9 @@ def run_reproduction(
             "command": command or f"papershelf reproduce {repro.name}",
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
-        figures = sorted(p.name for p in tmp.iterdir() if p.suffix.lower() in {".png", ".svg"})
-        meta["figures"] = figures
+        meta["figures"] = sorted(p.name for p in tmp.iterdir() if p.suffix in {".png", ".svg"})
         atomic_write_text(tmp / "results.json", records_to_json(records, **meta))
-        atomic_write_text(tmp / "results.md", _package_markdown(repro, records, meta, figures))
+        atomic_write_text(tmp / "results.md", _package_markdown(repro, records, meta))
         _swap_into_place(tmp, final)
         return RunOutcome(repro.name, True, runtime, records, out_dir=final)
     except BaseException as exc:
@@ -146,13 +121,10 @@ def run_reproduction(
         if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM (SystemExit), ...
             raise
         log.debug("reproduction %s failed", repro.name, exc_info=True)
-        if isinstance(exc, ReproduceError):
-            err = str(exc)
-        else:
-            err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return RunOutcome(
-            repro.name, False, runtime, error=err, out_dir=final if final.exists() else None
-        )
+        err = "".join(traceback.format_exception_only(exc)).strip()
+        err = str(exc) if isinstance(exc, ReproduceError) else err
+        kept = final if final.exists() else None
+        return RunOutcome(repro.name, False, runtime, error=err, out_dir=kept)
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
@@ -162,10 +134,7 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         return
     for src in sorted(tmp.rglob("*")):
         dest = final / src.relative_to(tmp)
-        if src.is_dir():
-            dest.mkdir(exist_ok=True)
-        else:
-            os.replace(src, dest)
+        dest.mkdir(exist_ok=True) if src.is_dir() else os.replace(src, dest)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -223,11 +192,8 @@ def shelf_table(rows: Sequence[tuple[str, Sequence[ResultRecord]]]) -> str:
 
 
 def write_summary(out_root: str | Path) -> tuple[Path, str]:
-    """Combine every ``out_root/*/results.json`` into ``out_root/results.md``; return path and table.
-
-    The file starts with one line per package (claims, numbers, headline, runtime once) and
-    then each package's full table.
-    """
+    """Combine every ``out_root/*/results.json`` into ``out_root/results.md``: one line per
+    package (:func:`shelf_table`), then each package's table. Returns the path and the lines."""
     out_root = Path(out_root)
     rows: list[tuple[str, list[ResultRecord]]] = []
     for path in sorted(out_root.glob("*/results.json")):

@@ -6,6 +6,7 @@ takes a ``generator`` / ``rng`` argument instead of touching global random state
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import sys
@@ -21,24 +22,18 @@ from papershelf.core.validation import check_int
 if TYPE_CHECKING:
     import torch
 
+# fmt: off
 __all__ = [
-    "cpu_threads",
-    "cuda_available",
-    "describe_hardware",
-    "make_generator",
-    "make_rng",
-    "package_versions",
-    "resolve_device",
+    "cpu_threads", "cuda_available", "describe_hardware", "make_generator", "make_rng",
+    "package_versions", "resolve_device",
 ]
+# fmt: on
 
 
 def cuda_available() -> bool:
     """Whether PyTorch is installed and sees a CUDA device."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+    torch = _optional("torch")
+    return torch is not None and bool(torch.cuda.is_available())
 
 
 def resolve_device(spec: Any = "auto") -> str:
@@ -70,25 +65,27 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         yield
         return
     n = check_int("threads", n, low=1)
-    try:
-        import torch
-    except ImportError:
-        torch = None  # type: ignore[assignment]
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
+    torch = sys.modules.get("torch") or _optional("torch")
+    threadpoolctl = _optional("threadpoolctl")
     before = torch.get_num_threads() if torch is not None else None
-    limiter = threadpool_limits(limits=n) if threadpool_limits is not None else None
+    limiter = threadpoolctl.threadpool_limits(limits=n) if threadpoolctl is not None else None
     try:
         if torch is not None:
             torch.set_num_threads(n)
         yield
     finally:
-        if torch is not None and before is not None:
+        if before is not None:
             torch.set_num_threads(before)
         if limiter is not None:
             limiter.restore_original_limits()
+
+
+def _optional(module: str) -> Any:
+    """The module if it is installed, else ``None``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def _check_seed(seed: Any) -> int:
@@ -107,10 +104,7 @@ def make_generator(seed: int | None = None, device: Any = "cpu") -> torch.Genera
     import torch
 
     gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(_check_seed(seed))
+    gen.seed() if seed is None else gen.manual_seed(_check_seed(seed))
     return gen
 
 

@@ -15,14 +15,11 @@ import pytest
 
 from papershelf.core.runtime import cuda_available
 
+# fmt: off
 __all__ = [
-    "assert_close",
-    "devices",
-    "requires_cuda",
-    "run_readme_quickstart",
-    "slow",
-    "with_devices",
+    "assert_close", "devices", "requires_cuda", "run_readme_quickstart", "slow", "with_devices",
 ]
+# fmt: on
 
 slow = pytest.mark.slow
 requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
@@ -30,10 +27,8 @@ requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA de
 
 def devices() -> list[Any]:
     """``pytest.param`` devices: CPU always, CUDA (marked ``gpu``) when there is one."""
-    out: list[Any] = [pytest.param("cpu", id="cpu")]
-    if cuda_available():
-        out.append(pytest.param("cuda", id="cuda", marks=pytest.mark.gpu))
-    return out
+    cuda = [pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)] if cuda_available() else []
+    return [pytest.param("cpu", id="cpu"), *cuda]
 
 
 def with_devices(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,18 +37,15 @@ def with_devices(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
 
 
 def assert_close(
     actual: Any, expected: Any, *, rtol: float = 1e-6, atol: float = 1e-8, msg: str = ""
 ) -> None:
     """``numpy.testing.assert_allclose`` for numpy arrays, torch tensors and scalars alike."""
-    np.testing.assert_allclose(
-        _to_numpy(actual), _to_numpy(expected), rtol=rtol, atol=atol, err_msg=msg
-    )
+    actual, expected = _to_numpy(actual), _to_numpy(expected)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=msg)
 
 
 def run_readme_quickstart(readme: str | Path, *, section_title: str = "Usage") -> dict[str, Any]:

@@ -1,9 +1,6 @@
-"""One small vocabulary for checking public arguments, shared by every package.
-
-Each check names the argument, accepts what a user naturally passes (Python numbers, NumPy
-scalars, 0-d arrays and 0-d torch tensors), and rejects ``bool``, NaN and infinity unless asked.
-NumPy is the only import: torch tensors are recognised by duck typing, so these checks never
-load torch.
+"""Argument checks shared by every package: each names the argument, accepts Python numbers,
+NumPy scalars and 0-d arrays or tensors, rejects ``bool``, NaN and infinity unless asked, and
+never imports torch (tensors are recognised by duck typing).
 
 >>> check_real("temperature", np.float32(0.5), low=0, inclusive=(False, True))
 0.5
