@@ -197,3 +197,10 @@ def test_cite_and_package_import_are_lazy(member: Path) -> None:
     code = f"from papershelf.core import cli\n{quiet}\n    assert cli.main(['cite', {member.name!r}]) == 0"
     assert _imports_after(code) == [], f"papershelf cite {member.name} imported heavy modules"
     assert _imports_after(f"import {module_name(member)}") == []
+
+
+def test_core_stays_thin() -> None:
+    """Issue 23: the core's source stays under 1,600 lines (paper code lives in the packages)."""
+    src = ROOT / "shared" / "core" / "src" / "papershelf" / "core"
+    lines = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in src.glob("*.py"))
+    assert lines < 1600, f"papershelf.core has {lines} source lines; keep it under 1,600"
