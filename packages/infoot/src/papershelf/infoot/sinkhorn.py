@@ -186,6 +186,12 @@ def _sinkhorn_scaling_numpy(
     their order, the stopping test and the 0/inf/NaN fallback are POT's; only the rounding
     differs (``a / (K v)`` for POT's ``1 / (diag(1/a) K v)``, and the summation order of
     ``K^T u``): ~1e-15 relative on the plan.
+
+    POT tests the scalings for 0/inf/NaN after every iteration; here they are tested when the
+    error is (every 10 iterations, and after the last), against a copy of the last tested
+    state. A failure is located exactly by replaying the iterations since that copy with a
+    test after each (the arithmetic is deterministic, and once an iterate is 0/inf/NaN every
+    later one is too), so the returned scalings and count are POT's.
     """
     n, m = M.shape
     K = np.divide(M, -reg)
@@ -193,40 +199,56 @@ def _sinkhorn_scaling_numpy(
     gemv = get_blas_funcs("gemv", (K,))
     n_blocks = max(1, -(-n * m * K.itemsize // _BLOCK_BYTES))
     rows = -(-n // n_blocks)
-    # double buffers: (u, v) is the last accepted iterate, (u_new, v_new) the candidate
     u = np.ones(n, dtype=K.dtype) / n
     v = np.ones(m, dtype=K.dtype) / m
-    u_new, v_new = np.empty_like(u), np.empty_like(v)
     # per block: the rows of K, their transpose (Fortran order, as gemv wants it), the rows
-    # of a, and the matching rows of both u buffers
-    blocks = [
-        (K[s : s + rows], K[s : s + rows].T, a[s : s + rows], u[s : s + rows], u_new[s : s + rows])
-        for s in range(0, n, rows)
-    ]
+    # of a and the matching rows of u
+    blocks = [(K[s : s + rows], K[s : s + rows].T, a[s : s + rows], u[s : s + rows])
+              for s in range(0, n, rows)]  # fmt: skip
     # alternate the block order: the blocks read last in one iteration are still in cache
     # for the first products of the next (~10% faster at n = 1000)
     orders = (blocks, blocks[::-1])
     KtU = K.T @ u
-    dot, divide, add = np.dot, np.divide, np.add
+    dot, divide, peak = np.dot, np.divide, np.maximum.reduce
+
+    def step(ii: int, KtU: np.ndarray) -> np.ndarray:
+        """Iteration ``ii`` in place: v = b / K^T u, u = a / K v, then K^T u (returned)."""
+        divide(b, KtU, out=v)
+        beta = 0.0  # the first block overwrites K^T u, the others add to it
+        for blk, blk_t, a_blk, u_blk in orders[ii & 1]:
+            dot(blk, v, out=u_blk)
+            divide(a_blk, u_blk, out=u_blk)
+            KtU = gemv(1.0, blk_t, u_blk, beta, KtU, overwrite_y=1)
+            beta = 1.0
+        return KtU
+
+    def finite() -> bool:
+        # POT's five cases: NaN or inf in u or v (a 0 in K^T u gives inf in v); the largest
+        # entry is NaN or inf exactly then (a sum could overflow on finite entries near 1e308)
+        return math.isfinite(float(peak(u))) and math.isfinite(float(peak(v)))
+
+    saved = (u.copy(), v.copy(), KtU.copy())  # the last tested state
+    saved_ii = -1
     err = 1.0
     numerical_error = converged = False
-    flip = 1  # which buffer of the pair is the candidate
     ii = 0
     for ii in range(max_iter):
-        divide(b, KtU, out=v_new)
-        KtU.fill(0.0)
-        for blk, blk_t, a_blk, u_blk0, u_blk1 in orders[ii & 1]:
-            u_blk = u_blk1 if flip else u_blk0
-            dot(blk, v_new, out=u_blk)
-            divide(a_blk, u_blk, out=u_blk)
-            KtU = gemv(1.0, blk_t, u_blk, 1.0, KtU, overwrite_y=1)
-        # u, v >= 0, so a finite sum rules out POT's five cases (0 in K^T u gives inf in v)
-        if not math.isfinite(float(add.reduce(u_new)) + float(add.reduce(v_new))):
+        KtU = step(ii, KtU)
+        if ii % 10 and ii != max_iter - 1:
+            continue
+        if not finite():
             numerical_error = True
+            u[:], v[:], KtU[:] = saved
+            for jj in range(saved_ii + 1, ii + 1):  # replay to the first failing iteration
+                prev = (u.copy(), v.copy())
+                KtU = step(jj, KtU)
+                if not finite():
+                    u[:], v[:] = prev  # POT returns the scalings of the iteration before
+                    ii = jj
+                    break
             break
-        u, u_new = u_new, u
-        v, v_new = v_new, v
-        flip = 1 - flip
+        saved[0][:], saved[1][:], saved[2][:] = u, v, KtU
+        saved_ii = ii
         if ii % 10 == 0:
             err = float(np.linalg.norm(v * KtU - b))
             if err < tol:
