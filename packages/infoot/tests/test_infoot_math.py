@@ -154,6 +154,34 @@ def test_one_pass_numpy_sinkhorn_follows_pot_iterations(monkeypatch, block_bytes
     assert ours.err == pytest.approx(ref.err, rel=1e-6)
 
 
+@pytest.mark.parametrize("block_bytes", [1 << 20, 8 * 8 * 3])
+@pytest.mark.parametrize("max_iter", [1000, 776, 771])
+def test_one_pass_sinkhorn_stops_at_pots_failing_iteration(monkeypatch, block_bytes, max_iter):
+    """Scalings that overflow mid-run (POT: at iteration 776, between two of our tests):
+    POT's count and the scalings of the iteration before; no false alarm on the last finite
+    iterate (max_iter=776: entries near 1e308, whose sum overflows)."""
+    rng = np.random.default_rng(30)
+    M = rng.uniform(0, 1, size=(10, 8))
+    M[:5, 4:] += rng.uniform(800, 900)  # exp(-M) = 0 off two blocks whose masses differ:
+    M[5:, :4] += rng.uniform(800, 900)  # no plan exists, the scalings grow geometrically
+    a, b = np.full(10, 0.1), np.r_[np.full(4, 0.2), np.full(4, 0.05)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = ot.bregman.sinkhorn(a, b, M, 1.0, numItermax=max_iter)
+    failed = [
+        int(str(w.message).rsplit(" ", 1)[1])
+        for w in caught
+        if "numerical errors" in str(w.message)
+    ]
+    assert failed == ([776] if max_iter == 1000 else [])
+    monkeypatch.setattr(sk, "_BLOCK_BYTES", block_bytes)  # 3-row blocks: 4 of them
+    with np.errstate(all="ignore"):
+        ours = sk._sinkhorn_scaling_numpy(a, b, M, 1.0, max_iter, 1e-9)
+    assert ours.numerical_error == bool(failed)
+    assert ours.n_iter == (failed[0] + 1 if failed else max_iter)
+    assert_close(ours.plan, ref, rtol=1e-13, atol=0.0)
+
+
 def test_numpy_cost_workspace_is_bitwise_the_generic_formula(small):
     _, _, _, _, Ks, Kt = small
     rng = np.random.default_rng(8)

@@ -9,10 +9,11 @@ import warnings
 import numpy as np
 import ot
 import pytest
+from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
 from papershelf.infoot import FusedInfoOT, InfoOT
-from papershelf.infoot.kernels import gaussian_kernels, pairwise_euclidean
+from papershelf.infoot.kernels import gaussian_kernels, label_block_distances, pairwise_euclidean
 from papershelf.infoot.mi import SpectralKernel, _GradientWorkspace, _marginals
 from papershelf.infoot.sinkhorn import SinkhornConvergenceWarning, sinkhorn_log, sinkhorn_scaling
 from papershelf.infoot.solvers import InfoOTConvergenceWarning, fused_infoot_plan
@@ -151,6 +152,44 @@ def test_low_rank_products_equal_dense_within_the_bound():
     )
     strict.cost(P, Ks, Kt, marg, C, 100.0)
     assert strict.ranks == [None, None]
+
+
+def test_spectral_kernel_cholesky_subspace_matches_eigh():
+    """The pivoted-Cholesky Rayleigh-Ritz factors: eigh's rank and eigenvalues, the bound met."""
+    X, ys, Y, _ = _da(n=400, m=350)
+    Ks, Kt = gaussian_kernels(pairwise_euclidean(X), pairwise_euclidean(Y), 0.5)
+    for K in (Ks, Kt):
+        S = SpectralKernel(K)
+        w = np.linalg.eigvalsh(K)[::-1]
+        assert S.method == "cholesky" and S.rank == int((w > S.err / 10).sum())
+        assert S.residual <= S.err
+        assert_allclose(S.w, w[: S.rank], rtol=0, atol=1e-12 * w[0])
+        assert_allclose(S.U.T @ S.U, np.eye(S.rank), rtol=0, atol=1e-13)
+        assert np.linalg.norm(K - (S.U * S.w) @ S.U.T) == pytest.approx(S.residual, rel=1e-12)
+    # an indefinite kernel (label-refined distances are not Euclidean): eigh, then dense
+    S = SpectralKernel(gaussian_kernels(label_block_distances(X, ys, 5000.0), Y[:5], 0.5)[0])
+    assert S.method == "eigh" and S.rank is None
+
+
+def test_spectral_kernel_power_step_rescues_a_coarse_subspace(monkeypatch):
+    """A subspace 1000x too coarse misses the bound; one power step meets it (no eigh)."""
+    import papershelf.infoot.mi as mi
+
+    X, _, _, _ = _da(n=300)
+    K = gaussian_kernels(pairwise_euclidean(X), pairwise_euclidean(X), 0.5)[0]
+    basis, ritz = mi._cholesky_basis, mi._ritz_pairs
+    residuals = []
+
+    def spy(K, Q, floor):
+        w, U = ritz(K, Q, floor)
+        residuals.append(np.linalg.norm(K - (U * w) @ U.T))
+        return w, U
+
+    monkeypatch.setattr(mi, "_cholesky_basis", lambda K, floor: basis(K, 1000 * floor))
+    monkeypatch.setattr(mi, "_ritz_pairs", spy)
+    S = mi.SpectralKernel(K)
+    assert len(residuals) == 2 and residuals[0] > S.err >= residuals[1] == S.residual
+    assert S.method == "cholesky" and S.rank is not None
 
 
 def test_low_rank_solver_equals_dense_solver():
