@@ -163,11 +163,16 @@ def plain_autograd_rince(z1: torch.Tensor, z2: torch.Tensor, q: float, lam: floa
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Process-CPU ms per call, round by round; the order rotates every round, so that each
+    implementation runs equally often right after each other one (caches warmed or flushed
+    by its predecessor, e.g. the Python mask loop, are not always the same one's)."""
     for fn in fns.values():  # warm-up
         fn()
     out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = fns[name]
             t0 = time.process_time()
             fn()
             out[name].append((time.process_time() - t0) * 1e3)

@@ -46,6 +46,8 @@ _LAYOUTS = ("simclr", "cross")
 # ----------------------------------------------------------------------------- validation
 def _check_q_lam(q: object, lam: object) -> tuple[float, float]:
     """``q`` in [0, 1] and ``lam > 0`` as floats (numbers, NumPy scalars, 0-d arrays/tensors)."""
+    if type(q) is float and type(lam) is float and 0.0 <= q <= 1.0 and 0.0 < lam < math.inf:
+        return q, lam  # the common case, decided without the general checks (NaN fails here)
     return (
         check_real("q", q, low=0.0, high=1.0),
         check_real("lam", lam, low=0.0, inclusive=(False, True)),
@@ -58,6 +60,8 @@ def _check_temperature(temperature: object) -> tuple[float, Tensor | None]:
     A 0-d tensor that requires grad stays in the graph (e.g. CLIP's learnable temperature);
     any other number, NumPy scalar or 0-d array/tensor is used as a float.
     """
+    if type(temperature) is float and 0.0 < temperature < math.inf:
+        return temperature, None  # the common case (NaN fails the comparison)
     value = check_real("temperature", temperature, low=0.0, inclusive=(False, True))
     if isinstance(temperature, Tensor) and temperature.requires_grad:
         if not temperature.is_floating_point():
@@ -73,7 +77,21 @@ def _check_common(layout: str, reduction: str) -> None:
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     # at least float32 inside the loss: bf16/fp16 logits lose the positive against S
+    if dtype is torch.float32 or dtype is torch.float64:
+        return dtype
     return torch.promote_types(dtype, torch.float32)
+
+
+_ZEROS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _zero(like: Tensor) -> Tensor:
+    """A cached 0-d zero of ``like``'s dtype and device (the ignored ``input`` of ``addmm``)."""
+    key = (like.dtype, like.device)
+    zero = _ZEROS.get(key)
+    if zero is None:
+        zero = _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
+    return zero
 
 
 def _check_logits_finite(lse: Tensor, pos: Tensor, temperature: float) -> None:
@@ -168,6 +186,42 @@ def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
 _CONSTANT_SHIFT_LIMIT = {torch.float32: 40.0, torch.float64: 340.0}
 
 
+def _matmul_lse_kernel(
+    anchors: Tensor, keys: Tensor | None, excluded: Tensor | None, scale: float, unit: bool
+) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """The forward of :class:`_MatmulLogSumExp`: (row LSE, ``exp`` buffer, row sums, unshifted).
+
+    Called directly (no autograd node, nothing saved) when no gradient is needed.
+    """
+    self_keys = keys is None
+    k = anchors if keys is None else keys
+    if unit:  # rows normalised by the caller: |a_i . k_j| <= 1 (no norm pass, no sync)
+        bound = scale
+    else:
+        na = anchors.norm(dim=1).amax()
+        bound = scale * float(na * (na if self_keys else k.norm(dim=1).amax()))
+    constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(anchors.dtype, 40.0)
+    if constant:
+        # every logit lies in [-bound, bound] with bound <= 20: e^s can neither overflow nor
+        # underflow, so no shift at all (and E = e^S stays exactly as symmetric as S)
+        expd = ((anchors * scale) @ k.T).exp_()
+        if self_keys:
+            expd.fill_diagonal_(0.0)
+        elif excluded is not None:
+            expd[torch.arange(anchors.shape[0], device=anchors.device), excluded] = 0.0
+        total = expd.sum(dim=1, keepdim=True)
+        return total.log().squeeze(1), expd, total, True
+    logits = (anchors * scale) @ k.T
+    if self_keys:
+        logits.fill_diagonal_(float("-inf"))
+    elif excluded is not None:
+        logits[torch.arange(anchors.shape[0], device=anchors.device), excluded] = float("-inf")
+    shift = logits.amax(dim=1, keepdim=True)
+    expd = logits.sub_(shift).exp_()
+    total = expd.sum(dim=1, keepdim=True)
+    return total.log().add_(shift).squeeze(1), expd, total, False
+
+
 class _MatmulLogSumExp(torch.autograd.Function):
     """Row-wise ``logsumexp(scale * anchors @ keys.T)`` without the excluded columns, fused.
 
@@ -193,42 +247,13 @@ class _MatmulLogSumExp(torch.autograd.Function):
         scale: float,
         unit: bool = False,
     ) -> Tensor:
+        out, expd, total, constant = _matmul_lse_kernel(anchors, keys, excluded, scale, unit)
         self_keys = keys is None
-        k = anchors if keys is None else keys
-        if unit:  # rows normalised by the caller: |a_i . k_j| <= 1 (no norm pass, no sync)
-            bound = scale
-        else:
-            na = anchors.norm(dim=1).amax()
-            bound = scale * float(na * (na if self_keys else k.norm(dim=1).amax()))
-        constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(anchors.dtype, 40.0)
-        rows = torch.arange(anchors.shape[0], device=anchors.device)
-        if constant:
-            # every logit lies in [-bound, bound] with bound <= 20: e^s can neither overflow nor
-            # underflow, so no shift at all (and E = e^S stays exactly as symmetric as S)
-            shift: Tensor | float = 0.0
-            expd = ((anchors * scale) @ k.T).exp_()
-        else:
-            logits = (anchors * scale) @ k.T
-            if self_keys:
-                logits.fill_diagonal_(float("-inf"))
-            elif excluded is not None:
-                logits[rows, excluded] = float("-inf")
-            shift = logits.amax(dim=1, keepdim=True)
-            expd = logits.sub_(shift).exp_()
-        if constant:
-            if self_keys:
-                expd.fill_diagonal_(0.0)
-            elif excluded is not None:
-                expd[rows, excluded] = 0.0
-        total = expd.sum(dim=1, keepdim=True)
         ctx.scale = scale
         ctx.self_keys = self_keys
         ctx.symmetric = self_keys and constant
-        ctx.save_for_backward(anchors, k, expd, total)
-        out = total.log()
-        if not constant:
-            out = out.add_(shift)
-        return out.squeeze(1)
+        ctx.save_for_backward(anchors, anchors if keys is None else keys, expd, total)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -259,8 +284,13 @@ def _matmul_lse(
     Fused for a float temperature; through plain autograd for a learnable tensor temperature.
     """
     if learnable is None:
-        out: Tensor = _MatmulLogSumExp.apply(anchors, keys, excluded, 1.0 / temperature, unit)
-        return out
+        if torch.is_grad_enabled() and (
+            anchors.requires_grad or (keys is not None and keys.requires_grad)
+        ):
+            out: Tensor = _MatmulLogSumExp.apply(anchors, keys, excluded, 1.0 / temperature, unit)
+            return out
+        # no gradient wanted: the same kernel without an autograd node or saved buffers
+        return _matmul_lse_kernel(anchors, keys, excluded, 1.0 / temperature, unit)[0]
     logits = anchors @ (anchors if keys is None else keys).T / learnable.to(anchors.dtype)
     if keys is None or excluded is not None:
         rows = torch.arange(logits.shape[0], device=logits.device)
@@ -268,6 +298,167 @@ def _matmul_lse(
         hide[rows, rows if keys is None else excluded] = True
         logits = logits.masked_fill(hide, float("-inf"))
     return torch.logsumexp(logits, dim=1)
+
+
+def _simclr_rince_kernel(
+    z: Tensor, scale: float, q: float, lam: float, reduction: str
+) -> tuple[Tensor | None, tuple[Tensor, ...], bool]:
+    """Forward of :class:`_SimCLRRince`: (reduced loss or ``None``, saved tensors, unshifted).
+
+    ``z`` (2N, D) is ``[z1; z2]`` in the compute dtype. The (2N, 2N) logits are symmetric, so
+    only three of their four (N, N) blocks are computed, into one (2N, 2N) buffer: the rows of
+    ``z1``, ``[A, B] = z1 @ z^T``, and ``C = z2 @ z2^T`` bottom right (the bottom-left block is
+    never written or read). 3/4 of the GEMM and of the ``exp`` work; the row sums of ``z2``'s
+    rows ``[B^T, C]`` are the column sums of the right half ``[B; C]``.
+
+    ``None`` means "not certain": a NaN or inf in ``z``, logits near the overflow range, or rows
+    outside the product form's safe range; the caller then takes the general path (which checks
+    and diagnoses). Nothing is checked elementwise in the usual case: the largest diagonal
+    logit ``scale * max |z_i|^2`` bounds every logit (Cauchy-Schwarz) and is NaN or inf
+    exactly when some row of ``z`` holds a NaN or inf (a square is never 0 times NaN, so no
+    BLAS shortcut can drop it); with it and ``lam`` the range of every row's ``q s+`` and
+    ``q d`` is known before they are computed.
+    """
+    n2, dtype = z.shape[0], z.dtype
+    if not scale <= torch.finfo(dtype).max:  # 1/t itself overflows: the general path says so
+        return None, (), False
+    n = n2 // 2
+    z2 = z[n:]
+    buf = z.new_empty((n2, n2))
+    top, c_blk, b_blk = buf[:n], buf[n:, n:], buf[:n, n:]
+    torch.addmm(_zero(z), z[:n], z.T, beta=0.0, alpha=scale, out=top)  # [A, B]
+    torch.addmm(_zero(z), z2, z2.T, beta=0.0, alpha=scale, out=c_blk)  # C
+    bound = float(buf.diagonal().amax())  # A's and C's diagonals; NaN/inf iff z holds one
+    if not math.isfinite(bound):
+        return None, (), False
+    constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(dtype, 40.0)
+    pos = b_blk.diagonal().clone()  # s+ = B[i, i], the same number the LSEs sum
+    if constant:  # |s_ij| <= bound <= 20 (float32): e^s neither overflows nor underflows
+        top.exp_()
+        c_blk.exp_()
+        buf.fill_diagonal_(0.0)  # the diagonals of A and C: no anchor is its own key
+        e_top, e_c, e_bt = top, c_blk, b_blk  # B^T's exponentials (z2's rows) are B's
+        total = torch.cat([top.sum(1), buf[:, n:].sum(0)])  # C symmetric: its column sums
+        lse = total.log()
+    else:  # each row shifted by its own maximum; B is exponentiated twice (row and column)
+        buf.fill_diagonal_(float("-inf"))
+        shift1 = top.amax(dim=1)
+        shift2 = torch.maximum(b_blk.amax(dim=0), c_blk.amax(dim=1))
+        e_bt = (b_blk - shift2[None, :]).exp_()
+        e_top = top.sub_(shift1[:, None]).exp_()
+        e_c = c_blk.sub_(shift2[:, None]).exp_()
+        total = torch.cat([e_top.sum(1), e_c.sum(1).add_(e_bt.sum(0))])
+        lse = total.log().add_(torch.cat([shift1, shift2]))
+    log_lam = math.log(lam)
+    d = (lse.view(2, n) - pos).add_(log_lam)  # log lam + LSE - s+, rows of z1 then of z2
+    half = 0.5 * math.log(torch.finfo(dtype).max)
+    if q == 0.0:
+        ec = pos  # unused
+        loss = d.view(-1) if reduction == "none" else (d.mean() if reduction == "mean" else d.sum())
+    else:
+        qd = q * d
+        ec = torch.exp(q * pos)
+        prod = torch.expm1(qd).mul_(ec)  # e^{q s+} expm1(q d), rows of z1 then of z2
+        if reduction == "none":
+            loss = prod.div_(q).view(-1)
+        else:
+            loss = prod.sum() * (1.0 / (q * n2) if reduction == "mean" else 1.0 / q)
+    # certain without a tensor test when every logit is within the constant range, log(lam) is
+    # moderate (so |d| <= 100 + log 2N + 2 bound) and q d <= q (log lam + log(2N-1) + 2 bound)
+    # stays below half the dtype's log-range: then |q s+| <= q bound, every row is finite and
+    # below 1e31, and the product form is the branch _rince_from_lse takes
+    ok = (
+        constant
+        and abs(log_lam) <= 100.0
+        and n2 <= 10**7
+        and q * (log_lam + math.log(n2 - 1) + 2.0 * bound + 1.0) <= half
+    )
+    if not ok:  # shifted logits or unusual settings: one scalar test, as _rince_pair_direct
+        with torch.no_grad():
+            total_loss = loss.sum() if reduction == "none" else loss
+            if q == 0.0:
+                ok = math.isfinite(float(total_loss))
+            else:
+                worst = torch.maximum((q * pos).abs(), qd.abs()).amax()
+                ok = float(worst + total_loss * 0.0) <= half
+    if not ok:
+        return None, (), False
+    return loss, (e_top, e_c, e_bt, total, lse, ec), constant
+
+
+class _SimCLRRince(torch.autograd.Function):
+    r"""RINCE of the one-process SimCLR layout for a float temperature, one autograd node.
+
+    Forward: :func:`_simclr_rince_kernel`. Backward from the closed-form derivatives of
+    :math:`\ell = (e^{q a} - e^{q s^+})/q` (:math:`a = \log\lambda + \mathrm{LSE}`):
+    :math:`\partial\ell/\partial\,\mathrm{LSE} = e^{q a}`, :math:`\partial\ell/\partial s^+ =
+    -e^{q s^+}` (``q = 0``: 1 and -1). With row weights ``w_i`` (LSE gradient over the row sum)
+    the logits' gradient is ``G = diag(w) E``, and the gradient of ``z`` is ``(G + G^T + P) z``
+    where ``P`` holds the positives' weights at ``(i, N + i)`` and ``(N + i, i)``. By blocks:
+    ``[M11, M12] @ z`` for ``z1`` and ``M12^T z1 + M22 z2`` for ``z2``; unshifted, ``E`` is
+    symmetric and ``M = E * (w_i + w_j)``. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, z: Tensor, scale: float, q: float, lam: float, reduction: str, out: list[Any]
+    ) -> Tensor:
+        loss, saved, constant = _simclr_rince_kernel(z, scale, q, lam, reduction)
+        if loss is None:  # the caller takes the general path; this node is discarded
+            out.append(None)
+            return z.new_zeros(())
+        out.append(loss)
+        ctx.scale, ctx.q, ctx.lam, ctx.reduction, ctx.symmetric = (
+            scale,
+            q,
+            lam,
+            reduction,
+            constant,
+        )
+        ctx.save_for_backward(z, *saved)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
+        z, e_top, e_c, e_bt, total, lse, ec = ctx.saved_tensors
+        n2 = z.shape[0]
+        n = n2 // 2
+        q, scale = ctx.q, ctx.scale
+        if ctx.reduction == "none":
+            g: Tensor = grad.view(2, n)
+        else:
+            g = (grad / n2 if ctx.reduction == "mean" else grad).expand(2, n)
+        if q == 0.0:
+            g_lse, g_pos = g, -(g.sum(0))
+        else:
+            g_lse = g * torch.exp((lse.view(2, n) + math.log(ctx.lam)) * q)  # e^{q a}
+            g_pos = -((g * ec).sum(0))
+        w = (g_lse.reshape(n2) * scale) / total
+        w1, w2 = w[:n], w[n:]
+        if ctx.symmetric:
+            m_top = e_top * (w1[:, None] + w[None, :])  # [M11, M12]
+            m22 = e_c * (w2[:, None] + w2[None, :])
+        else:
+            m_top = e_top * w1[:, None]  # [G_A, G_B] of the rows of z1
+            m_top[:, :n].add_(e_top[:, :n].T * w1[None, :])  # + G_A^T
+            m_top[:, n:].add_(e_bt * w2[None, :])  # + (the rows of z2's G_B^T)^T
+            g_c = e_c * w2[:, None]
+            m22 = g_c + g_c.T
+        m_top.diagonal(n).add_(g_pos * scale)  # the positives, (i, N + i) and (N + i, i)
+        grad_z1 = m_top @ z
+        grad_z2 = torch.addmm(m22 @ z[n:], m_top[:, n:].T, z[:n])
+        return torch.cat([grad_z1, grad_z2]), None, None, None, None, None
+
+
+def _simclr_rince(z: Tensor, scale: float, q: float, lam: float, reduction: str) -> Tensor | None:
+    """:class:`_SimCLRRince` (or its kernel alone when no gradient is needed); ``None`` where the
+    general path must decide."""
+    if torch.is_grad_enabled() and z.requires_grad:
+        out: list[Any] = []
+        loss: Tensor = _SimCLRRince.apply(z, scale, q, lam, reduction, out)
+        return None if out[0] is None else loss
+    return _simclr_rince_kernel(z, scale, q, lam, reduction)[0]
 
 
 def rince_from_logits(
@@ -358,12 +549,18 @@ def _pair_lse(
     layout: str,
     gather: bool,
 ) -> tuple[Tensor, Tensor]:
-    """(LSE over each anchor's positive and negatives, positive logits) for the two-view layouts."""
+    """(LSE over each anchor's positive and negatives (2N,), positive logits (N,)) for the
+    two-view layouts; anchor ``i`` and ``N + i`` share positive ``i``. Nothing is checked here:
+    :func:`rince_loss` checks the result (and diagnoses the inputs where it is not finite).
+    """
     n = z1.shape[0]
     dtype = _compute_dtype(z1.dtype)
-    z1, z2 = z1.to(dtype), z2.to(dtype)
-    if normalize:
-        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    z = torch.cat([z1, z2], 0)
+    if z.dtype != dtype:
+        z = z.to(dtype)
+    if normalize:  # one pass over both views (row-wise, so the same values as one per view)
+        z = F.normalize(z, dim=1)
+    z1, z2 = z[:n], z[n:]
     rank, world = rank_and_world_size()
     if gather and world > 1:
         g1, g2 = gather_with_grad(z1), gather_with_grad(z2)
@@ -372,9 +569,7 @@ def _pair_lse(
     # the positive logit from the local rows, so that its gradient is that of a one-GPU run
     dots = (z1 * z2).sum(1)
     pos = dots / (temperature if learnable is None else learnable.to(dtype))
-    pos = torch.cat([pos, pos])
     if layout == "simclr":
-        z = torch.cat([z1, z2], 0)
         if world == 1:  # keys = z, the diagonal excluded
             lse = _matmul_lse(z, None, None, temperature, learnable, normalize)
         else:
@@ -391,8 +586,42 @@ def _pair_lse(
                 _matmul_lse(z2, g1, None, temperature, learnable, normalize),
             ]
         )
-    _check_logits_finite(lse, pos, temperature)
     return lse, pos
+
+
+def _rince_pair_direct(
+    lse: Tensor, pos: Tensor, q: float, lam: float, reduction: str
+) -> Tensor | None:
+    r"""Reduced RINCE of the two-view layouts by the product form, or ``None`` where the result
+    cannot be returned as it is.
+
+    ``lse`` (2N,) and ``pos`` (N,) as from :func:`_pair_lse`. The rows are
+    :math:`e^{q s^+}\operatorname{expm1}(q d)/q` exactly as in :func:`_rince_from_lse`'s usual
+    case (``q = 0``: :math:`d`), with the shared positive broadcast over both halves. The result is
+    returned only where one scalar test passes: for ``q > 0`` every ``|q s^+|`` and ``|q d|`` at
+    most half the dtype's log-range (so the product form is the one :func:`_rince_from_lse` takes,
+    and ``s^+`` and the LSE are finite), and the reduced value finite. A NaN or ``±inf`` in an
+    input makes its positive logit non-finite, hence its row and the reduced value, so a passing
+    test also means finite inputs and logits; a failing one sends :func:`rince_loss` to the full
+    diagnosis (input checks, the overflow error, the log-space path).
+    """
+    d = lse.view(2, -1) + math.log(lam) - pos
+    if q == 0.0:
+        rows = d
+    else:
+        c = q * pos
+        qd = q * d
+        rows = torch.exp(c) * (torch.expm1(qd) / q)
+    loss = reduce_loss(rows.view(-1), reduction)
+    with torch.no_grad():
+        total = loss.sum() if reduction == "none" else loss
+        if q == 0.0:
+            ok = math.isfinite(float(total))
+        else:
+            half = 0.5 * math.log(torch.finfo(lse.dtype).max)
+            worst = torch.maximum(c.abs(), qd.abs()).amax()
+            ok = float(worst + total * 0.0) <= half  # NaN/inf anywhere makes this False
+    return loss if ok else None
 
 
 def rince_loss(
@@ -466,17 +695,60 @@ def rince_loss(
     >>> rince_loss(z1, z2, q=0.5, lam=0.01, temperature=0.5).shape
     torch.Size([])
     """
-    a, b = check_pair(z1, z2)
+    a, b = check_pair(z1, z2, finite=False)  # NaN/inf: diagnosed below, from the result
     qv, lamv = _check_q_lam(q, lam)
     t, learnable = _check_temperature(temperature)
     _check_common(layout, reduction)
     norm = check_bool("normalize", normalize)
     gather = check_bool("gather_distributed", gather_distributed)
-    out_dtype = a.dtype
-    with torch.autocast(a.device.type, enabled=False):
-        lse, pos = _pair_lse(a, b, t, learnable, norm, layout, gather)
-        loss = _reduce_rows(_rince_from_lse(lse, pos, qv, lamv), lse, pos, qv, lamv, reduction)
-    return loss.to(out_dtype)
+    if torch.is_autocast_enabled(a.device.type):
+        with torch.autocast(a.device.type, enabled=False):
+            loss = _rince_pair(a, b, qv, lamv, t, learnable, norm, layout, gather, reduction)
+    else:
+        loss = _rince_pair(a, b, qv, lamv, t, learnable, norm, layout, gather, reduction)
+    return loss if loss.dtype == a.dtype else loss.to(a.dtype)
+
+
+def _rince_pair(
+    z1: Tensor,
+    z2: Tensor,
+    q: float,
+    lam: float,
+    temperature: float,
+    learnable: Tensor | None,
+    normalize: bool,
+    layout: str,
+    gather: bool,
+    reduction: str,
+) -> Tensor:
+    """:func:`rince_loss` after its argument checks: the loss, checked lazily.
+
+    The usual case costs one scalar test (:func:`_rince_pair_direct`). Only when it fails are
+    the inputs checked in full (the same ``ValueError`` naming ``z1`` or ``z2`` as an eager
+    check), then the logits (the overflow error naming the temperature), and the rows taken
+    through the log-space path of :func:`_rince_from_lse`, from the same LSEs (so a distributed
+    run makes no second collective call).
+    """
+    if layout == "simclr" and learnable is None and not (gather and rank_and_world_size()[1] > 1):
+        # the usual case: one autograd node for the whole loss
+        dtype = _compute_dtype(z1.dtype)
+        z = torch.cat([z1, z2], 0)
+        if z.dtype != dtype:
+            z = z.to(dtype)
+        if normalize:
+            z = F.normalize(z, dim=1)
+        fused = _simclr_rince(z, 1.0 / temperature, q, lam, reduction)
+        if fused is not None:
+            return fused
+    lse, pos = _pair_lse(z1, z2, temperature, learnable, normalize, layout, gather)
+    loss = _rince_pair_direct(lse, pos, q, lam, reduction)
+    if loss is not None:
+        return loss
+    check_tensor(z1, "z1", 2)
+    check_tensor(z2, "z2", 2)
+    pos = torch.cat([pos, pos])
+    _check_logits_finite(lse, pos, temperature)
+    return _reduce_rows(_rince_from_lse(lse, pos, q, lam), lse, pos, q, lam, reduction)
 
 
 def info_nce_loss(
