@@ -146,6 +146,12 @@ def test_low_rank_products_equal_dense_within_the_bound():
     assert all(x is not None for x in r) and max(max(x) for x in r) < 200  # truly low rank
     assert abs(mi_l - mi_d) <= 1e-12  # the MI is O(1) at most (log n); here ~4e-5
     assert np.abs(M_l - M_d).max() <= 1e-10 * np.abs(M_d).max()
+    # the transposed problem takes the other association of the factors (target rank first)
+    swapped = _GradientWorkspace(350, 400, np.float64, (SpectralKernel(Kt), SpectralKernel(Ks)))
+    assert low._source_first != swapped._source_first
+    mi_t, M_t = swapped.cost(P.T.copy(), Kt, Ks, marg.T.copy(), C.T.copy(), 100.0)
+    assert abs(mi_t - mi_d) <= 1e-12
+    assert np.abs(M_t.T - M_d).max() <= 1e-10 * np.abs(M_d).max()
     # a tolerance no rank can meet falls back to the dense product
     strict = _GradientWorkspace(
         400, 350, np.float64, (SpectralKernel(Ks, 1e-30), SpectralKernel(Kt))

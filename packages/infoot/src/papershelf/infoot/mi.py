@@ -147,15 +147,21 @@ class _GradientWorkspace:
                     self._A = np.ascontiguousarray(S.U[:, :r_s])
                     self._B = np.ascontiguousarray(T.U[:, :r_t])
                     self._w = np.outer(S.w[:r_s], T.w[:r_t])
+                    self._source_first = r_s <= r_t
 
     def _product(
         self, Ks: np.ndarray, X: np.ndarray, KtT: np.ndarray, out: np.ndarray
     ) -> np.ndarray:
         """``Ks @ X @ Kt.T`` into ``out`` (low rank when the bound allows it)."""
         if self.rank is not None:
-            core = (self._A.T @ X) @ self._B
+            A, B = self._A, self._B
+            # the cheaper association on each side: the n x m factor meets the smaller rank
+            core = (A.T @ X) @ B if self._source_first else A.T @ (X @ B)
             core *= self._w
-            np.dot(self._A @ core, self._B.T, out=out)
+            if self._source_first:
+                np.dot(A, core @ B.T, out=out)
+            else:
+                np.dot(A @ core, B.T, out=out)
             self.ranks.append(self.rank)
             return out
         np.dot(Ks, X, out=self.b)
@@ -178,9 +184,10 @@ class _GradientWorkspace:
         np.multiply(P, F, out=a)
         mi = float(np.sum(a))
         np.add(F, c, out=F)  # the gradient
-        np.negative(F, out=F)
-        if C is not None:
-            np.multiply(lam, F, out=F)
+        if C is None:
+            np.negative(F, out=F)
+        else:  # C + lam * (-grad): (-lam) * grad has the same bits, one pass fewer
+            np.multiply(F, -lam, out=F)
             np.add(C, F, out=F)
         return mi, F
 
