@@ -214,6 +214,33 @@ def test_upsampler_from_t2v_loads_every_key_and_is_t2v_at_init():
     assert torch.equal(big.transformer.blocks[0].ffn.w1.weight, t2v.blocks[0].ffn.w1.weight)
 
 
+def test_upsampler_vae_codec_is_the_tae_frame_by_frame():
+    from papershelf.moviegen.config import tae_preset
+    from papershelf.moviegen.tae import TemporalAutoencoder
+
+    tae = _perturb(TemporalAutoencoder(tae_preset("tiny", channels=(8, 8), norm_groups=4)))
+    tae.register_to_config(scaling_factor=0.5)
+    tae.eval()
+    up = SpatialUpsampler.from_t2v(_t2v_for_upsampler(channels=8), window=4, overlap=2)
+    video = torch.rand(2, 3, 3, 16, 16, generator=gen(4)) * 2 - 1
+    z = up.encode(video, tae)
+    assert z.shape == (2, 8, 3, 4, 4)
+    with torch.no_grad():
+        for f in range(3):  # each frame is a one-frame video; latents divided by the scale
+            ref = tae.encode(video[:, :, f : f + 1]).latent_dist.mode()[:, :, 0] / 0.5
+            torch.testing.assert_close(z[:, :, f], ref, atol=1e-6, rtol=0)
+            dec = tae.decode(z[:, :, f : f + 1] * 0.5, num_frames=1).sample[:, :, 0]
+            torch.testing.assert_close(up.decode(z, tae)[:, :, f], dec, atol=1e-6, rtol=0)
+    lr = torch.rand(1, 3, 2, 8, 8, generator=gen(5)) * 2 - 1
+    bilinear = torch.nn.functional.interpolate(
+        lr[:, :, 0], scale_factor=2, mode="bilinear", align_corners=False
+    )
+    ref = up.encode(bilinear[:, :, None], tae)[:, :, 0]
+    torch.testing.assert_close(up.condition(lr, tae)[:, :, 0], ref, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="latent channels"):
+        SpatialUpsampler.from_t2v(_t2v_for_upsampler(), window=4).encode(video, tae)
+
+
 def test_degrade_shapes_determinism_and_identity_limit():
     hr, _, _ = moving_shapes(3, 4, 8, obj=3, generator=gen())
     a = degrade(hr, generator=gen(1))

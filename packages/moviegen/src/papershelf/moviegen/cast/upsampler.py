@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import Tensor
 
+from papershelf.core.validation import check_int
 from papershelf.moviegen.cast._dit import load_t2v_weights
 from papershelf.moviegen.cast._flow import flow_pair, integrate, multidiffusion_velocity
 from papershelf.moviegen.cast._synth import depth_to_space, space_to_depth
@@ -595,7 +596,8 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
                 f"token grid {grid} exceeds the position tables "
                 f"{(cfg.max_frames, cfg.max_h, cfg.max_w)}; use upsample() for long clips"
             )
-        out = self.transformer(x, t, self._text(text, B, x.device), cond)
+        w = self.transformer.patchify.weight.dtype  # inputs follow the model's dtype, output x's
+        out = self.transformer(x.to(w), t, self._text(text, B, x.device), cond.to(w)).to(x.dtype)
         return Transformer2DModelOutput(sample=out) if return_dict else out
 
     def loss(
@@ -660,15 +662,23 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
         Tensor, shape (B, 3, T, scale h, scale w)
         """
         cfg = self.cfg
-        steps = cfg.steps if steps is None else steps
-        window = cfg.window if window is None else window
-        overlap = cfg.overlap if overlap is None else overlap
-        if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+        steps = check_int("steps", cfg.steps if steps is None else steps, low=2)
+        window = check_int(
+            "window", cfg.window if window is None else window, low=1, high=cfg.max_frames
+        )
+        overlap = check_int(
+            "overlap", cfg.overlap if overlap is None else overlap, low=0, high=window - 1
+        )
         if schedule not in ("linear", "linear_quadratic"):
             raise ValueError(f"schedule must be 'linear' or 'linear_quadratic', got {schedule!r}")
-        if window > cfg.max_frames:
-            raise ValueError(f"window ({window}) must be <= max_frames ({cfg.max_frames})")
+        if not isinstance(lowres, Tensor) or not lowres.is_floating_point():
+            raise TypeError("lowres must be a floating-point tensor (B, 3, T, h, w) in [-1, 1]")
+        if lowres.ndim != 5 or lowres.shape[1] != 3 or lowres.numel() == 0:
+            raise ValueError(
+                f"lowres must be a non-empty (B, 3, T, h, w), got {tuple(lowres.shape)}"
+            )
+        if not bool(torch.isfinite(lowres).all()):
+            raise ValueError("lowres must be finite (it has NaN or inf)")
         grid = (
             linear_t(steps)
             if schedule == "linear"
@@ -690,4 +700,4 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
                 kind="uniform",
             )
 
-        return self.decode(integrate(vel, x0, grid, "euler"), vae)
+        return self.decode(integrate(vel, x0, grid, "euler"), vae).to(lowres.dtype)
