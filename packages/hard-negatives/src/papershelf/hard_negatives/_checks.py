@@ -16,21 +16,37 @@ from papershelf.core.validation import check_array
 __all__ = ["check_pair", "check_tensor", "reduce_loss"]
 
 
-def check_tensor(x: object, name: str, ndim: int) -> Tensor:
+def check_tensor(x: object, name: str, ndim: int, *, finite: bool = True) -> Tensor:
     """``x`` as a finite floating-point tensor with ``ndim`` dimensions, or a clear error naming it.
 
     The checks are the core's :func:`~papershelf.core.validation.check_array`; this adds only that
-    the loss needs a tensor (a list or array is refused, not converted).
+    the loss needs a tensor (a list or array is refused, not converted). ``finite=False`` skips
+    the NaN/inf pass (for callers that check their result and diagnose the inputs only when it
+    is not finite).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    return check_array(name, x, ndim=ndim, dtype_kind="f")
+    return check_array(name, x, ndim=ndim, dtype_kind="f", finite=finite)
 
 
-def check_pair(z1: object, z2: object) -> tuple[Tensor, Tensor]:
-    """Two views ``z1``, ``z2`` of shape (N, D), equal shapes, ``N >= 2``."""
-    a = check_tensor(z1, "z1", 2)
-    b = check_tensor(z2, "z2", 2)
+def check_pair(z1: object, z2: object, *, finite: bool = True) -> tuple[Tensor, Tensor]:
+    """Two views ``z1``, ``z2`` of shape (N, D), equal shapes, ``N >= 2``.
+
+    ``finite=False`` checks types and shapes only (the NaN/inf pass is left to the caller).
+    """
+    if (
+        not finite
+        and isinstance(z1, Tensor)
+        and isinstance(z2, Tensor)
+        and z1.ndim == 2
+        and z1.shape == z2.shape
+        and z1.shape[0] >= 2
+        and z1.is_floating_point()
+        and z2.is_floating_point()
+    ):
+        return z1, z2  # the common case, decided without the general checks
+    a = check_tensor(z1, "z1", 2, finite=finite)
+    b = check_tensor(z2, "z2", 2, finite=finite)
     if a.shape != b.shape:
         raise ValueError(
             f"z1 and z2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"

@@ -146,43 +146,98 @@ def _log_mass(
     return log_m + c.squeeze(1) + torch.log((w * e1).sum(1)) - torch.log(w.sum(1))
 
 
+# while 2 (1 + beta) max|s| is below this, e^{beta s} and e^{(1 + beta) s} of every logit are
+# normal floats with room to sum (no shift); beyond it each row is shifted by its own maximum
+_CONSTANT_SHIFT_LIMIT = {torch.float32: 40.0, torch.float64: 340.0}
+
+
+def _matmul_log_mass_kernel(
+    anchors: Tensor,
+    keys: Tensor | None,
+    excluded: Tensor | None,
+    scale: float,
+    log_m: float,
+    beta: float,
+    hard: bool,
+    detach_weights: bool,
+) -> tuple[Tensor, Tensor]:
+    """Forward of :class:`_MatmulLogMass`: (log R, the (B, K) Jacobian-or-softmax buffer).
+
+    ``keys=None``: keys = anchors = ``[z1; z2]`` of one process, and the excluded columns of row
+    ``i`` (itself and its partner) are three diagonals, filled without an index tensor; the
+    largest diagonal logit ``scale * max |z_i|^2`` then bounds every logit (Cauchy-Schwarz), and
+    while ``2 (1 + beta)`` times it is small (``<= 40`` in float32) the exponentials are taken
+    without a shift. Otherwise ``excluded`` (B, 2) names the columns and rows are shifted.
+    """
+    self_keys = keys is None
+    k = anchors if keys is None else keys
+    if scale <= torch.finfo(anchors.dtype).max:
+        s = torch.addmm(_zero(anchors), anchors, k.T, beta=0.0, alpha=scale)
+    else:  # 1/t itself overflows the dtype: the logits are inf/NaN, as the caller reports
+        s = (anchors * scale) @ k.T
+    n = anchors.shape[0] // 2
+    constant = False
+    if self_keys:
+        bound = float(s.diagonal().amax())  # NaN/inf iff some row is
+        lim = _CONSTANT_SHIFT_LIMIT.get(anchors.dtype, 40.0)
+        constant = 2.0 * (1.0 + beta) * bound <= lim
+        for off in (0, n, -n):  # the anchor itself and its partner view
+            s.diagonal(off).fill_(float("-inf"))
+    else:
+        rows = torch.arange(s.shape[0], device=s.device)[:, None]
+        s[rows, excluded] = float("-inf")
+    if constant:
+        c: Tensor | float = 0.0
+        d = s  # e^{-inf} = 0 at the excluded entries
+    else:
+        c = s.amax(dim=1, keepdim=True)
+        d = s.sub_(c)  # in place from here on: one (B, K) buffer for d, then for the softmax
+    if not hard or beta == 0.0:
+        p1 = d.exp_()
+        a = p1.sum(1, keepdim=True)
+        p1.div_(a)
+        lse = a.log()
+        if not constant:
+            lse = lse.add_(c)
+        return lse.squeeze(1), p1
+    if beta == 1.0:  # the official default: e^{beta d} is e^d, e^{(1+beta) d} its square
+        pb = d.exp_()
+        p1 = pb * pb
+    else:
+        pb = torch.exp(d * beta)
+        p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
+    a = p1.sum(1, keepdim=True)
+    b = pb.sum(1, keepdim=True)
+    if detach_weights:
+        jac = p1.div_(a)
+    else:
+        # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
+        jac = p1.mul_((1.0 + beta) / a).sub_(pb.mul_(beta / b))
+    log_r = (a.log() - b.log()).add_(log_m)
+    if not constant:
+        log_r = log_r.add_(c)
+    return log_r.squeeze(1), jac
+
+
 class _MatmulLogMass(torch.autograd.Function):
     """``log R`` of the two-view layout straight from anchors and keys, fused.
 
     Builds the (B, K) logits, drops each row's two excluded columns (itself and its partner),
     and computes ``log R`` with the softmaxes of ``(1 + beta) s`` and ``beta s`` kept for the
     backward pass, which is then one elementwise pass and the matmuls. With ``keys=None`` the keys
-    are the anchors themselves (one process) and the gradient is
-    ``G @ anchors + G^T @ anchors``. Not twice differentiable.
+    are the anchors themselves (one process) and the gradient is ``(G + G^T) @ anchors`` (one
+    GEMM). Not twice differentiable.
     """
 
     @staticmethod
     def forward(ctx, anchors, keys, excluded, scale, log_m, beta, hard, detach_weights):
-        s = (anchors * scale) @ (anchors if keys is None else keys).T
+        out, jac = _matmul_log_mass_kernel(
+            anchors, keys, excluded, scale, log_m, beta, hard, detach_weights
+        )
         ctx.scale = scale
         ctx.self_keys = keys is None
-        keys = anchors if keys is None else keys
-        rows = torch.arange(s.shape[0], device=s.device)[:, None]
-        s[rows, excluded] = float("-inf")
-        c = s.amax(dim=1, keepdim=True)
-        d = s.sub_(c)  # in place from here on: one (B, K) buffer for d, then for the softmax
-        if not hard or beta == 0.0:
-            p1 = d.exp_()
-            a = p1.sum(1, keepdim=True)
-            p1.div_(a)
-            ctx.save_for_backward(anchors, keys, p1)
-            return (c + a.log()).squeeze(1)
-        pb = torch.exp(d * beta)
-        p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
-        a = p1.sum(1, keepdim=True)
-        b = pb.sum(1, keepdim=True)
-        if detach_weights:
-            ctx.save_for_backward(anchors, keys, p1.div_(a))
-        else:
-            # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
-            jac = p1.mul_((1.0 + beta) / a).sub_(pb.mul_(beta / b))
-            ctx.save_for_backward(anchors, keys, jac)
-        return log_m + (c + a.log() - b.log()).squeeze(1)
+        ctx.save_for_backward(anchors, anchors if keys is None else keys, jac)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -190,10 +245,42 @@ class _MatmulLogMass(torch.autograd.Function):
         anchors, keys, jac = ctx.saved_tensors
         g = jac * (grad[:, None] * ctx.scale)
         if ctx.self_keys:
-            return g @ anchors + g.T @ anchors, None, None, None, None, None, None, None
+            return (g + g.T) @ anchors, None, None, None, None, None, None, None
         grad_anchors = g @ keys if ctx.needs_input_grad[0] else None
         grad_keys = g.T @ anchors if ctx.needs_input_grad[1] else None
         return grad_anchors, grad_keys, None, None, None, None, None, None
+
+
+def _matmul_log_mass(
+    anchors: Tensor,
+    keys: Tensor | None,
+    excluded: Tensor | None,
+    scale: float,
+    log_m: float,
+    beta: float,
+    hard: bool,
+    detach_weights: bool,
+) -> Tensor:
+    """:class:`_MatmulLogMass`, or its kernel alone (no node, nothing saved) without grad."""
+    args = (anchors, keys, excluded, scale, log_m, beta, hard, detach_weights)
+    if torch.is_grad_enabled() and (
+        anchors.requires_grad or (keys is not None and keys.requires_grad)
+    ):
+        out: Tensor = _MatmulLogMass.apply(*args)
+        return out
+    return _matmul_log_mass_kernel(*args)[0]
+
+
+_ZEROS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _zero(like: Tensor) -> Tensor:
+    """A cached 0-d zero of ``like``'s dtype and device (the ignored ``input`` of ``addmm``)."""
+    key = (like.dtype, like.device)
+    zero = _ZEROS.get(key)
+    if zero is None:
+        zero = _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
+    return zero
 
 
 def _debiased_rows(
@@ -205,8 +292,13 @@ def _debiased_rows(
     temperature: float | None,
     clamp: bool,
     on_collapse: str = "warn",
+    clamped_out: list[Tensor] | None = None,
 ) -> Tensor:
-    """Per-row loss from log R and the positive logit: debias, clamp, -s+ + log(e^{s+} + Ng)."""
+    """Per-row loss from log R and the positive logit: debias, clamp, -s+ + log(e^{s+} + Ng).
+
+    ``clamped_out``: append the clamped-rows mask there instead of reporting a collapse here
+    (the caller reports it after its own checks, with one sync for both).
+    """
     if tau_plus == 0.0 and not clamp:
         return torch.logaddexp(pos, log_r) - pos
     log_m = torch.log(n_neg) if isinstance(n_neg, Tensor) else math.log(n_neg)
@@ -224,7 +316,10 @@ def _debiased_rows(
         log_floor_t = log_floor if isinstance(log_floor, Tensor) else torch.full_like(ng, log_floor)
         clamped = ~positive | (log_ng < log_floor_t)
         log_ng = torch.where(clamped, log_floor_t, log_ng)
-        if on_collapse != "ignore" and clamped.numel():
+        if clamped_out is not None:
+            if on_collapse != "ignore" and clamped.numel():
+                clamped_out.append(clamped)
+        elif on_collapse != "ignore" and clamped.numel():
             share = float(clamped.float().mean())  # one device sync per call
             if share > COLLAPSE_SHARE:
                 _report_collapse(share, temperature, tau_plus, on_collapse)
@@ -435,7 +530,7 @@ def hcl_loss(
     >>> hcl_loss(torch.randn(8, 16), torch.randn(8, 16), beta=1.0, tau_plus=0.1).shape
     torch.Size([])
     """
-    a, b = check_pair(z1, z2)
+    a, b = check_pair(z1, z2, finite=False)  # NaN/inf: diagnosed below, from the result
     beta_f, tau_f = _check_hparams(beta, tau_plus, reduction)
     temp_f = _check_temperature(temperature)
     check_choice("estimator", estimator, _ESTIMATORS)
@@ -444,45 +539,97 @@ def hcl_loss(
     clamp = check_bool("clamp", clamp)
     detach_weights = check_bool("detach_weights", detach_weights)
     gather_distributed = check_bool("gather_distributed", gather_distributed)
-    out_dtype = a.dtype
-    n = a.shape[0]
-    with torch.autocast(a.device.type, enabled=False):
-        dtype = _compute_dtype(a.dtype)
-        a, b = a.to(dtype), b.to(dtype)
-        if normalize:
-            a, b = _normalize(a, "z1"), _normalize(b, "z2")
-        rank, world = rank_and_world_size()
-        if gather_distributed and world > 1:
-            g1, g2 = gather_with_grad(a), gather_with_grad(b)
-        else:
-            rank, world, g1, g2 = 0, 1, a, b
-        z = torch.cat([a, b], 0)
-        keys = None if world == 1 else torch.cat([g1, g2], 0)  # (2NW, D); None: keys = z
-        idx = torch.arange(n, device=a.device) + rank * n
+    settings = (beta_f, tau_f, temp_f, estimator, normalize, clamp, detach_weights)
+    if torch.is_autocast_enabled(a.device.type):
+        with torch.autocast(a.device.type, enabled=False):
+            loss = _hcl_pair(a, b, *settings, gather_distributed, on_collapse, reduction)
+    else:
+        loss = _hcl_pair(a, b, *settings, gather_distributed, on_collapse, reduction)
+    return loss if loss.dtype == a.dtype else loss.to(a.dtype)
+
+
+def _hcl_pair(
+    z1: Tensor,
+    z2: Tensor,
+    beta: float,
+    tau_plus: float,
+    temperature: float,
+    estimator: str,
+    normalize: bool,
+    clamp: bool,
+    detach_weights: bool,
+    gather_distributed: bool,
+    on_collapse: str,
+    reduction: str,
+) -> Tensor:
+    """:func:`hcl_loss` after its argument checks: the loss, with the input checks done lazily.
+
+    One device sync per call reads the reduced loss (and the smallest row norm with
+    ``normalize``, and the share of clamped rows); only when the loss is not finite or a row
+    norm is 0 are the inputs checked in full, raising the same ``ValueError`` naming ``z1`` or
+    ``z2`` (NaN/inf, an all-zero row) as an eager check. A NaN or inf in a row of either view
+    makes that pair's positive logit (an elementwise product, no BLAS shortcut) NaN or
+    ``±inf``, and with it the pair's rows and the reduced loss, so a finite loss means finite
+    inputs. The clamp-collapse report comes after that check, so bad input raises its own error.
+    """
+    n = z1.shape[0]
+    dtype = _compute_dtype(z1.dtype)
+    z = torch.cat([z1, z2], 0)
+    if z.dtype != dtype:
+        z = z.to(dtype)
+    norms = None
+    if normalize:  # F.normalize, keeping the norms for the zero-row test
+        norms = torch.linalg.vector_norm(z, dim=1, keepdim=True)
+        z = z / norms.clamp_min(1e-12)
+    a, b = z[:n], z[n:]
+    rank, world = rank_and_world_size()
+    keys = excluded = None  # one process: keys = z, the excluded columns three diagonals
+    if gather_distributed and world > 1:
+        keys = torch.cat([gather_with_grad(a), gather_with_grad(b)], 0)  # (2NW, D)
+        idx = torch.arange(n, device=z.device) + rank * n
         self_col = torch.cat([idx, idx + n * world])
         partner_col = torch.cat([idx + n * world, idx])
         excluded = torch.stack([self_col, partner_col], 1)
-        pos = (a * b).sum(1) / temp_f
-        pos = torch.cat([pos, pos])
-        n_neg = float(2 * n * world - 2)
-        hard = estimator == "hard"
-        log_r = _MatmulLogMass.apply(
-            z, keys, excluded, 1.0 / temp_f, math.log(n_neg), beta_f, hard, detach_weights
+    else:
+        world = 1
+    pos = (a * b).sum(1) / temperature
+    pos = torch.cat([pos, pos])
+    n_neg = float(2 * n * world - 2)
+    hard = estimator == "hard"
+    log_r = _matmul_log_mass(
+        z, keys, excluded, 1.0 / temperature, math.log(n_neg), beta, hard, detach_weights
+    )
+    clamped: list[Tensor] = []
+    if not hard:
+        rows = torch.logaddexp(pos, log_r) - pos
+    else:
+        rows = _debiased_rows(
+            log_r,
+            pos,
+            n_neg,
+            tau_plus=tau_plus,
+            temperature=temperature,
+            clamp=clamp,
+            on_collapse=on_collapse,
+            clamped_out=clamped,
         )
-        if not hard:
-            loss = torch.logaddexp(pos, log_r) - pos
-        else:
-            loss = _debiased_rows(
-                log_r,
-                pos,
-                n_neg,
-                tau_plus=tau_f,
-                temperature=temp_f,
-                clamp=clamp,
-                on_collapse=on_collapse,
-            )
-        loss = reduce_loss(loss, reduction)
-    return loss.to(out_dtype)
+    loss = reduce_loss(rows, reduction)
+    with torch.no_grad():
+        stats = [loss.sum() if reduction == "none" else loss.detach()]
+        if norms is not None:
+            stats.append(norms.amin())
+        if clamped:
+            stats.append(clamped[0].float().mean())
+        values = torch.stack([x.to(dtype) for x in stats]).tolist()  # the one sync
+    if not math.isfinite(values[0]) or (norms is not None and not values[1] > 0):
+        check_tensor(z1, "z1", 2)
+        check_tensor(z2, "z2", 2)
+        if normalize:
+            _normalize(z1, "z1")
+            _normalize(z2, "z2")
+    if clamped and values[-1] > COLLAPSE_SHARE:
+        _report_collapse(values[-1], temperature, tau_plus, on_collapse)
+    return loss
 
 
 def _normalize(x: Tensor, name: str) -> Tensor:
