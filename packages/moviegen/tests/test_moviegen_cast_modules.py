@@ -161,6 +161,14 @@ def test_upsampler_shapes_zero_init_and_count():
     out = up.upsample(lr, steps=3, generator=gen())
     assert out.shape == (1, 3, 6, 8, 8)
     assert torch.equal(out, up.upsample(lr, steps=3, generator=gen()))
+    # a non-integer factor through size=: bilinear to the target, then the codec
+    frames = lr.transpose(1, 2).reshape(6, 3, 4, 4)
+    big = torch.nn.functional.interpolate(frames, size=(6, 6), mode="bilinear")
+    ref = space_to_depth(big.reshape(1, 6, 3, 6, 6).transpose(1, 2))
+    assert torch.equal(up.condition(lr, size=(6, 6)), ref)
+    assert up.upsample(lr, steps=2, generator=gen(), size=(6, 6)).shape == (1, 3, 6, 6, 6)
+    with pytest.raises(ValueError, match="size"):
+        up.upsample(lr, steps=2, size=(6, 0))
 
 
 def test_upsampler_paper_preset_is_7b():

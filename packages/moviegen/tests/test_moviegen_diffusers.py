@@ -314,6 +314,12 @@ def test_pipeline_with_upsampler_round_trip_and_export(tmp_path):
     high = pipe("red disc", generator=torch.Generator().manual_seed(0), **kw).frames
     low = pipe("red disc", upsample=False, generator=torch.Generator().manual_seed(0), **kw)
     assert high.shape == (1, 8, 3, 64, 64) and low.frames.shape == (1, 8, 3, 32, 32)
+    # any target size, e.g. the paper's 768 -> 1080 rows (x1.40625); here 32 -> 48 (x1.5)
+    g = torch.Generator().manual_seed(0)
+    mid = pipe("red disc", generator=g, upsample_size=(48, 48), **kw).frames
+    assert mid.shape == (1, 8, 3, 48, 48)
+    with pytest.raises(ValueError, match="size"):
+        pipe("red disc", upsample_size=(48,), **kw)
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["upsampler"] == ["papershelf.moviegen.cast.upsampler", "SpatialUpsampler"]

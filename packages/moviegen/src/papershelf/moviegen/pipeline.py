@@ -269,6 +269,7 @@ class MovieGenPipeline(DiffusionPipeline):
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         upsample: bool = True,
+        upsample_size: tuple[int, int] | None = None,
         decode_tile: int = 4,
         decode_overlap: int = 2,
     ) -> Any:
@@ -294,6 +295,8 @@ class MovieGenPipeline(DiffusionPipeline):
         latents : Tensor, optional
             Initial noise (B, C, T, H, W) instead of drawing it.
         output_type : {"np", "pt", "pil", "latent"}
+            ``"latent"`` returns the base model's latents (the upsampler works on decoded
+            frames).
         return_dict : bool
             :class:`MovieGenPipelineOutput` or the tuple ``(frames,)``.
         callback_on_step_end : callable, optional
@@ -301,6 +304,9 @@ class MovieGenPipeline(DiffusionPipeline):
             ``"latents"`` replace the running latents.
         upsample : bool
             Run the ``upsampler`` stage when the pipeline has one.
+        upsample_size : (H, W), optional
+            Pixel size of the upsampled clip (default: the upsampler's integer ``scale``
+            times ``height`` and ``width``); e.g. ``(1080, 1920)`` from a 768 px clip.
         decode_tile, decode_overlap : int
             Temporal tiling of the decoder in latent frames (paper: 4 and 2).
 
@@ -386,17 +392,21 @@ class MovieGenPipeline(DiffusionPipeline):
                 vae, z, decode_tile, min(decode_overlap, decode_tile - 1), num_frames
             ).clamp(-1, 1)
             if upsample and self.upsampler is not None:
-                video = self._upsample(video, text, generator).clamp(-1, 1)
+                video = self._upsample(video, text, generator, upsample_size).clamp(-1, 1)
             frames = _postprocess(video.float().cpu(), output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames,)
         return MovieGenPipelineOutput(frames=frames)
 
-    def _upsample(self, video: Tensor, text: TextContext, generator: Any) -> Tensor:
+    def _upsample(
+        self, video: Tensor, text: TextContext, generator: Any, size: tuple[int, int] | None
+    ) -> Tensor:
         """The upsampler stage on decoded frames (B, 3, T, H, W) in [-1, 1]."""
         up = self.upsampler
         if not isinstance(up, SpatialUpsampler):  # a duck-typed stage: upsample(video, generator=)
+            if size is not None:
+                raise ValueError("upsample_size needs a SpatialUpsampler")
             return up.upsample(video, generator=generator)
         _check_upsampler(up, self.vae, self.text_encoder)
         return up.upsample(
@@ -404,6 +414,7 @@ class MovieGenPipeline(DiffusionPipeline):
             generator=generator,
             text=text.to(up.device) if up.text_conditioned else None,
             vae=self.vae if up.cfg.codec == "vae" else None,
+            size=size,
         )
 
 

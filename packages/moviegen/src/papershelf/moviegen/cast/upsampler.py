@@ -260,6 +260,16 @@ def _config_json(cfg: TransformerConfig) -> dict[str, Any]:
     return out
 
 
+def _check_size(size: Any) -> tuple[int, int]:
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError(f"size must be two positive ints (H, W), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
 def _vae_scale(vae: Any) -> float:
     return float(getattr(getattr(vae, "config", None), "scaling_factor", 1.0))
 
@@ -508,30 +518,36 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
             )
         return vae
 
-    def condition(self, lowres: Tensor, vae: Any = None) -> Tensor:
-        """Bilinear x``scale`` in pixel space, then the frame-wise encoder.
+    def condition(
+        self, lowres: Tensor, vae: Any = None, size: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Bilinear x``scale`` (or to ``size``) in pixel space, then the frame-wise encoder.
 
         Parameters
         ----------
         lowres : Tensor, shape (B, 3, T, h, w)
         vae : TemporalAutoencoder, optional
             Needed for ``codec="vae"``.
+        size : (H, W), optional
+            Output pixel size instead of ``scale`` x the input (e.g. 768 -> 1080 rows, a
+            non-integer factor as in the paper).
 
         Returns
         -------
-        Tensor, shape (B, C, T, H, W): the conditioning latent.
+        Tensor, shape (B, C, T, H / f, W / f): the conditioning latent (f: the codec's
+        spatial compression).
         """
         if lowres.ndim != 5 or lowres.shape[1] != 3:
             raise ValueError(f"lowres must be (B, 3, T, h, w), got {tuple(lowres.shape)}")
         B, C, T, h, w = lowres.shape
-        s = self.cfg.scale
-        up = F.interpolate(
-            lowres.transpose(1, 2).reshape(B * T, C, h, w),
-            scale_factor=s,
-            mode="bilinear",
-            align_corners=False,
-        )
-        return self.encode(up.reshape(B, T, C, h * s, w * s).transpose(1, 2), vae)
+        frames = lowres.transpose(1, 2).reshape(B * T, C, h, w)
+        if size is None:
+            s = self.cfg.scale
+            up = F.interpolate(frames, scale_factor=s, mode="bilinear", align_corners=False)
+        else:
+            size = _check_size(size)
+            up = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
+        return self.encode(up.reshape(B, T, C, *up.shape[-2:]).transpose(1, 2), vae)
 
     def _text(self, text: TextContext | None, batch: int, device: torch.device) -> TextContext:
         if not self.text_conditioned:
@@ -639,6 +655,7 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
         schedule: str = "linear",
         text: TextContext | None = None,
         vae: Any = None,
+        size: tuple[int, int] | None = None,
     ) -> Tensor:
         """Upsample a clip of any length with MultiDiffusion over time.
 
@@ -656,10 +673,13 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
             The prompt's context (text-conditioned upsamplers only).
         vae : TemporalAutoencoder, optional
             Needed for ``codec="vae"``.
+        size : (H, W), optional
+            Output pixel size instead of ``scale`` x the input (divisible by the codec's
+            compression times the patch).
 
         Returns
         -------
-        Tensor, shape (B, 3, T, scale h, scale w)
+        Tensor, shape (B, 3, T, scale h, scale w) or (B, 3, T, H, W)
         """
         cfg = self.cfg
         steps = check_int("steps", cfg.steps if steps is None else steps, low=2)
@@ -685,7 +705,7 @@ class SpatialUpsampler(ModelMixin, ConfigMixin):
             else linear_quadratic_t(steps, max(steps, 5 * steps))
         )
         dtype = self.transformer.patchify.weight.dtype
-        cond = self.condition(lowres, vae).to(dtype)
+        cond = self.condition(lowres, vae, size).to(dtype)
         self._text(text, lowres.shape[0], cond.device)  # refuse a wrong text before sampling
         x0 = torch.randn(cond.shape, generator=generator).to(cond)
 
