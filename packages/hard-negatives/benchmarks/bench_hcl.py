@@ -13,9 +13,10 @@ Rows per batch size N (pairs), forward and forward+backward:
   what the fused kernel buys beyond mask reuse.
 
 Without a checkout the official rows are skipped with a message (``ours`` still runs). The calls
-are interleaved round by round (official, mask once, ours, official, ...) and timed in CPU time
-of this thread (one torch thread), so other load on a shared machine affects them alike; min and
-median over rounds. The load average is printed.
+are interleaved round by round, the order rotating every round (official, mask once, ours; then
+mask once, ours, official; ...), and timed in CPU time of this thread (one torch thread), so
+other load on a shared machine affects them alike; min and median over rounds. The load average
+is printed.
 
     uv run --no-sync python packages/hard-negatives/benchmarks/bench_hcl.py --official /path/to/HCL
 """
@@ -71,18 +72,30 @@ def load_official(root: Path) -> types.ModuleType:
     return module
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _timed(fn: Callable[[], object], calls: int = 1) -> float:
+    """CPU seconds of this thread per call, the mean of ``calls`` back-to-back calls."""
     t0 = time.thread_time()
-    fn()
-    return time.thread_time() - t0
+    for _ in range(calls):
+        fn()
+    return (time.thread_time() - t0) / calls
+
+
+def _ms(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--official", type=Path, default=os.environ.get("HCL_OFFICIAL_DIR"))
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        help="calls per timing sample (default: 2048 // N, at least 1)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     beta, tau_plus, t = 1.0, 0.1, 0.5  # official defaults
@@ -96,8 +109,9 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, 1 torch thread, d={args.dim}, beta={beta}, "
-        f"tau_plus={tau_plus}, t={t}, float32; CPU ms of this thread, min / median of "
-        f"{args.rounds} interleaved rounds; load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"tau_plus={tau_plus}, t={t}, float32; CPU ms of this thread per call, min / median of "
+        f"{args.rounds} interleaved rounds (order rotating; each sample the mean of "
+        f"{args.calls or '2048 // N'} calls); load average {load[0]:.1f} / {load[1]:.1f} / "
         f"{load[2]:.1f}"
     )
     print(
@@ -157,12 +171,16 @@ def main() -> None:
             for fn in wrapped.values():  # warm-up
                 fn()
             times: dict[str, list[float]] = {k: [] for k in wrapped}
-            for _ in range(args.rounds):
-                for k, fn in wrapped.items():
-                    times[k].append(_timed(fn) * 1e3)
+            names = list(wrapped)
+            reps = args.calls or max(1, 2048 // n)
+            for r in range(args.rounds):
+                # the order rotates every round: each call runs equally often right after each
+                # other one (the Python mask loop of the first row flushes caches for its successor)
+                for k in names[r % len(names) :] + names[: r % len(names)]:
+                    times[k].append(_timed(wrapped[k], reps) * 1e3)
             best = {k: min(v) for k, v in times.items()}
             med = {k: statistics.median(v) for k, v in times.items()}
-            cell = lambda k: f"{best[k]:.1f} / {med[k]:.1f}" if k in best else "-"  # noqa: E731
+            cell = lambda k: f"{_ms(best[k])} / {_ms(med[k])}" if k in best else "-"  # noqa: E731
             if official is not None:
                 ratios = (
                     f"{best['official'] / best['official, mask once']:.2f}x | "

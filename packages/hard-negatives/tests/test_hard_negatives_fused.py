@@ -144,3 +144,27 @@ def test_an_all_zero_row_is_still_refused_with_normalize(which):
     with pytest.raises(ValueError, match=f"{which} has an all-zero row"):
         hcl_loss(a, b)
     assert torch.isfinite(hcl_loss(a, b, normalize=False))  # raw rows may be zero
+
+
+def test_where_the_short_clamped_form_overflows_the_shifted_form_decides(monkeypatch):
+    # raw rows of norm ~10 at t = 0.5: logits up to +-200, so e^{log R - s+} overflows float32
+    # for an anchor whose positive is far below its negatives; the result must stay exact
+    import papershelf.hard_negatives._loss as loss_module
+
+    g = torch.Generator().manual_seed(5)
+    z1 = 10 * F.normalize(torch.randn(8, 4, generator=g), dim=1)
+    z2 = z1.clone()
+    z2[0] = -z1[0]  # pair 0: s+ = -200, its negatives up to +200
+    careful = []
+    rows_fn = loss_module._debiased_rows
+    monkeypatch.setattr(
+        loss_module, "_debiased_rows", lambda *a, **k: careful.append(1) or rows_fn(*a, **k)
+    )
+    out = hcl_loss(z1, z2, normalize=False, reduction="none", on_collapse="ignore")
+    assert careful == [1]  # the short form overflowed and was replaced
+    want = definition(z1, z2, 1.0, 0.1, 0.5, False, "hard", "none")
+    assert want[0] > 300 and torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
+    careful.clear()
+    hcl_loss(z1[1:], z2[1:], normalize=False, on_collapse="ignore")  # the short form only
+    assert careful == []

@@ -162,10 +162,13 @@ def plain_autograd_rince(z1: torch.Tensor, z2: torch.Tensor, q: float, lam: floa
     return _rince_from_lse(torch.logsumexp(logits, 1), pos, q, lam).mean()
 
 
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Process-CPU ms per call, round by round; the order rotates every round, so that each
-    implementation runs equally often right after each other one (caches warmed or flushed
-    by its predecessor, e.g. the Python mask loop, are not always the same one's)."""
+def _interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int, calls: int = 1
+) -> dict[str, list[float]]:
+    """Process-CPU ms per call, round by round, each sample the mean of ``calls`` back-to-back
+    calls; the order rotates every round, so that each implementation runs equally often right
+    after each other one (caches warmed or flushed by its predecessor, e.g. the Python mask
+    loop, are not always the same one's)."""
     for fn in fns.values():  # warm-up
         fn()
     out: dict[str, list[float]] = {k: [] for k in fns}
@@ -174,16 +177,27 @@ def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, li
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = fns[name]
             t0 = time.process_time()
-            fn()
-            out[name].append((time.process_time() - t0) * 1e3)
+            for _ in range(calls):
+                fn()
+            out[name].append((time.process_time() - t0) * 1e3 / calls)
     return out
+
+
+def _ms(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        help="calls per timing sample (default: 2048 // N, at least 1)",
+    )
     ap.add_argument("--official", default=os.environ.get("RINCE_OFFICIAL"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -201,8 +215,9 @@ def main() -> None:
     load0 = os.getloadavg()
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
-        f"d={args.dim}, q={q}, lam={lam}, t={t}; {source}; process CPU ms over {args.rounds} "
-        f"interleaved rounds, min / median; load average at start {load0[0]:.1f}"
+        f"d={args.dim}, q={q}, lam={lam}, t={t}; {source}; process CPU ms per call over "
+        f"{args.rounds} interleaved rounds (order rotating; each sample the mean of "
+        f"{args.calls or '2048 // N'} calls), min / median; load average at start {load0[0]:.1f}"
     )
     print(
         "| N (pairs) | pass | official, mask per call | official, mask once | "
@@ -242,8 +257,9 @@ def main() -> None:
             return run
 
         for label, wrap in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
-            ms = _interleaved({k: wrap(f) for k, f in impls.items()}, args.rounds)
-            cell = {k: f"{min(v):.1f} / {statistics.median(v):.1f}" for k, v in ms.items()}
+            calls = args.calls or max(1, 2048 // n)
+            ms = _interleaved({k: wrap(f) for k, f in impls.items()}, args.rounds, calls)
+            cell = {k: f"{_ms(min(v))} / {_ms(statistics.median(v))}" for k, v in ms.items()}
             ratio = min(ms["once"]) / min(ms["fused"])
             ratio_med = statistics.median(ms["once"]) / statistics.median(ms["fused"])
             print(

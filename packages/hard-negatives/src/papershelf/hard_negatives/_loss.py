@@ -124,6 +124,8 @@ def _check_temperature(temperature: object) -> float:
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    if dtype is torch.float32 or dtype is torch.float64:
+        return dtype
     return torch.promote_types(dtype, torch.float32)
 
 
@@ -160,8 +162,10 @@ def _matmul_log_mass_kernel(
     beta: float,
     hard: bool,
     detach_weights: bool,
-) -> tuple[Tensor, Tensor]:
-    """Forward of :class:`_MatmulLogMass`: (log R, the (B, K) Jacobian-or-softmax buffer).
+    need_jac: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """Forward of :class:`_MatmulLogMass`: (log R, the (B, K) Jacobian-or-softmax buffer, or
+    ``None`` with ``need_jac=False``: no gradient wanted, the buffer is not finished).
 
     ``keys=None``: keys = anchors = ``[z1; z2]`` of one process, and the excluded columns of row
     ``i`` (itself and its partner) are three diagonals, filled without an index tensor; the
@@ -195,11 +199,10 @@ def _matmul_log_mass_kernel(
     if not hard or beta == 0.0:
         p1 = d.exp_()
         a = p1.sum(1, keepdim=True)
-        p1.div_(a)
         lse = a.log()
         if not constant:
             lse = lse.add_(c)
-        return lse.squeeze(1), p1
+        return lse.squeeze(1), (p1.div_(a) if need_jac else None)
     if beta == 1.0:  # the official default: e^{beta d} is e^d, e^{(1+beta) d} its square
         pb = d.exp_()
         p1 = pb * pb
@@ -208,7 +211,10 @@ def _matmul_log_mass_kernel(
         p1 = d.exp_().mul_(pb)  # e^{(1+beta) d}
     a = p1.sum(1, keepdim=True)
     b = pb.sum(1, keepdim=True)
-    if detach_weights:
+    jac: Tensor | None = None
+    if not need_jac:
+        pass
+    elif detach_weights:
         jac = p1.div_(a)
     else:
         # d log R / d s = (1 + beta) softmax((1+beta) s) - beta softmax(beta s)
@@ -268,7 +274,7 @@ def _matmul_log_mass(
     ):
         out: Tensor = _MatmulLogMass.apply(*args)
         return out
-    return _matmul_log_mass_kernel(*args)[0]
+    return _matmul_log_mass_kernel(*args, need_jac=False)[0]
 
 
 _ZEROS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
@@ -600,8 +606,13 @@ def _hcl_pair(
         z, keys, excluded, 1.0 / temperature, math.log(n_neg), beta, hard, detach_weights
     )
     clamped: list[Tensor] = []
+    quick = hard and clamp  # the default: the clamped rows in their short form
     if not hard:
         rows = torch.logaddexp(pos, log_r) - pos
+    elif quick:
+        rows, mask = _clamped_rows(log_r, pos, n_neg, tau_plus, temperature)
+        if on_collapse != "ignore":
+            clamped.append(mask)
     else:
         rows = _debiased_rows(
             log_r,
@@ -615,21 +626,52 @@ def _hcl_pair(
         )
     loss = reduce_loss(rows, reduction)
     with torch.no_grad():
-        stats = [loss.sum() if reduction == "none" else loss.detach()]
+        stats = [loss.sum() if reduction == "none" else loss]
         if norms is not None:
             stats.append(norms.amin())
         if clamped:
-            stats.append(clamped[0].float().mean())
-        values = torch.stack([x.to(dtype) for x in stats]).tolist()  # the one sync
+            stats.append(clamped[0].sum(dtype=dtype))
+        values = torch.stack(stats).tolist()  # the one sync
     if not math.isfinite(values[0]) or (norms is not None and not values[1] > 0):
         check_tensor(z1, "z1", 2)
         check_tensor(z2, "z2", 2)
         if normalize:
             _normalize(z1, "z1")
             _normalize(z2, "z2")
-    if clamped and values[-1] > COLLAPSE_SHARE:
-        _report_collapse(values[-1], temperature, tau_plus, on_collapse)
+        if quick and not math.isfinite(values[0]):  # finite inputs: the shifted form decides
+            clamped = []
+            rows = _debiased_rows(
+                log_r,
+                pos,
+                n_neg,
+                tau_plus=tau_plus,
+                temperature=temperature,
+                clamp=clamp,
+                on_collapse=on_collapse,
+                clamped_out=clamped,
+            )
+            loss = reduce_loss(rows, reduction)
+            values[-1] = float(clamped[0].sum()) if clamped else 0.0
+    if clamped and values[-1] / clamped[0].numel() > COLLAPSE_SHARE:
+        _report_collapse(values[-1] / clamped[0].numel(), temperature, tau_plus, on_collapse)
     return loss
+
+
+def _clamped_rows(
+    log_r: Tensor, pos: Tensor, n_neg: float, tau_plus: float, temperature: float
+) -> tuple[Tensor, Tensor]:
+    r"""Rows of the clamped HCL/DCL loss, and which rows hit the clamp, relative to
+    :math:`e^{s^+}`: :math:`\ell = \log(1 + \max(N_g, M e^{-1/t}) e^{-s^+})` with
+    :math:`N_g e^{-s^+} = (e^{\log R - s^+} - \tau^+ M) / (1 - \tau^+)`.
+
+    The same function (and gradient) as :func:`_debiased_rows` with ``clamp=True``, in 9
+    elementwise ops instead of ~20; it overflows (``inf``) only where :math:`\log R - s^+` or
+    :math:`\log M - 1/t - s^+` exceeds the dtype's exponent range, and the caller then takes
+    :func:`_debiased_rows`, whose shifted form does not.
+    """
+    ng = (torch.exp(log_r - pos) - tau_plus * n_neg) * (1.0 / (1.0 - tau_plus))
+    floor = torch.exp((math.log(n_neg) - 1.0 / temperature) - pos)
+    return torch.log1p(torch.maximum(ng, floor)), ng < floor
 
 
 def _normalize(x: Tensor, name: str) -> Tensor:
