@@ -723,8 +723,12 @@ def _rince_pair(
 ) -> Tensor:
     """:func:`rince_loss` after its argument checks: the loss, checked lazily.
 
-    The usual case costs one scalar test (:func:`_rince_pair_direct`). Only when it fails are
-    the inputs checked in full (the same ``ValueError`` naming ``z1`` or ``z2`` as an eager
+    The SimCLR layout in one process with a float temperature (the usual case) is one autograd
+    node, :class:`_SimCLRRince`, whose kernel needs no tensor test at all where the largest
+    diagonal logit bounds everything; where it is not certain it declines and the general path
+    below decides. There (other layouts, several ranks, a learnable temperature) the usual case
+    costs one scalar test (:func:`_rince_pair_direct`). Only when that fails are the inputs
+    checked in full (the same ``ValueError`` naming ``z1`` or ``z2`` as an eager
     check), then the logits (the overflow error naming the temperature), and the rows taken
     through the log-space path of :func:`_rince_from_lse`, from the same LSEs (so a distributed
     run makes no second collective call).
