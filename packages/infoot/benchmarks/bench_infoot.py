@@ -149,7 +149,7 @@ def profile(off: Any, sizes: list[int], iters: int, repeats: int) -> None:
         t, _ = interleaved(fns, repeats)
         it = {k: min(t[k]) / iters * 1e6 for k in ("pot", "ours", "bare")}
         prod = {k: min(t[k]) * 1e3 for k in ("off_prod", "our_prod")}
-        step_off = prod["off_prod"] + it["pot"] * 1e-3 * 1000  # 1000 capped iterations
+        step_off = prod["off_prod"] + it["pot"] * 1e-3 * 1000  # the 1000 capped iterations
         step_ours = prod["our_prod"] + it["ours"] * 1e-3 * 1000
         print(f"| {n} | {it['pot']:.0f} | {it['ours']:.0f} | {it['bare']:.0f} | "
               f"{prod['off_prod']:.1f} | {prod['our_prod']:.1f} | {step_off:.0f} | {step_ours:.0f} | "
@@ -169,7 +169,7 @@ def main() -> None:
     ap.add_argument("--full-variants", nargs="*", default=["Fused", "plain"])
     ap.add_argument("--skip", nargs="*", default=[], choices=("exact", "plain", "fast"))
     ap.add_argument("--profile", action="store_true", help="add the per-phase profile")
-    ap.add_argument("--profile-iters", type=int, default=300)
+    ap.add_argument("--profile-iters", type=int, default=1000)
     args = ap.parse_args()
     off = load_official()
     if off is None:

@@ -184,7 +184,7 @@ _FAST_BLOCK_BYTES = 1 << 20  # sinkhorn_warm's (float32) row blocks
 def _sinkhorn_scaling_numpy(
     a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float, max_iter: int, tol: float
 ) -> SinkhornResult:
-    """POT's iteration sequence with one pass over the kernel per iteration (numpy only).
+    """POT's iteration sequence reading one kernel instead of POT's two (numpy only).
 
     POT reads two n x m matrices per iteration (``K.T @ u`` and ``Kp @ v``) and a third every
     10 iterations (the error check). Here a kernel that fits the last-level cache
@@ -215,7 +215,7 @@ def _sinkhorn_scaling_numpy(
     blocks = [(K[s : s + rows], K[s : s + rows].T, a[s : s + rows], u[s : s + rows])
               for s in range(0, n, rows)]  # fmt: skip
     # alternate the block order: the blocks read last in one iteration are still in cache
-    # for the first products of the next (~10% faster at n = 1000)
+    # for the first products of the next (~10% faster, measured with 1 MB blocks at n = 1000)
     orders = (blocks, blocks[::-1])
     KtU = K.T @ u
     dot, divide, peak = np.dot, np.divide, np.maximum.reduce

@@ -71,7 +71,7 @@ __all__ = [
 
 _SINKHORN = ("pot", "log", "fast")
 
-# below this size the dense kernel products cost less than one eigendecomposition
+# below this size the dense kernel products cost less than factorising the kernels
 _LOW_RANK_MIN = 256
 
 
@@ -323,7 +323,7 @@ def infoot_plan(
     log : bool
         Also return a dict with the MI, the plan change and the inner iterations per step.
     low_rank : bool
-        numpy, n, m >= 256: kernel products from truncated eigendecompositions at ranks set by
+        numpy, n, m >= 256: kernel products from truncated eigenpairs at ranks set by
         an a-priori error bound (1e-12 of the product; dense when the bound needs a high rank).
 
     Returns
