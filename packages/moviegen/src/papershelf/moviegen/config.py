@@ -169,6 +169,18 @@ PRESETS: dict[str, TransformerConfig] = {
         max_pos=(8, 16, 16),
         text_dims={"words": 32},
     ),
+    # The quick reproduction's transformer: "small" with one token per 2x2 latent pixels
+    # over all 4 latent frames (patch 4x2x2, 16 tokens for a 4x8x8 latent).
+    "demo": TransformerConfig(
+        num_layers=4,
+        dim=128,
+        ffn_dim=344,
+        num_heads=4,
+        in_channels=8,
+        patch=(4, 2, 2),
+        max_pos=(1, 4, 4),
+        text_dims={"words": 32},
+    ),
     "1b": TransformerConfig(num_layers=24, dim=1536, ffn_dim=4096, num_heads=16),
     "5b": TransformerConfig(num_layers=32, dim=3072, ffn_dim=8192, num_heads=24),
     "30b": TransformerConfig(num_layers=48, dim=6144, ffn_dim=16384, num_heads=48),
@@ -176,7 +188,7 @@ PRESETS: dict[str, TransformerConfig] = {
 
 
 def preset(name: str, **overrides: object) -> TransformerConfig:
-    """A copy of the transformer preset ``name`` (``tiny``, ``small``, ``1b``, ``5b``, ``30b``).
+    """A copy of the transformer preset ``name`` (``tiny``, ``small``, ``demo``, ``1b``, ``5b``, ``30b``).
 
     Keyword arguments override fields, e.g. ``preset("30b", adaln="per_layer")``.
     """
@@ -267,11 +279,25 @@ _TAE_PRESETS: dict[str, TAEConfig] = {
         num_res_blocks=1,
         norm_groups=8,
     ),
+    # The quick reproduction's TAE: no temporal compression, s/2, so a 4-frame 16x16
+    # clip keeps its 4 frames (8x4x8x8 latent) and 2-px shape detail survives.
+    "demo": TAEConfig(
+        latent_channels=8,
+        channels=(16, 32),
+        spatial_down=(True, False),
+        temporal_down=(False, False),
+        num_res_blocks=1,
+        norm_groups=8,
+    ),
 }
 
 
 def tae_preset(name: str, **overrides: object) -> TAEConfig:
-    """A copy of the TAE preset ``name`` (``paper``: 8x8x8, 16 channels; ``tiny``: t/2, s/4)."""
+    """A copy of the TAE preset ``name``.
+
+    ``paper``: 8x8x8, 16 channels; ``tiny``: t/2, s/4, 8 channels; ``demo``: t/1, s/2,
+    8 channels (the quick reproduction's 4-frame 16 x 16 clips).
+    """
     if name not in _TAE_PRESETS:
         raise ValueError(f"name must be one of {sorted(_TAE_PRESETS)}, got {name!r}")
     return replace(_TAE_PRESETS[name], **overrides)  # type: ignore[arg-type]

@@ -26,12 +26,14 @@ from papershelf.moviegen.data_video import DistributedBucketSampler, VideoClipDa
 __all__ = [
     "COLOURS",
     "DIRECTIONS",
+    "ALL_SHAPES",
     "SHAPES",
     "BucketSampler",
     "DistributedBucketSampler",
     "MovingShapes",
     "VideoClipDataset",
     "VideoFolder",
+    "shape_mask",
 ]
 
 #: Palette in [-1, 1] RGB.
@@ -49,6 +51,46 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
     "down": (0, 1),
 }
 SHAPES = ("square", "disc")
+#: Every shape :meth:`MovingShapes.render` draws (``SHAPES`` is the default pair).
+ALL_SHAPES = ("square", "disc", "cross", "bar")
+
+
+def shape_mask(shape: str, cx: Tensor, cy: Tensor, size: int, height: int, width: int) -> Tensor:
+    """Boolean masks (N, height, width) of ``shape`` centred at pixel coordinates (cx, cy).
+
+    ``square``: side ``size``; ``disc``: diameter ``size``; ``cross``: a plus sign whose
+    two bars are ``size`` long and ``max(2, size // 3)`` thick; ``bar``: one horizontal
+    bar of the cross. A pixel centre within
+    half a pixel of a side counts, so an integer-aligned object gets exactly ``size``
+    pixels across and a centre that falls between pixels still gets a fair template.
+
+    Parameters
+    ----------
+    shape : str
+        One of :data:`ALL_SHAPES`.
+    cx, cy : Tensor, shape (N,)
+        Centres in pixels (x to the right, y downwards).
+    size : int
+    height, width : int
+    """
+    if shape not in ALL_SHAPES:
+        raise ValueError(f"shape must be one of {ALL_SHAPES}, got {shape!r}")
+    yy, xx = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32),
+        torch.arange(width, dtype=torch.float32),
+        indexing="ij",
+    )
+    dx = (xx[None] - cx.float()[:, None, None]).abs()
+    dy = (yy[None] - cy.float()[:, None, None]).abs()
+    half = size / 2
+    if shape == "square":
+        return (dx < half) & (dy < half)
+    if shape == "disc":
+        return dx**2 + dy**2 <= half**2
+    arm = max(2, size // 3) / 2
+    if shape == "bar":
+        return (dx < half) & (dy < arm)
+    return ((dx < half) & (dy < arm)) | ((dx < arm) & (dy < half))
 
 
 class MovingShapes:
@@ -64,6 +106,15 @@ class MovingShapes:
         Pixels per frame (2).
     object_size : int
         Side of the square / diameter of the disc (8, area ~ 64 px; disc ~ 50 px).
+    shapes : sequence of str
+        Shapes drawn, among :data:`ALL_SHAPES` (``("square", "disc")``). The demo of
+        ``papershelf reproduce moviegen`` uses ``("square", "cross")`` at 16 x 16, where
+        a 6-pixel disc differs from a square by four corner pixels.
+    jitter : int, optional
+        ``None`` (default): the start position is uniform over every position that keeps
+        the object in the frame. An int ``j``: the trajectory is centred in the frame and
+        its start shifted by up to ``j`` pixels along each axis (uniform, clipped to the
+        frame), a smaller task (``jitter=0``: one start per direction).
 
     Examples
     --------
@@ -74,11 +125,24 @@ class MovingShapes:
     """
 
     def __init__(
-        self, num_frames: int = 8, size: int = 32, speed: int = 2, object_size: int = 8
+        self,
+        num_frames: int = 8,
+        size: int = 32,
+        speed: int = 2,
+        object_size: int = 8,
+        shapes: Sequence[str] = SHAPES,
+        jitter: int | None = None,
     ) -> None:
         travel = speed * (num_frames - 1)
         if num_frames < 1 or size < 1 or speed < 0 or object_size < 1:
             raise ValueError("num_frames, size and object_size must be >= 1 and speed >= 0")
+        shapes = tuple(shapes)
+        if not shapes or len(set(shapes)) != len(shapes) or not set(shapes) <= set(ALL_SHAPES):
+            raise ValueError(f"shapes must be distinct names among {ALL_SHAPES}, got {shapes}")
+        self.shapes = shapes
+        if jitter is not None and (isinstance(jitter, bool) or int(jitter) != jitter or jitter < 0):
+            raise ValueError(f"jitter must be None or an int >= 0, got {jitter!r}")
+        self.jitter = None if jitter is None else int(jitter)
         if object_size + travel > size:
             raise ValueError(
                 f"object_size + speed * (num_frames - 1) = {object_size + travel} "
@@ -94,28 +158,18 @@ class MovingShapes:
     @property
     def vocab(self) -> list[str]:
         """All prompt words."""
-        return [*COLOURS, *SHAPES, *DIRECTIONS]
+        return [*COLOURS, *self.shapes, *DIRECTIONS]
 
     def render(self, colour: str, shape: str, direction: str, x0: float, y0: float) -> Tensor:
         """One clip (3, T, H, W) in [-1, 1] with the object's top-left corner at (x0, y0) at t = 0."""
         T, S, k = self.num_frames, self.size, self.object_size
         dx, dy = DIRECTIONS[direction]
-        yy, xx = torch.meshgrid(
-            torch.arange(S, dtype=torch.float32),
-            torch.arange(S, dtype=torch.float32),
-            indexing="ij",
-        )
-        rgb = torch.tensor(COLOURS[colour]).view(3, 1, 1)
-        frames = []
-        for f in range(T):
-            cx = x0 + dx * self.speed * f + (k - 1) / 2
-            cy = y0 + dy * self.speed * f + (k - 1) / 2
-            if shape == "square":
-                inside = ((xx - cx).abs() <= (k - 1) / 2) & ((yy - cy).abs() <= (k - 1) / 2)
-            else:
-                inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= (k / 2) ** 2
-            frames.append(torch.where(inside, rgb, torch.full_like(rgb, -1.0)))
-        return torch.stack(frames, 1)
+        f = torch.arange(T, dtype=torch.float32)
+        cx = x0 + dx * self.speed * f + (k - 1) / 2
+        cy = y0 + dy * self.speed * f + (k - 1) / 2
+        inside = shape_mask(shape, cx, cy, k, S, S)  # (T, S, S)
+        rgb = torch.tensor(COLOURS[colour]).view(3, 1, 1, 1)
+        return torch.where(inside[None], rgb, torch.full_like(rgb, -1.0))
 
     def batch(
         self, n: int, generator: torch.Generator | None = None
@@ -135,12 +189,19 @@ class MovingShapes:
         videos, prompts, labels = [], [], []
         for _ in range(n):
             r = torch.randint(0, 1 << 30, (5,), generator=generator).tolist()
-            colour, shape, direction = cols[r[0] % 4], SHAPES[r[1] % 2], dirs[r[2] % 4]
+            shape = self.shapes[r[1] % len(self.shapes)]
+            colour, direction = cols[r[0] % 4], dirs[r[2] % 4]
             dx, dy = DIRECTIONS[direction]
             span = self.size - self.object_size - travel * (dx != 0)
-            x0 = r[3] % (span + 1) + (travel if dx < 0 else 0)
             span_y = self.size - self.object_size - travel * (dy != 0)
-            y0 = r[4] % (span_y + 1) + (travel if dy < 0 else 0)
+            if self.jitter is None:
+                x0, y0 = r[3] % (span + 1), r[4] % (span_y + 1)
+            else:  # centred trajectory, start shifted by at most `jitter` px (in the frame)
+                j = self.jitter
+                x0 = min(max(span // 2 + r[3] % (2 * j + 1) - j, 0), span)
+                y0 = min(max(span_y // 2 + r[4] % (2 * j + 1) - j, 0), span_y)
+            x0 += travel if dx < 0 else 0
+            y0 += travel if dy < 0 else 0
             videos.append(self.render(colour, shape, direction, x0, y0))
             prompts.append(f"{colour} {shape} {direction}")
             labels.append((colour, shape, direction))

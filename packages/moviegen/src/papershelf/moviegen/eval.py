@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from papershelf.moviegen.data import COLOURS, DIRECTIONS, SHAPES
+from papershelf.moviegen.data import ALL_SHAPES, COLOURS, DIRECTIONS, SHAPES, shape_mask
 
 __all__ = [
     "colour_accuracy",
@@ -69,14 +69,19 @@ def colour_accuracy(video: Tensor, colours: Sequence[str]) -> float:
 
 
 def motion_consistency(
-    video: Tensor, directions: Sequence[str], fps_step: float = 1.0
+    video: Tensor,
+    directions: Sequence[str],
+    fps_step: float = 1.0,
+    min_speed: float = 1.0,
+    max_ortho: float = 0.75,
 ) -> dict[str, float]:
     """Direction accuracy and constant-velocity fraction of the tracked object.
 
     A least-squares line is fitted to the per-frame centroids. The direction is correct
-    when the speed projected on the prompted direction exceeds 1 px / frame and the
-    orthogonal speed is below 0.75 px / frame; a clip moves at constant velocity when
-    the residual std is below 1 px. Real MovingShapes clips score 1.0 on both.
+    when the speed projected on the prompted direction exceeds ``min_speed`` px / frame
+    and the orthogonal speed is below ``max_ortho`` px / frame; a clip moves at constant
+    velocity when the residual std is below 1 px. Real MovingShapes clips score 1.0 on
+    both; a clip without foreground in two frames counts as wrong.
 
     Returns
     -------
@@ -98,7 +103,7 @@ def motion_consistency(
         u = torch.tensor(DIRECTIONS[directions[b]], dtype=torch.float32)
         along = float(vel @ u)
         ortho = float((vel - along * u).norm())
-        ok_dir += int(along > 1.0 and ortho < 0.75)
+        ok_dir += int(along > min_speed and ortho < max_ortho)
         ok_lin += int(float(resid.norm(dim=1).pow(2).mean().sqrt()) < 1.0)
     return {"direction_accuracy": ok_dir / B, "constant_velocity": ok_lin / B, "chance": 0.25}
 
@@ -125,29 +130,20 @@ def foreground_iou(x: Tensor, y: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
-def _templates(cent: Tensor, H: int, W: int, k: int) -> dict[str, Tensor]:
-    """Square and disc masks of side / diameter k centred at ``cent`` (N, 2); (N, H, W) each."""
-    yy, xx = torch.meshgrid(
-        torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij"
-    )
-    dx = xx[None] - cent[:, 0, None, None]
-    dy = yy[None] - cent[:, 1, None, None]
-    half = (k - 1) / 2 + 0.5  # a pixel centre within half a pixel of the side counts
-    return {
-        "square": (dx.abs() < half) & (dy.abs() < half),
-        "disc": dx**2 + dy**2 <= (k / 2) ** 2,
-    }
-
-
-def shape_scores(video: Tensor, shapes: Sequence[str], object_size: int = 8) -> dict[str, float]:
-    """Shape accuracy of clips against prompted shapes ("square" / "disc").
+def shape_scores(
+    video: Tensor,
+    shapes: Sequence[str],
+    object_size: int = 8,
+    candidates: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Shape accuracy of clips against prompted shapes, by template IoU.
 
     In every frame with foreground (max channel > 0), the foreground mask is compared
-    by IoU with a square and a disc of the data's ``object_size`` centred at the
-    foreground centroid; the IoUs are averaged over frames. A clip's shape is correct
-    when the prompted template has the higher mean IoU *and* that IoU exceeds 0.5, so
-    a blob, several objects or an empty clip count as wrong. Real MovingShapes clips
-    score 1.0 (a test checks it).
+    by IoU with each candidate shape (:func:`~papershelf.moviegen.data.shape_mask`) of
+    the data's ``object_size`` centred at the foreground centroid; the IoUs are averaged
+    over frames. A clip's shape is correct when the prompted template has the highest
+    mean IoU *and* that IoU exceeds 0.5, so a blob, several objects or an empty clip
+    count as wrong. Real MovingShapes clips score 1.0 (a test checks it).
 
     Parameters
     ----------
@@ -156,29 +152,36 @@ def shape_scores(video: Tensor, shapes: Sequence[str], object_size: int = 8) -> 
         Prompted shape per clip.
     object_size : int
         Side of the square / diameter of the disc in pixels.
+    candidates : sequence of str, optional
+        The shapes a clip may have (default :data:`~papershelf.moviegen.data.SHAPES`);
+        must include every prompted shape. Chance is ``1 / len(candidates)``.
 
     Returns
     -------
     dict with ``shape_accuracy``, ``mean_iou`` (IoU with the prompted shape) and
-    ``chance`` (1 / number of shapes).
+    ``chance`` (1 / number of candidate shapes).
     """
     if video.ndim != 5:
         raise ValueError(f"video must be (B, 3, T, H, W), got {tuple(video.shape)}")
     if len(shapes) != video.shape[0]:
         raise ValueError(f"shapes must have {video.shape[0]} entries, got {len(shapes)}")
-    bad = sorted(set(shapes) - set(SHAPES))
+    cand = tuple(SHAPES if candidates is None else candidates)
+    if len(cand) < 2 or len(set(cand)) != len(cand) or not set(cand) <= set(ALL_SHAPES):
+        raise ValueError(f"candidates must be >= 2 distinct names among {ALL_SHAPES}, got {cand}")
+    bad = sorted(set(shapes) - set(cand))
     if bad:
-        raise ValueError(f"shapes must be among {SHAPES}, got {bad}")
-    if object_size < 1:
+        raise ValueError(f"shapes must be among {cand}, got {bad}")
+    if isinstance(object_size, bool) or object_size < 1:
         raise ValueError(f"object_size must be >= 1, got {object_size}")
     B, _, T, H, W = video.shape
     fg = (video.amax(1) > 0).flatten(0, 1)  # (B*T, H, W)
     cent, _ = track_object(video)
     cent = cent.flatten(0, 1)
     valid = ~torch.isnan(cent).any(1)
-    tmpl = _templates(torch.nan_to_num(cent), H, W, object_size)
+    cent = torch.nan_to_num(cent)
     ious = {}
-    for name, m in tmpl.items():
+    for name in cand:
+        m = shape_mask(name, cent[:, 0], cent[:, 1], int(object_size), H, W)
         inter = (fg & m).flatten(1).sum(1).float()
         union = (fg | m).flatten(1).sum(1).float().clamp_min(1)
         iou = torch.where(valid, inter / union, torch.zeros_like(union)).view(B, T)
@@ -189,7 +192,7 @@ def shape_scores(video: Tensor, shapes: Sequence[str], object_size: int = 8) -> 
         own = float(ious[s][b])
         correct += int(own > other and own > 0.5)
         mean_iou += own / B
-    return {"shape_accuracy": correct / B, "mean_iou": mean_iou, "chance": 1.0 / len(SHAPES)}
+    return {"shape_accuracy": correct / B, "mean_iou": mean_iou, "chance": 1.0 / len(cand)}
 
 
 def net_win_rate(wins: int, losses: int, ties: int = 0) -> float:
