@@ -175,6 +175,9 @@ def test_spectral_kernel_cholesky_subspace_matches_eigh():
     # an indefinite kernel (label-refined distances are not Euclidean): eigh, then dense
     S = SpectralKernel(gaussian_kernels(label_block_distances(X, ys, 5000.0), Y[:5], 0.5)[0])
     assert S.method == "eigh" and S.rank is None
+    # a full-rank one (the pivoted Cholesky keeps all columns): eigh, which finds it exact
+    S = SpectralKernel(np.diag(np.linspace(1.0, 2.0, 40)))
+    assert S.method == "eigh" and S.rank == 40 and S.residual <= S.err
 
 
 def test_spectral_kernel_power_step_rescues_a_coarse_subspace(monkeypatch):
