@@ -207,6 +207,12 @@ def test_torch_sinkhorn_no_false_alarm_near_overflow(max_iter):
         assert_close(res.plan.numpy(), ref, rtol=1e-13, atol=0.0)
 
 
+@pytest.mark.parametrize("solver", [sinkhorn_scaling, sinkhorn_log])
+def test_sinkhorn_rejects_empty_marginals(solver):
+    with pytest.raises(ValueError, match="non-empty"):
+        solver(np.ones(0), np.full(3, 1 / 3), np.zeros((0, 3)), 1.0)
+
+
 def test_numpy_cost_workspace_is_bitwise_the_generic_formula(small):
     _, _, _, _, Ks, Kt = small
     rng = np.random.default_rng(8)

@@ -93,6 +93,11 @@ def _check_problem(a: Any, b: Any, M: Any) -> None:
             f"M must have shape ({a.shape[0]}, {b.shape[0]}) for a of shape {tuple(a.shape)} "
             f"and b of shape {tuple(b.shape)}, got {tuple(M.shape)}"
         )
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        raise ValueError(
+            f"a and b (the marginals) must be non-empty, got shapes {tuple(a.shape)} and "
+            f"{tuple(b.shape)}"
+        )
     if bool(nx.any(~nx.isfinite(M))):
         raise ValueError("M (the cost) contains NaN or infinite values")
     if bool(nx.any(~nx.isfinite(a))) or bool(nx.any(~nx.isfinite(b))):
