@@ -24,6 +24,10 @@ def test_run_smoke_on_a_tiny_budget(tmp_path, monkeypatch):
     scored = [r for r in records if r.metric.split(" (")[0].endswith("accuracy")]
     assert all(r.verdict is not None for r in scored)  # claim rows carry a verdict
     assert sum(bool(getattr(r, "headline", False)) for r in records) == 1
+    for r in scored:  # the scorer's ceiling on the data clips is in every claim row
+        assert "scorer on the data clips 1.000" in r.note, r.note
+    rec = next(r for r in records if r.metric.startswith("reconstructions keep the shape"))
+    assert 0.0 <= rec.values[0] <= 1.0 and "shape accuracy of the reconstructions" in rec.note
     assert (tmp_path / "samples_grid.png").exists() and (tmp_path / "loss_curves.png").exists()
 
 

@@ -20,5 +20,5 @@ REPRODUCTION = Reproduction(
     run="papershelf.moviegen.reproduce:run",
     default_seeds=2,
     headline="tiny TAE + flow-matching transformer trained on synthetic moving shapes on CPU: "
-    "OPL, loss curve, prompt-following samples",
+    "samples follow the prompt's direction, shape and colour (intervals over seeds)",
 )
