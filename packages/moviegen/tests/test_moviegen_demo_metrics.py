@@ -1,7 +1,10 @@
 """The quick demo's data and scorers: real clips score 1, shuffled prompts chance, noise 0."""
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from papershelf.moviegen.data import ALL_SHAPES, DIRECTIONS, MovingShapes, shape_mask
 from papershelf.moviegen.eval import colour_accuracy, motion_consistency, shape_scores
@@ -88,8 +91,10 @@ def test_bad_data_and_scorer_arguments():
         MovingShapes(shapes=())
     with pytest.raises(ValueError, match="jitter"):
         MovingShapes(jitter=-1)
-    with pytest.raises(ValueError, match="jitter"):
+    with pytest.raises(TypeError, match="jitter"):
         MovingShapes(jitter=True)
+    with pytest.raises(TypeError, match="object_size"):
+        MovingShapes(object_size=6.5)
     video = torch.zeros(2, 3, 4, 16, 16)
     with pytest.raises(ValueError, match="candidates"):
         shape_scores(video, ["square", "cross"], 6, candidates=("square",))
@@ -103,3 +108,50 @@ def test_motion_thresholds_follow_the_speed():
     dirs = [lb[2] for lb in labels]
     assert motion_consistency(video, dirs, min_speed=0.5)["direction_accuracy"] == 1.0
     assert motion_consistency(video, dirs, min_speed=1.5)["direction_accuracy"] == 0.0
+
+
+_ODD = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(-3, 20),
+    st.booleans(),
+    st.sampled_from([np.int64(6), np.float64(float("nan")), torch.tensor(3), "x", None]),
+)
+_NAMES = ("size", "height", "width", "object_size", "jitter", "speed", "num_frames",
+          "min_speed", "max_ortho", "shapes", "candidates", "cx", "object")  # fmt: skip
+
+
+def _clear_or(fn, check):
+    try:
+        out = fn()
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+    else:
+        assert check(out)
+        return
+    assert any(n in msg for n in _NAMES), f"unclear error: {msg!r}"
+
+
+@settings(derandomize=True, max_examples=15, deadline=None)
+@given(value=_ODD, which=st.sampled_from(["size", "object_size", "jitter", "speed", "min_speed"]))
+def test_fuzz_demo_data_and_scorers(value, which):
+    c = torch.tensor([7.5, float("nan")])
+    if which == "size":
+        _clear_or(
+            lambda: shape_mask("cross", c, c, value, 16, 16),
+            lambda m: m.shape == (2, 16, 16) and m.dtype == torch.bool,
+        )
+    elif which in ("object_size", "jitter", "speed"):
+
+        def make():
+            kw = {which: value}
+            data = MovingShapes(num_frames=4, size=16, **kw)
+            video, _, labels = data.batch(2, generator=torch.Generator().manual_seed(0))
+            return shape_scores(video, [lb[1] for lb in labels], data.object_size)
+
+        _clear_or(make, lambda out: 0.0 <= out["shape_accuracy"] <= 1.0)
+    else:
+        video = torch.rand(2, 3, 4, 8, 8) * 2 - 1
+        _clear_or(
+            lambda: motion_consistency(video, ["left", "up"], min_speed=value, max_ortho=value),
+            lambda out: 0.0 <= out["direction_accuracy"] <= 1.0,
+        )

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from papershelf.core.validation import check_int
 from papershelf.moviegen.data_video import DistributedBucketSampler, VideoClipDataset
 
 __all__ = [
@@ -75,6 +76,14 @@ def shape_mask(shape: str, cx: Tensor, cy: Tensor, size: int, height: int, width
     """
     if shape not in ALL_SHAPES:
         raise ValueError(f"shape must be one of {ALL_SHAPES}, got {shape!r}")
+    size = check_int("size", size, low=1)
+    height, width = check_int("height", height, low=1), check_int("width", width, low=1)
+    if (
+        not (isinstance(cx, Tensor) and isinstance(cy, Tensor))
+        or cx.ndim != 1
+        or cx.shape != cy.shape
+    ):
+        raise ValueError("cx and cy must be 1-D tensors of one length (the centres)")
     yy, xx = torch.meshgrid(
         torch.arange(height, dtype=torch.float32),
         torch.arange(width, dtype=torch.float32),
@@ -133,16 +142,16 @@ class MovingShapes:
         shapes: Sequence[str] = SHAPES,
         jitter: int | None = None,
     ) -> None:
+        num_frames, size = check_int("num_frames", num_frames), check_int("size", size)
+        speed, object_size = check_int("speed", speed), check_int("object_size", object_size)
         travel = speed * (num_frames - 1)
         if num_frames < 1 or size < 1 or speed < 0 or object_size < 1:
             raise ValueError("num_frames, size and object_size must be >= 1 and speed >= 0")
-        shapes = tuple(shapes)
+        shapes = tuple(shapes) if not isinstance(shapes, str) else (shapes,)
         if not shapes or len(set(shapes)) != len(shapes) or not set(shapes) <= set(ALL_SHAPES):
             raise ValueError(f"shapes must be distinct names among {ALL_SHAPES}, got {shapes}")
         self.shapes = shapes
-        if jitter is not None and (isinstance(jitter, bool) or int(jitter) != jitter or jitter < 0):
-            raise ValueError(f"jitter must be None or an int >= 0, got {jitter!r}")
-        self.jitter = None if jitter is None else int(jitter)
+        self.jitter = None if jitter is None else check_int("jitter", jitter, low=0)
         if object_size + travel > size:
             raise ValueError(
                 f"object_size + speed * (num_frames - 1) = {object_size + travel} "

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from papershelf.core.validation import check_int, check_real
 from papershelf.moviegen.data import ALL_SHAPES, COLOURS, DIRECTIONS, SHAPES, shape_mask
 
 __all__ = [
@@ -87,6 +88,8 @@ def motion_consistency(
     -------
     dict with ``direction_accuracy``, ``constant_velocity`` and ``chance`` (0.25).
     """
+    min_speed = check_real("min_speed", min_speed, low=0)
+    max_ortho = check_real("max_ortho", max_ortho, low=0)
     cent, _ = track_object(video)
     B, T, _ = cent.shape
     ok_dir, ok_lin = 0, 0
@@ -171,8 +174,7 @@ def shape_scores(
     bad = sorted(set(shapes) - set(cand))
     if bad:
         raise ValueError(f"shapes must be among {cand}, got {bad}")
-    if isinstance(object_size, bool) or object_size < 1:
-        raise ValueError(f"object_size must be >= 1, got {object_size}")
+    object_size = check_int("object_size", object_size, low=1)
     B, _, T, H, W = video.shape
     fg = (video.amax(1) > 0).flatten(0, 1)  # (B*T, H, W)
     cent, _ = track_object(video)
@@ -181,7 +183,7 @@ def shape_scores(
     cent = torch.nan_to_num(cent)
     ious = {}
     for name in cand:
-        m = shape_mask(name, cent[:, 0], cent[:, 1], int(object_size), H, W)
+        m = shape_mask(name, cent[:, 0], cent[:, 1], object_size, H, W)
         inter = (fg & m).flatten(1).sum(1).float()
         union = (fg | m).flatten(1).sum(1).float().clamp_min(1)
         iou = torch.where(valid, inter / union, torch.zeros_like(union)).view(B, T)
