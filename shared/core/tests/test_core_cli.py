@@ -294,6 +294,9 @@ from importlib.metadata import EntryPoint
 from papershelf.core import cli, registry
 from papershelf.core.registry import Reproduction
 
+# a shell that starts background jobs ignores SIGINT in them (and Python keeps that): restore it
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 SLOW = Reproduction(name="slow", distribution="papershelf-slow", title="t", authors="a",
                     venue="v", url="https://example.org", bibtex="@x{y}", run="__main__:run")
 

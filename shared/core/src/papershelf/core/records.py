@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
-from papershelf.core.validation import check_choice, check_real
-
 # fmt: off
 __all__ = [
     "SCHEMA_VERSION", "STATUSES", "VERDICTS", "ClaimTest", "ResultRecord", "Status", "Verdict",
@@ -112,6 +110,8 @@ def claim_test(
     >>> claim_test([0.81, 0.83, 0.80], [0.78, 0.79, 0.78]).verdict
     'holds'
     """
+    from papershelf.core.validation import check_choice, check_real  # numpy: not at import
+
     check_choice("direction", direction, ("greater", "less"))
     check_real("confidence", confidence, low=0.5, high=1, inclusive=(True, False))
     check_real("margin", margin)
