@@ -607,14 +607,9 @@ def _hcl_pair(
     )
     clamped: list[Tensor] = []
     quick = hard and clamp  # the default: the clamped rows in their short form
-    if not hard:
-        rows = torch.logaddexp(pos, log_r) - pos
-    elif quick:
-        rows, mask = _clamped_rows(log_r, pos, n_neg, tau_plus, temperature)
-        if on_collapse != "ignore":
-            clamped.append(mask)
-    else:
-        rows = _debiased_rows(
+
+    def careful_rows() -> Tensor:  # the row-shifted form, safe where the short one overflows
+        return _debiased_rows(
             log_r,
             pos,
             n_neg,
@@ -624,6 +619,15 @@ def _hcl_pair(
             on_collapse=on_collapse,
             clamped_out=clamped,
         )
+
+    if not hard:
+        rows = torch.logaddexp(pos, log_r) - pos
+    elif quick:
+        rows, mask = _clamped_rows(log_r, pos, n_neg, tau_plus, temperature)
+        if on_collapse != "ignore":
+            clamped.append(mask)
+    else:
+        rows = careful_rows()
     loss = reduce_loss(rows, reduction)
     with torch.no_grad():
         stats = [loss.sum() if reduction == "none" else loss]
@@ -639,17 +643,8 @@ def _hcl_pair(
             _normalize(z1, "z1")
             _normalize(z2, "z2")
         if quick and not math.isfinite(values[0]):  # finite inputs: the shifted form decides
-            clamped = []
-            rows = _debiased_rows(
-                log_r,
-                pos,
-                n_neg,
-                tau_plus=tau_plus,
-                temperature=temperature,
-                clamp=clamp,
-                on_collapse=on_collapse,
-                clamped_out=clamped,
-            )
+            clamped.clear()
+            rows = careful_rows()
             loss = reduce_loss(rows, reduction)
             values[-1] = float(clamped[0].sum()) if clamped else 0.0
     if clamped and values[-1] / clamped[0].numel() > COLLAPSE_SHARE:
