@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +99,15 @@ def _warn_every_call(text: str, category: type[Warning]) -> None:
 
 # ----------------------------------------------------------------------------- validation
 def _check_hparams(beta: object, tau_plus: object, reduction: object) -> tuple[float, float]:
+    if (
+        type(beta) is float
+        and type(tau_plus) is float
+        and 0.0 <= beta < math.inf
+        and 0.0 <= tau_plus < 1.0
+        and type(reduction) is str
+        and reduction in _REDUCTIONS
+    ):
+        return beta, tau_plus  # the common case, decided without the general checks
     b = check_real("beta", _plain(beta, "beta"), low=0.0)
     tp = check_real(
         "tau_plus", _plain(tau_plus, "tau_plus"), low=0.0, high=1.0, inclusive=(True, False)
@@ -118,6 +127,8 @@ def _plain(value: object, name: str) -> object:
 
 
 def _check_temperature(temperature: object) -> float:
+    if type(temperature) is float and 0.0 < temperature < math.inf:
+        return temperature  # the common case (NaN fails the comparison)
     return check_real(
         "temperature", _plain(temperature, "temperature"), low=0.0, inclusive=(False, True)
     )
@@ -287,6 +298,195 @@ def _zero(like: Tensor) -> Tensor:
     if zero is None:
         zero = _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
     return zero
+
+
+_CONSTANTS: dict[tuple[Any, ...], tuple[Tensor, ...]] = {}
+
+
+def _constants(like: Tensor, *values: float) -> tuple[Tensor, ...]:
+    """Cached 0-d tensors of ``values`` in ``like``'s dtype and device.
+
+    An operation with a Python number wraps it into a tensor on every call (about 1.5 us on a
+    CPU, a large share of a small-N call); the same operation with a 0-d tensor of the same dtype
+    gives the same result.
+    """
+    key = (like.dtype, like.device, *values)
+    out = _CONSTANTS.get(key)
+    if out is None:
+        if len(_CONSTANTS) >= 256:  # settings that change every call: keep the cache bounded
+            _CONSTANTS.clear()
+        out = _CONSTANTS[key] = tuple(
+            torch.tensor(v, dtype=like.dtype, device=like.device) for v in values
+        )
+    return out
+
+
+_NEG_MASKS: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+
+def _negative_mask(n2: int, like: Tensor) -> Tensor:
+    """Cached (2N, 2N) matrix of ``like``'s dtype: 1 at each row's negatives, 0 at the row itself
+    and at its partner view (columns ``i`` and ``i +- N``)."""
+    key = (n2, like.dtype, like.device)
+    mask = _NEG_MASKS.get(key)
+    if mask is None:
+        if len(_NEG_MASKS) >= 16:
+            _NEG_MASKS.clear()
+        mask = torch.ones(n2, n2, dtype=like.dtype, device=like.device)
+        for off in (0, n2 // 2, -(n2 // 2)):
+            mask.diagonal(off).fill_(0.0)
+        _NEG_MASKS[key] = mask
+    return mask
+
+
+# up to this many anchors (2N), the default loss (estimator "hard" with the clamp, one process)
+# is one autograd node over the whole (2N, 2N) logit matrix (_SmallHCL): a few more flops than
+# the row-shifted blocks of _MatmulLogMass, far fewer torch calls and autograd nodes, which is
+# what a call costs at small N; the crossover was measured with benchmarks/bench_hcl.py
+_SMALL_MAX_ROWS = 256
+
+
+def _small_hcl_kernel(
+    z: Tensor,
+    scale: float,
+    beta: float,
+    tau_plus: float,
+    temperature: float,
+    reduction: str,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]] | None:
+    r"""Forward of :class:`_SmallHCL`: (loss, clamped rows (2, N), tensors for the backward), or
+    ``None`` (a NaN/inf in ``z`` or logits beyond the unshifted range: the caller takes the
+    general path, which checks and diagnoses).
+
+    ``z`` (2N, D) is ``[z1; z2]``. While ``2 (1 + beta)`` times the largest logit (the largest
+    diagonal one, Cauchy-Schwarz; NaN or inf exactly when a row of ``z`` holds one) is at most
+    40 in float32, ``e^{beta s}`` and ``e^{(1 + beta) s}`` of every logit are normal floats, so
+    with :math:`r = \sum_j e^{(1+\beta)s_{ij}} / \sum_j e^{\beta s_{ij}}` over the negatives
+    (a cached 0/1 mask), :math:`R = M r` and :math:`u = e^{-s^+}` the rows of
+    :func:`_clamped_rows` are :math:`\log(1 + \max(c_1 r u - \tau^+ c_1, c_2 u))`,
+    :math:`c_1 = M / (1 - \tau^+)`, :math:`c_2 = M e^{-1/t}`: finite for finite inputs, so no
+    further test is needed.
+    """
+    n2, dtype = z.shape[0], z.dtype
+    if not scale <= torch.finfo(dtype).max:
+        return None
+    n = n2 // 2
+    s = torch.addmm(_zero(z), z, z.T, beta=0.0, alpha=scale)
+    bound = float(s.amax())  # the largest diagonal logit up to rounding; NaN/inf iff z holds one
+    if not 2.0 * (1.0 + beta) * bound <= _CONSTANT_SHIFT_LIMIT.get(dtype, 40.0):
+        return None
+    m_neg = n2 - 2
+    c1 = m_neg / (1.0 - tau_plus)
+    tau_c1, c1_t, c2_t, beta_t, inv_t = _constants(
+        z, tau_plus * c1, c1, m_neg * math.exp(-1.0 / temperature), beta, 1.0 / n2
+    )
+    u = s.diagonal(n).neg().exp_()  # e^{-s+}, (N,)
+    mask = _negative_mask(n2, z)
+    if beta == 1.0:  # the official default: e^{(1+beta) s} is the square of e^{beta s}
+        pb = s.exp_().mul_(mask)
+        p1 = pb * pb
+    else:
+        pb = s.mul(beta_t).exp_().mul_(mask)
+        p1 = s.exp_().mul_(pb)
+    a = p1.sum(1)
+    b = pb.sum(1)
+    x = a.div(b).view(2, n).mul_(u).mul_(c1_t)  # c1 r u = R e^{-s+} / (1 - tau+)
+    ng = x.sub(tau_c1)
+    floor = u.mul(c2_t)
+    clamped = ng < floor
+    mx = torch.maximum(ng, floor)
+    rows = torch.log1p(mx).view(n2)
+    if reduction == "none":
+        loss = rows
+    else:
+        loss = rows.sum() if reduction == "sum" else rows.sum().mul_(inv_t)
+    return loss, clamped, (p1, pb, a, b, x, floor, mx, clamped, inv_t)
+
+
+class _SmallHCL(torch.autograd.Function):
+    r"""The clamped HCL loss of the one-process two-view layout at small N, one autograd node.
+
+    Forward: :func:`_small_hcl_kernel`. Backward in closed form: with
+    :math:`m = \max(N_g, \text{floor})` (relative to :math:`e^{s^+}`) a row's loss is
+    :math:`\log(1 + m)`; where the clamp holds it depends on :math:`s^+` only
+    (:math:`\partial\ell/\partial s^+ = -\text{floor} / (1 + m)`), elsewhere
+    :math:`\partial\ell/\partial s^+ = -c_1 r u / (1 + m)` and
+    :math:`\partial\ell/\partial s_{ij} = c_1 r u / (1 + m)\, J_{ij}` with
+    :math:`J = \partial \log R / \partial s = (1 + \beta)\,\mathrm{softmax}((1+\beta)s) -
+    \beta\,\mathrm{softmax}(\beta s)` (``detach_weights``: the first softmax alone). The
+    gradient of ``z`` is ``scale (G + G^T + P + P^T) z`` with ``G = diag(w) J`` and ``P`` the
+    positives' weights at ``(i, N + i)``. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        z: Tensor,
+        scale: float,
+        beta: float,
+        tau_plus: float,
+        temperature: float,
+        detach_weights: bool,
+        reduction: str,
+        out: list[Any],
+    ) -> Tensor:
+        res = _small_hcl_kernel(z, scale, beta, tau_plus, temperature, reduction)
+        if res is None:  # the caller takes the general path; this node is discarded
+            out.append(None)
+            return z.new_zeros(())
+        loss, clamped, saved = res
+        out.extend((loss, clamped))
+        ctx.scale, ctx.beta, ctx.detach, ctx.reduction = scale, beta, detach_weights, reduction
+        ctx.inv = saved[-1]
+        ctx.save_for_backward(z, *saved[:-1])
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        z, p1, pb, a, b, x, floor, mx, clamped = ctx.saved_tensors
+        n2 = z.shape[0]
+        n = n2 // 2
+        scale, beta = ctx.scale, ctx.beta
+        # h = -dl/ds+ of each row, and dl/dlog R of the rows off the clamp
+        h = torch.where(clamped, floor, x).div_(mx + 1.0)
+        if ctx.reduction == "none":
+            h = h.mul_(grad.view(2, n))
+        else:
+            h = h.mul_(grad.mul(ctx.inv) if ctx.reduction == "mean" else grad)
+        g_pos = h.sum(0).mul_(-scale)  # both rows i and N + i have positive i
+        w = h.masked_fill_(clamped, 0.0).view(n2, 1).mul_(scale)
+        if ctx.detach:
+            g = p1 * (w / a[:, None])
+        else:
+            g = p1 * (w * (1.0 + beta) / a[:, None])
+            if beta != 0.0:
+                g = g.sub_(pb * (w * beta / b[:, None]))
+        m = g + g.T
+        m.diagonal(n).add_(g_pos)  # the positives, (i, N + i) and (N + i, i)
+        m.diagonal(-n).add_(g_pos)
+        return m @ z, None, None, None, None, None, None, None
+
+
+def _small_hcl(
+    z: Tensor,
+    scale: float,
+    beta: float,
+    tau_plus: float,
+    temperature: float,
+    detach_weights: bool,
+    reduction: str,
+) -> tuple[Tensor, Tensor] | None:
+    """(loss, clamped rows) by :class:`_SmallHCL` (its kernel alone without grad), or ``None``
+    where the general path must decide."""
+    if torch.is_grad_enabled() and z.requires_grad:
+        out: list[Any] = []
+        loss = _SmallHCL.apply(
+            z, scale, beta, tau_plus, temperature, detach_weights, reduction, out
+        )
+        return None if out[0] is None else (loss, out[1])
+    res = _small_hcl_kernel(z, scale, beta, tau_plus, temperature, reduction)
+    return None if res is None else (res[0], res[1])
 
 
 def _debiased_rows(
@@ -577,6 +777,10 @@ def _hcl_pair(
     makes that pair's positive logit (an elementwise product, no BLAS shortcut) NaN or
     ``±inf``, and with it the pair's rows and the reduced loss, so a finite loss means finite
     inputs. The clamp-collapse report comes after that check, so bad input raises its own error.
+
+    Up to ``_SMALL_MAX_ROWS`` anchors the default loss (``"hard"`` with the clamp, one process)
+    is :class:`_SmallHCL`, one node over the whole logit matrix; its kernel declines (and this
+    general path decides) where the largest diagonal logit is not finite, so the same errors.
     """
     n = z1.shape[0]
     dtype = _compute_dtype(z1.dtype)
@@ -587,8 +791,32 @@ def _hcl_pair(
     if normalize:  # F.normalize, keeping the norms for the zero-row test
         norms = torch.linalg.vector_norm(z, dim=1, keepdim=True)
         z = z / norms.clamp_min(1e-12)
-    a, b = z[:n], z[n:]
+    hard = estimator == "hard"
+    quick = hard and clamp  # the default: the clamped rows in their short form
     rank, world = rank_and_world_size()
+    if quick and 2 * n <= _SMALL_MAX_ROWS and not (gather_distributed and world > 1):
+        small = _small_hcl(
+            z, 1.0 / temperature, beta, tau_plus, temperature, detach_weights, reduction
+        )
+        if small is not None:  # finite inputs (the kernel's bound said so): a finite loss
+            loss, clamped_rows = small
+            with torch.no_grad():
+                stats = []
+                if norms is not None:
+                    stats.append(norms.amin())
+                if on_collapse != "ignore":
+                    stats.append(clamped_rows.sum(dtype=dtype))
+                # the one sync
+                values = (
+                    [float(x) for x in stats] if len(stats) < 2 else torch.stack(stats).tolist()
+                )
+            if norms is not None and not values[0] > 0:  # an all-zero row: the eager errors
+                _normalize(z1, "z1")
+                _normalize(z2, "z2")
+            if on_collapse != "ignore" and values[-1] / (2 * n) > COLLAPSE_SHARE:
+                _report_collapse(values[-1] / (2 * n), temperature, tau_plus, on_collapse)
+            return loss
+    a, b = z[:n], z[n:]
     keys = excluded = None  # one process: keys = z, the excluded columns three diagonals
     if gather_distributed and world > 1:
         keys = torch.cat([gather_with_grad(a), gather_with_grad(b)], 0)  # (2NW, D)
@@ -601,12 +829,10 @@ def _hcl_pair(
     pos = (a * b).sum(1) / temperature
     pos = torch.cat([pos, pos])
     n_neg = float(2 * n * world - 2)
-    hard = estimator == "hard"
     log_r = _matmul_log_mass(
         z, keys, excluded, 1.0 / temperature, math.log(n_neg), beta, hard, detach_weights
     )
     clamped: list[Tensor] = []
-    quick = hard and clamp  # the default: the clamped rows in their short form
 
     def careful_rows() -> Tensor:  # the row-shifted form, safe where the short one overflows
         return _debiased_rows(

@@ -94,6 +94,27 @@ def _zero(like: Tensor) -> Tensor:
     return zero
 
 
+_CONSTANTS: dict[tuple[Any, ...], tuple[Tensor, ...]] = {}
+
+
+def _constants(like: Tensor, *values: float) -> tuple[Tensor, ...]:
+    """Cached 0-d tensors of ``values`` in ``like``'s dtype and device.
+
+    An operation with a Python number wraps it into a tensor on every call (about 1.5 us on a
+    CPU, a large share of a small-N call); the same operation with a 0-d tensor of the same dtype
+    gives the same result.
+    """
+    key = (like.dtype, like.device, *values)
+    out = _CONSTANTS.get(key)
+    if out is None:
+        if len(_CONSTANTS) >= 256:  # settings that change every call: keep the cache bounded
+            _CONSTANTS.clear()
+        out = _CONSTANTS[key] = tuple(
+            torch.tensor(v, dtype=like.dtype, device=like.device) for v in values
+        )
+    return out
+
+
 def _check_logits_finite(lse: Tensor, pos: Tensor, temperature: float) -> None:
     """Raise (naming the temperature) when the scaled logits overflow the compute dtype.
 
@@ -184,6 +205,8 @@ def _rince_rows(logits: Tensor, pos: Tensor, q: float, lam: float) -> Tensor:
 # while 2 * max|s| is below this, e^s of every logit s is a normal float with room to sum (no
 # shift needed); beyond it each row is shifted by its own maximum
 _CONSTANT_SHIFT_LIMIT = {torch.float32: 40.0, torch.float64: 340.0}
+# half the natural log of the dtype's largest number: 44.4 in float32, 354.9 in float64
+_HALF_LOG_MAX = {dt: 0.5 * math.log(torch.finfo(dt).max) for dt in (torch.float32, torch.float64)}
 
 
 def _matmul_lse_kernel(
@@ -300,16 +323,27 @@ def _matmul_lse(
     return torch.logsumexp(logits, dim=1)
 
 
+# up to this many anchors (2N) the SimCLR kernel computes the whole (2N, 2N) logit matrix in one
+# GEMM (layout "full"): 4/3 of the block layout's GEMM and exp work in about half as many torch
+# calls, which is what a call costs at small N; the crossover was measured with
+# benchmarks/bench_rince.py (see the README's Benchmark section)
+_FULL_LAYOUT_MAX_ROWS = 192
+
+
 def _simclr_rince_kernel(
     z: Tensor, scale: float, q: float, lam: float, reduction: str
-) -> tuple[Tensor | None, tuple[Tensor, ...], bool]:
-    """Forward of :class:`_SimCLRRince`: (reduced loss or ``None``, saved tensors, unshifted).
+) -> tuple[Tensor | None, tuple[Tensor, ...], str]:
+    """Forward of :class:`_SimCLRRince`: (reduced loss or ``None``, saved tensors, layout).
 
     ``z`` (2N, D) is ``[z1; z2]`` in the compute dtype. The (2N, 2N) logits are symmetric, so
     only three of their four (N, N) blocks are computed, into one (2N, 2N) buffer: the rows of
     ``z1``, ``[A, B] = z1 @ z^T``, and ``C = z2 @ z2^T`` bottom right (the bottom-left block is
     never written or read). 3/4 of the GEMM and of the ``exp`` work; the row sums of ``z2``'s
-    rows ``[B^T, C]`` are the column sums of the right half ``[B; C]``.
+    rows ``[B^T, C]`` are the column sums of the right half ``[B; C]``. Layout ``"symmetric"``
+    (unshifted) or ``"shifted"`` (each row shifted by its own maximum). Up to
+    ``_FULL_LAYOUT_MAX_ROWS`` anchors, where the number of torch calls and not the arithmetic
+    sets the cost, the unshifted case computes the whole matrix in one GEMM instead and reduces
+    it in about half as many calls (layout ``"full"``: the same formulas, the same checks).
 
     ``None`` means "not certain": a NaN or inf in ``z``, logits near the overflow range, or rows
     outside the product form's safe range; the caller then takes the general path (which checks
@@ -321,17 +355,33 @@ def _simclr_rince_kernel(
     """
     n2, dtype = z.shape[0], z.dtype
     if not scale <= torch.finfo(dtype).max:  # 1/t itself overflows: the general path says so
-        return None, (), False
+        return None, (), ""
     n = n2 // 2
-    z2 = z[n:]
+    limit = _CONSTANT_SHIFT_LIMIT.get(dtype, 40.0)
+    if n2 <= _FULL_LAYOUT_MAX_ROWS:
+        s = torch.addmm(_zero(z), z, z.T, beta=0.0, alpha=scale)
+        # the largest logit of all is the largest diagonal one (Cauchy-Schwarz; an off-diagonal
+        # one can pass it only by rounding, which makes the bound safer), and NaN or inf exactly
+        # when that is: one reduction instead of a diagonal view and a reduction
+        bound = float(s.amax())
+        if not math.isfinite(bound):
+            return None, (), ""
+        if 2.0 * bound <= limit:
+            pos = s.diagonal(n).clone()  # s+ = s[i, N + i], the same number the LSEs sum
+            e = s.exp_()
+            e.fill_diagonal_(0.0)  # no anchor is its own key
+            total = e.sum(1)
+            return _simclr_rince_rows(total, pos, bound, True, q, lam, reduction, (e,), "full")
+        # logits beyond the unshifted range: the block layout below shifts each row
     buf = z.new_empty((n2, n2))
+    z2 = z[n:]
     top, c_blk, b_blk = buf[:n], buf[n:, n:], buf[:n, n:]
     torch.addmm(_zero(z), z[:n], z.T, beta=0.0, alpha=scale, out=top)  # [A, B]
     torch.addmm(_zero(z), z2, z2.T, beta=0.0, alpha=scale, out=c_blk)  # C
     bound = float(buf.diagonal().amax())  # A's and C's diagonals; NaN/inf iff z holds one
     if not math.isfinite(bound):
-        return None, (), False
-    constant = 2.0 * bound <= _CONSTANT_SHIFT_LIMIT.get(dtype, 40.0)
+        return None, (), ""
+    constant = 2.0 * bound <= limit
     pos = b_blk.diagonal().clone()  # s+ = B[i, i], the same number the LSEs sum
     if constant:  # |s_ij| <= bound <= 20 (float32): e^s neither overflows nor underflows
         top.exp_()
@@ -339,7 +389,7 @@ def _simclr_rince_kernel(
         buf.fill_diagonal_(0.0)  # the diagonals of A and C: no anchor is its own key
         e_top, e_c, e_bt = top, c_blk, b_blk  # B^T's exponentials (z2's rows) are B's
         total = torch.cat([top.sum(1), buf[:, n:].sum(0)])  # C symmetric: its column sums
-        lse = total.log()
+        shift = None
     else:  # each row shifted by its own maximum; B is exponentiated twice (row and column)
         buf.fill_diagonal_(float("-inf"))
         shift1 = top.amax(dim=1)
@@ -348,21 +398,50 @@ def _simclr_rince_kernel(
         e_top = top.sub_(shift1[:, None]).exp_()
         e_c = c_blk.sub_(shift2[:, None]).exp_()
         total = torch.cat([e_top.sum(1), e_c.sum(1).add_(e_bt.sum(0))])
-        lse = total.log().add_(torch.cat([shift1, shift2]))
+        shift = torch.cat([shift1, shift2])
+    layout = "symmetric" if constant else "shifted"
+    exps = (e_top, e_c, e_bt)
+    return _simclr_rince_rows(total, pos, bound, constant, q, lam, reduction, exps, layout, shift)
+
+
+def _simclr_rince_rows(
+    total: Tensor,
+    pos: Tensor,
+    bound: float,
+    constant: bool,
+    q: float,
+    lam: float,
+    reduction: str,
+    exps: tuple[Tensor, ...],
+    layout: str,
+    shift: Tensor | None = None,
+) -> tuple[Tensor | None, tuple[Tensor, ...], str]:
+    """The rest of :func:`_simclr_rince_kernel` from the (shifted) row sums of ``e^s``: the
+    reduced loss, its certainty test, and the tensors the backward needs."""
+    n2, dtype = total.shape[0], total.dtype
+    n = n2 // 2
+    lse = total.log() if shift is None else total.log().add_(shift)
     log_lam = math.log(lam)
-    d = (lse.view(2, n) - pos).add_(log_lam)  # log lam + LSE - s+, rows of z1 then of z2
-    half = 0.5 * math.log(torch.finfo(dtype).max)
+    # constants as cached 0-d tensors, not Python numbers (see _constants): the same values
+    q_t, log_lam_t, n2_t, red_t = _constants(
+        total, q, log_lam, n2, 1.0 / (q * n2) if reduction == "mean" and q else 1.0 / (q or 1.0)
+    )
+    d = lse.view(2, n).sub(pos).add_(log_lam_t)  # log lam + LSE - s+, rows of z1 then of z2
+    half = _HALF_LOG_MAX.get(dtype) or 0.5 * math.log(torch.finfo(dtype).max)
     if q == 0.0:
         ec = pos  # unused
-        loss = d.view(-1) if reduction == "none" else (d.mean() if reduction == "mean" else d.sum())
+        if reduction == "none":
+            loss = d.view(-1)
+        else:  # Tensor.mean is sum / numel, so the same value (in fewer calls)
+            loss = d.sum().div_(n2_t) if reduction == "mean" else d.sum()
     else:
-        qd = q * d
-        ec = torch.exp(q * pos)
+        qd = d.mul_(q_t)
+        ec = pos.mul(q_t).exp_()  # e^{q s+}
         prod = torch.expm1(qd).mul_(ec)  # e^{q s+} expm1(q d), rows of z1 then of z2
         if reduction == "none":
-            loss = prod.div_(q).view(-1)
+            loss = prod.div_(q_t).view(-1)
         else:
-            loss = prod.sum() * (1.0 / (q * n2) if reduction == "mean" else 1.0 / q)
+            loss = prod.sum().mul_(red_t)
     # certain without a tensor test when every logit is within the constant range, log(lam) is
     # moderate (so |d| <= 100 + log 2N + 2 bound) and q d <= q (log lam + log(2N-1) + 2 bound)
     # stays below half the dtype's log-range: then |q s+| <= q bound, every row is finite and
@@ -382,8 +461,8 @@ def _simclr_rince_kernel(
                 worst = torch.maximum((q * pos).abs(), qd.abs()).amax()
                 ok = float(worst + total_loss * 0.0) <= half
     if not ok:
-        return None, (), False
-    return loss, (e_top, e_c, e_bt, total, lse, ec), constant
+        return None, (), ""
+    return loss, (*exps, total, lse, ec), layout
 
 
 class _SimCLRRince(torch.autograd.Function):
@@ -394,49 +473,58 @@ class _SimCLRRince(torch.autograd.Function):
     :math:`\partial\ell/\partial\,\mathrm{LSE} = e^{q a}`, :math:`\partial\ell/\partial s^+ =
     -e^{q s^+}` (``q = 0``: 1 and -1). With row weights ``w_i`` (LSE gradient over the row sum)
     the logits' gradient is ``G = diag(w) E``, and the gradient of ``z`` is ``(G + G^T + P) z``
-    where ``P`` holds the positives' weights at ``(i, N + i)`` and ``(N + i, i)``. By blocks:
-    ``[M11, M12] @ z`` for ``z1`` and ``M12^T z1 + M22 z2`` for ``z2``; unshifted, ``E`` is
-    symmetric and ``M = E * (w_i + w_j)``. Not twice differentiable.
+    where ``P`` holds the positives' weights at ``(i, N + i)`` and ``(N + i, i)``. Full layout:
+    ``E`` is symmetric, so ``G + G^T = E * (w_i + w_j)``, one multiply and one GEMM. Block
+    layouts: ``[M11, M12] @ z`` for ``z1`` and ``M12^T z1 + M22 z2`` for ``z2``; unshifted,
+    ``M = E * (w_i + w_j)``. Not twice differentiable.
     """
 
     @staticmethod
     def forward(
         ctx: Any, z: Tensor, scale: float, q: float, lam: float, reduction: str, out: list[Any]
     ) -> Tensor:
-        loss, saved, constant = _simclr_rince_kernel(z, scale, q, lam, reduction)
+        loss, saved, layout = _simclr_rince_kernel(z, scale, q, lam, reduction)
         if loss is None:  # the caller takes the general path; this node is discarded
             out.append(None)
             return z.new_zeros(())
         out.append(loss)
-        ctx.scale, ctx.q, ctx.lam, ctx.reduction, ctx.symmetric = (
-            scale,
-            q,
-            lam,
-            reduction,
-            constant,
-        )
+        ctx.scale, ctx.q, ctx.lam, ctx.reduction, ctx.layout = scale, q, lam, reduction, layout
         ctx.save_for_backward(z, *saved)
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
-        z, e_top, e_c, e_bt, total, lse, ec = ctx.saved_tensors
+        z, *exps, total, lse, ec = ctx.saved_tensors
         n2 = z.shape[0]
         n = n2 // 2
         q, scale = ctx.q, ctx.scale
+        # g_lse: dl/dLSE of each row (2N,) or one number for all rows; g_pos: dl/ds+ (N,)
         if ctx.reduction == "none":
             g: Tensor = grad.view(2, n)
+            if q == 0.0:
+                g_lse, g_pos = g.reshape(n2), -(g.sum(0))
+            else:
+                g_lse = (g * torch.exp((lse.view(2, n) + math.log(ctx.lam)) * q)).view(n2)
+                g_pos = -((g * ec).sum(0))
         else:
-            g = (grad / n2 if ctx.reduction == "mean" else grad).expand(2, n)
-        if q == 0.0:
-            g_lse, g_pos = g, -(g.sum(0))
-        else:
-            g_lse = g * torch.exp((lse.view(2, n) + math.log(ctx.lam)) * q)  # e^{q a}
-            g_pos = -((g * ec).sum(0))
-        w = (g_lse.reshape(n2) * scale) / total
+            g = grad / n2 if ctx.reduction == "mean" else grad
+            if q == 0.0:
+                g_lse, g_pos = g, g * -2.0
+            else:
+                g_lse = torch.exp((lse + math.log(ctx.lam)) * q).mul_(g)  # e^{q a} g
+                g_pos = ec * (g * -2.0)  # both rows i and N + i have positive i
+        w = (g_lse * scale) / total
+        g_pos = g_pos * scale
+        if ctx.layout == "full":
+            (e,) = exps
+            m = e * (w[:, None] + w)  # G + G^T, E symmetric
+            m.diagonal(n).add_(g_pos)  # the positives, (i, N + i) and (N + i, i)
+            m.diagonal(-n).add_(g_pos)
+            return m @ z, None, None, None, None, None
+        e_top, e_c, e_bt = exps
         w1, w2 = w[:n], w[n:]
-        if ctx.symmetric:
+        if ctx.layout == "symmetric":
             m_top = e_top * (w1[:, None] + w[None, :])  # [M11, M12]
             m22 = e_c * (w2[:, None] + w2[None, :])
         else:
@@ -445,7 +533,7 @@ class _SimCLRRince(torch.autograd.Function):
             m_top[:, n:].add_(e_bt * w2[None, :])  # + (the rows of z2's G_B^T)^T
             g_c = e_c * w2[:, None]
             m22 = g_c + g_c.T
-        m_top.diagonal(n).add_(g_pos * scale)  # the positives, (i, N + i) and (N + i, i)
+        m_top.diagonal(n).add_(g_pos)  # the positives, (i, N + i) and (N + i, i)
         grad_z1 = m_top @ z
         grad_z2 = torch.addmm(m22 @ z[n:], m_top[:, n:].T, z[:n])
         return torch.cat([grad_z1, grad_z2]), None, None, None, None, None
