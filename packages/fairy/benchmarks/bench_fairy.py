@@ -18,6 +18,9 @@ GPU (not measured in this repository's CI; what to run on a CUDA machine)::
 
     uv run --no-sync python packages/fairy/benchmarks/bench_fairy.py --device cuda --threads 0 \
         --gpu-sd15 --frames 120
+
+(``--gpu-sd15 --device cpu --sd15-size 64x64 --sd15-steps 1 --frames 2`` runs the same code on
+the CPU in float32 as a smoke test; ``tools/gpu_checks.py`` runs both.)
 """
 
 from __future__ import annotations
@@ -122,8 +125,13 @@ def bench_flops(count_fairy: bool) -> None:
         )
 
 
-def bench_gpu_sd15(frames: int, steps: int, chunk: int) -> None:
-    """Random-weight SD-1.5 InstructPix2Pix on CUDA, 512x384, fp16: seconds and peak memory."""
+def bench_gpu_sd15(
+    frames: int, steps: int, chunk: int, device: str = "cuda", height: int = 384, width: int = 512
+) -> None:
+    """Random-weight SD-1.5 InstructPix2Pix, 512x384: seconds and peak memory.
+
+    fp16 on CUDA (the GPU figure); float32 on the CPU, only as a smoke run at a tiny size.
+    """
     from diffusers import EulerAncestralDiscreteScheduler
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -132,7 +140,9 @@ def bench_gpu_sd15(frames: int, steps: int, chunk: int) -> None:
     from papershelf.fairy.testing import tiny_clip_tokenizer
     from papershelf.fairy.toy import PixelPoolVAE
 
-    unet = sd15_ip2p_unet("cpu").to("cuda", torch.float16)
+    cuda = device.startswith("cuda")
+    dtype = torch.float16 if cuda else torch.float32
+    unet = sd15_ip2p_unet(device).to(dtype)  # random init on the device itself
     text = CLIPTextModel(
         CLIPTextConfig(
             hidden_size=768,
@@ -150,26 +160,32 @@ def bench_gpu_sd15(frames: int, steps: int, chunk: int) -> None:
         tokenizer=tiny_clip_tokenizer(77),
         unet=unet,
         scheduler=EulerAncestralDiscreteScheduler(steps_offset=1),
-    ).to("cuda", torch.float16)
-    video = synthetic_video(frames, 384, 512)[0]
+    ).to(device, dtype)
+    video = synthetic_video(frames, height, width)[0]
+    kw = dict(height=height, width=width, generator=0, output_type="latent")
+    pipe(video[:2], "warm up", num_inference_steps=1, **kw)  # kernels chosen, caches filled
     for mode in ("cache", "frame-wise"):
-        torch.cuda.reset_peak_memory_stats()
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         pipe(
             video,
             "edit",
             num_inference_steps=steps,
             chunk_size=chunk,
-            generator=0,
             anchor_mode=mode,
-            output_type="latent",
+            **kw,
         )
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan")
+        name = torch.cuda.get_device_name() if cuda else "cpu (smoke run)"
         print(
-            f"| SD-1.5 IP2P arch, random fp16, 512x384, {frames} frames | {mode} | "
-            f"{time.perf_counter() - t0:.1f} s | peak {torch.cuda.max_memory_allocated() / 1e9:.2f} GB | "
-            f"{torch.cuda.get_device_name()} |"
+            f"| SD-1.5 IP2P arch, random {str(dtype)[6:]}, {width}x{height}, {frames} frames, "
+            f"{steps} steps, chunk {chunk} | {mode} | {seconds:.1f} s | peak {peak:.2f} GB | "
+            f"{name} |"
         )
 
 
@@ -214,8 +230,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-flops", action="store_true", help="skip the meta-device FLOP table")
     p.add_argument("--count-fairy", action="store_true", help="count Fairy's FLOPs (slow)")
-    p.add_argument("--gpu-sd15", action="store_true", help="CUDA: random-weight SD-1.5 IP2P run")
+    p.add_argument("--gpu-sd15", action="store_true", help="random-weight SD-1.5 IP2P run")
+    p.add_argument("--sd15-size", default="512x384", help="--gpu-sd15: WIDTHxHEIGHT")
+    p.add_argument("--sd15-steps", type=int, default=10, help="--gpu-sd15: sampling steps")
     args = p.parse_args()
+    width, height = (int(v) for v in args.sd15_size.split("x"))
+    if args.gpu_sd15 and args.device == "cpu" and width * height > 128 * 128:
+        p.error("--gpu-sd15 needs --device cuda (on the CPU only a smoke run: --sd15-size 64x64)")
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -224,7 +245,7 @@ def main() -> None:
         f"load average {load:.1f}"
     )
     if args.gpu_sd15:
-        bench_gpu_sd15(max(args.frames), 10, args.chunk)
+        bench_gpu_sd15(max(args.frames), args.sd15_steps, args.chunk, args.device, height, width)
         return
     bench_pipeline(args.frames, args.size, args.steps, args.chunk, args.device)
     bench_attention(args.attn_frames, args.levels, args.device, args.repeats)
