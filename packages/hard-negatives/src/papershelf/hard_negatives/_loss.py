@@ -134,6 +134,17 @@ def _check_temperature(temperature: object) -> float:
     )
 
 
+# one C call that is False unless some autocast region is active (then the device's own flag)
+_ANY_AUTOCAST = getattr(torch._C, "_is_any_autocast_enabled", None)
+
+
+def _autocast_enabled(x: Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device (cheaply False outside any autocast region)."""
+    if _ANY_AUTOCAST is not None and not _ANY_AUTOCAST():
+        return False
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     if dtype is torch.float32 or dtype is torch.float64:
         return dtype
@@ -372,7 +383,7 @@ def _small_hcl_kernel(
         return None
     n = n2 // 2
     s = torch.addmm(_zero(z), z, z.T, beta=0.0, alpha=scale)
-    bound = float(s.amax())  # the largest diagonal logit up to rounding; NaN/inf iff z holds one
+    bound = s.max().item()  # the largest diagonal logit up to rounding; NaN/inf iff z holds one
     if not 2.0 * (1.0 + beta) * bound <= _CONSTANT_SHIFT_LIMIT.get(dtype, 40.0):
         return None
     m_neg = n2 - 2
@@ -395,9 +406,9 @@ def _small_hcl_kernel(
     floor = u.mul(c2_t)
     clamped = ng < floor
     mx = torch.maximum(ng, floor)
-    rows = torch.log1p(mx).view(n2)
+    rows = torch.log1p(mx)
     if reduction == "none":
-        loss = rows
+        loss = rows.view(n2)
     else:
         loss = rows.sum() if reduction == "sum" else rows.sum().mul_(inv_t)
     return loss, clamped, (p1, pb, a, b, x, floor, mx, clamped, inv_t)
@@ -746,7 +757,7 @@ def hcl_loss(
     detach_weights = check_bool("detach_weights", detach_weights)
     gather_distributed = check_bool("gather_distributed", gather_distributed)
     settings = (beta_f, tau_f, temp_f, estimator, normalize, clamp, detach_weights)
-    if torch.is_autocast_enabled(a.device.type):
+    if _autocast_enabled(a):
         with torch.autocast(a.device.type, enabled=False):
             loss = _hcl_pair(a, b, *settings, gather_distributed, on_collapse, reduction)
     else:
@@ -784,7 +795,7 @@ def _hcl_pair(
     """
     n = z1.shape[0]
     dtype = _compute_dtype(z1.dtype)
-    z = torch.cat([z1, z2], 0)
+    z = torch.cat((z1, z2))
     if z.dtype != dtype:
         z = z.to(dtype)
     norms = None

@@ -75,6 +75,17 @@ def _check_common(layout: str, reduction: str) -> None:
     check_choice("reduction", reduction, _REDUCTIONS)
 
 
+# one C call that is False unless some autocast region is active (then the device's own flag)
+_ANY_AUTOCAST = getattr(torch._C, "_is_any_autocast_enabled", None)
+
+
+def _autocast_enabled(x: Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device (cheaply False outside any autocast region)."""
+    if _ANY_AUTOCAST is not None and not _ANY_AUTOCAST():
+        return False
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     # at least float32 inside the loss: bf16/fp16 logits lose the positive against S
     if dtype is torch.float32 or dtype is torch.float64:
@@ -363,13 +374,13 @@ def _simclr_rince_kernel(
         # the largest logit of all is the largest diagonal one (Cauchy-Schwarz; an off-diagonal
         # one can pass it only by rounding, which makes the bound safer), and NaN or inf exactly
         # when that is: one reduction instead of a diagonal view and a reduction
-        bound = float(s.amax())
+        bound = s.max().item()
         if not math.isfinite(bound):
             return None, (), ""
         if 2.0 * bound <= limit:
             pos = s.diagonal(n).clone()  # s+ = s[i, N + i], the same number the LSEs sum
             e = s.exp_()
-            e.fill_diagonal_(0.0)  # no anchor is its own key
+            e.diagonal().zero_()  # no anchor is its own key
             total = e.sum(1)
             return _simclr_rince_rows(total, pos, bound, True, q, lam, reduction, (e,), "full")
         # logits beyond the unshifted range: the block layout below shifts each row
@@ -789,7 +800,7 @@ def rince_loss(
     _check_common(layout, reduction)
     norm = check_bool("normalize", normalize)
     gather = check_bool("gather_distributed", gather_distributed)
-    if torch.is_autocast_enabled(a.device.type):
+    if _autocast_enabled(a):
         with torch.autocast(a.device.type, enabled=False):
             loss = _rince_pair(a, b, qv, lamv, t, learnable, norm, layout, gather, reduction)
     else:
@@ -824,7 +835,7 @@ def _rince_pair(
     if layout == "simclr" and learnable is None and not (gather and rank_and_world_size()[1] > 1):
         # the usual case: one autograd node for the whole loss
         dtype = _compute_dtype(z1.dtype)
-        z = torch.cat([z1, z2], 0)
+        z = torch.cat((z1, z2))
         if z.dtype != dtype:
             z = z.to(dtype)
         if normalize:
