@@ -8,9 +8,10 @@ Rows per batch size N (pairs), forward and forward+backward:
   negative mask by a Python loop on every call.
 - ``official, mask once``: the same ``criterion`` with ``get_negative_mask`` memoised, so the
   mask is built once per N. ``official / official-mask-once`` is what mask reuse alone buys.
-- ``ours``: :func:`papershelf.hard_negatives.hcl_loss` (one fused matmul + two softmax passes,
-  the negatives excluded by index, a hand-written backward). ``official-mask-once / ours`` is
-  what the fused kernel buys beyond mask reuse.
+- ``ours``: :func:`papershelf.hard_negatives.hcl_loss` (up to 2N = 256 anchors one autograd
+  node for the whole loss over the full logit matrix, negatives by a cached mask; above it one
+  fused matmul + two softmax passes, the negatives excluded as diagonals; hand-written
+  backwards). ``official-mask-once / ours`` is what the fused kernel buys beyond mask reuse.
 
 Without a checkout the official rows are skipped with a message (``ours`` still runs). The calls
 are interleaved round by round, the order rotating every round (official, mask once, ours; then

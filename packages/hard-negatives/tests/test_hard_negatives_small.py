@@ -144,3 +144,12 @@ def test_an_all_zero_row_is_refused_with_normalize(small_calls, which):
         hcl_loss(a, b, on_collapse="ignore")
     assert torch.isfinite(hcl_loss(a, b, normalize=False))
     assert small_calls == {"small": 2, "declined": 0}
+
+
+def test_the_backward_can_run_twice(small_calls):
+    z1, z2 = views(6)
+    loss = hcl_loss(z1, z2, temperature=0.2, on_collapse="ignore")
+    first = torch.autograd.grad(loss, (z1, z2), retain_graph=True)
+    second = torch.autograd.grad(loss, (z1, z2))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert small_calls["small"] == 1

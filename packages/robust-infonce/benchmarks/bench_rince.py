@@ -8,8 +8,9 @@ Where the speed comes from is split into rows:
   built once (what a careful user of the official code would do): raw ``exp``, mask multiply.
 * ``ours, plain autograd``: this package's log-space loss with the exclusion as an index, but
   logits -> logsumexp through ordinary autograd (no fused kernel).
-* ``ours (fused)``: the default path, one autograd function for matmul + logsumexp whose
-  backward reuses the forward's ``exp`` buffer and does one ``(G + G^T) @ z`` matmul.
+* ``ours (fused)``: the default path, one autograd node for the whole loss whose backward
+  reuses the forward's ``exp`` buffer: up to 2N = 192 anchors the whole logit matrix in one
+  GEMM (fewest torch calls), above it three of its four blocks (least arithmetic).
 
 The official module is imported **unmodified** from a checkout of chingyaoc/RINCE given by
 ``$RINCE_OFFICIAL`` (its training-only imports, pytorch-lightning, pl_bolts and diffdist, are

@@ -817,7 +817,7 @@ def _hcl_pair(
                     stats.append(norms.amin())
                 if on_collapse != "ignore":
                     stats.append(clamped_rows.sum(dtype=dtype))
-                # the one sync
+                # one sync (the kernel's bound was the other, as on the general path)
                 values = (
                     [float(x) for x in stats] if len(stats) < 2 else torch.stack(stats).tolist()
                 )

@@ -378,7 +378,9 @@ def _simclr_rince_kernel(
         if not math.isfinite(bound):
             return None, (), ""
         if 2.0 * bound <= limit:
-            pos = s.diagonal(n).clone()  # s+ = s[i, N + i], the same number the LSEs sum
+            # s+ = s[i, N + i], a term of row i's LSE (row N + i sums s[N + i, i], the same
+            # number up to the GEMM's rounding)
+            pos = s.diagonal(n).clone()
             e = s.exp_()
             e.diagonal().zero_()  # no anchor is its own key
             total = e.sum(1)
