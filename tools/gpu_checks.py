@@ -9,9 +9,18 @@ Here, on a CPU (stdlib only; the items run in child processes)::
     uv run --no-sync python tools/gpu_checks.py --prepare                # before a device session
 
 ``--prepare`` (needs PyPI) downloads into ``build/gpu-wheels`` the wheels the device image lacks
-(diffusers, importlib_metadata, POT for CPython 3.12, at the versions installed here) and, when
-``PAPERSHELF_INFOOT_OFFICIAL`` names a checkout of chingyaoc/InfoOT, copies its ``infoot.py`` to
-``build/official/infoot`` (never committed: ``build/`` is ignored, so both travel by ``carry``).
+(diffusers, importlib_metadata, POT for CPython 3.12, at the versions installed here: 38 MB of
+the 64 MiB a device call carries) and, when ``PAPERSHELF_INFOOT_OFFICIAL`` names a checkout of
+chingyaoc/InfoOT, copies its ``infoot.py`` to ``build/official/infoot`` (``build/`` is ignored:
+never committed, both travel by ``carry``). Without it the infoot item is skipped. A checkout
+from the workplace's mirror (after ``fetch github:chingyaoc/InfoOT``)::
+
+    mkdir -p /tmp/infoot_official && git --git-dir=/work/.mirror/chingyaoc+InfoOT/repo \
+        archive HEAD infoot.py | tar -x -C /tmp/infoot_official
+    PAPERSHELF_INFOOT_OFFICIAL=/tmp/infoot_official uv run --no-sync python tools/gpu_checks.py --prepare
+
+(``build/official/rince`` and ``build/official/hcl``, checkouts of chingyaoc/RINCE and
+joshr17/HCL, are used the same way when present; their items run without them.)
 
 On the device machine (its image has ``python3`` with torch, no uv and no network; this script
 puts every member's ``src`` on ``PYTHONPATH`` and installs the carried wheels under /tmp)::
@@ -63,7 +72,7 @@ DEVICE_WHEELS = {"diffusers": "diffusers", "importlib_metadata": "importlib_meta
 @dataclass(frozen=True)
 class Item:
     name: str
-    script: str  # relative to the repository root
+    script: str  # relative to the repository root (or "-m module")
     gpu: str  # arguments on the GPU
     cap: int  # seconds, GPU run
     est: int  # estimated seconds on one H100 (from FLOPs and CPU timings; conservative)
@@ -74,13 +83,21 @@ class Item:
     option: str = ""  # the script must define this option, else the item is skipped
 
     def args(self, smoke: bool) -> list[str]:
-        return [self.script, *(self.smoke if smoke else self.gpu).split()]
+        return [*self.script.split(), *(self.smoke if smoke else self.gpu).split()]
 
 
 MG, FY = "packages/moviegen/benchmarks/", "packages/fairy/benchmarks/bench_fairy.py"
+#: the tests parametrised over devices (papershelf.core.testing.with_devices): CUDA ids marked gpu
+DEVICE_TESTS = (
+    "packages/debias-vl/tests/test_debias_vl_debiaser.py packages/infoot/tests/test_infoot_api.py "
+    "packages/kv-margin/tests/test_kv_margin_measure.py packages/kv-margin/tests/test_kv_margin_pgdl.py"
+)
+PYTEST = "-q -p no:cacheprovider -rs " + DEVICE_TESTS
 ITEMS = [
     Item("moviegen-mfu", MG + "bench_mfu_gpu.py", "--preset 1b --peak-tflops 989", 120, 45,
          "--device cpu --preset tiny --grid 4 8 8 --batch 1 --iters 1", ("torch", "diffusers")),
+    Item("cuda-tests", "-m pytest", "-m gpu " + PYTEST, 90, 30, "-k cpu " + PYTEST,
+         ("torch", "pytest", "hypothesis", "ot", "sklearn", "h5py")),
     Item("fairy-sd15", FY, "--device cuda --threads 0 --gpu-sd15 --frames 120", 180, 60,
          "--device cpu --gpu-sd15 --frames 2 --chunk 2 --sd15-size 64x64 --sd15-steps 1",
          ("torch", "diffusers", "transformers")),
@@ -206,7 +223,7 @@ def skip_reason(item: Item) -> str:
 
 def key_lines(text: str, keep: int = 12) -> list[str]:
     """Table rows and result lines of an item's output (the last ``keep``), else its last line."""
-    pat = re.compile(r"^\| (?!-)|MFU|skipped|Error|error:|Traceback|tokens/s|ms/step")
+    pat = re.compile(r"^\| (?!-)|MFU|skipped|Error|error:|Traceback|tokens/s|ms/step|FAILED|passed")
     rows = [ln for ln in text.splitlines() if pat.search(ln) and not ln.startswith("|---")]
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return rows[-keep:] or lines[-1:]
