@@ -15,11 +15,20 @@ Rows per batch size N (pairs), forward and forward+backward:
 
 Without a checkout the official rows are skipped with a message (``ours`` still runs). The calls
 are interleaved round by round, the order rotating every round (official, mask once, ours; then
-mask once, ours, official; ...), and timed in CPU time of this thread (one torch thread), so
-other load on a shared machine affects them alike; min and median over rounds. The load average
-is printed.
+mask once, ours, official; ...). With ``--device cpu`` (default) they are timed in CPU time of
+this thread (one torch thread), so other load on a shared machine affects them alike; min and
+median over rounds. The load average is printed.
+
+With ``--device cuda[:i]`` the inputs (float32, the same values) live on that GPU and the
+official module's ``device`` global is set to it, as its ``__main__`` does, so ``criterion``
+builds its mask on the CPU and moves it there with ``.to(device)`` on every call (as released);
+in the mask-once row the memoised mask is the moved one (a careful user keeps it on the GPU).
+Timing is wall clock (``time.perf_counter``) around each sample with ``torch.cuda.synchronize()``
+before and after, after three warm-up calls per row and pass; the header names the GPU.
 
     uv run --no-sync python packages/hard-negatives/benchmarks/bench_hcl.py --official /path/to/HCL
+    python packages/hard-negatives/benchmarks/bench_hcl.py --official /path/to/HCL \
+        --device cuda --sizes 256 1024 4096
 """
 
 # ruff: noqa: B023  (the timing closures only run inside their own loop iteration)
@@ -69,12 +78,20 @@ def load_official(root: Path) -> types.ModuleType:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(image))
-    module.device = torch.device("cpu")
+    module.device = torch.device("cpu")  # main() sets --device
     return module
 
 
-def _timed(fn: Callable[[], object], calls: int = 1) -> float:
-    """CPU seconds of this thread per call, the mean of ``calls`` back-to-back calls."""
+def _timed(fn: Callable[[], object], calls: int = 1, device: torch.device | None = None) -> float:
+    """Seconds per call, the mean of ``calls`` back-to-back calls: CPU time of this thread, or on
+    a CUDA ``device`` wall clock between two ``torch.cuda.synchronize()``."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize(device)
+        return (time.perf_counter() - t0) / calls
     t0 = time.thread_time()
     for _ in range(calls):
         fn()
@@ -87,7 +104,17 @@ def _ms(v: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--official", type=Path, default=os.environ.get("HCL_OFFICIAL_DIR"))
+    ap.add_argument(
+        "--official",
+        type=Path,
+        default=os.environ.get("HCL_OFFICIAL_DIR") or None,
+        help="checkout of joshr17/HCL (default: $HCL_OFFICIAL_DIR)",
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (CPU time of this thread, default) or cuda[:i] (wall clock between CUDA syncs)",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=15)
@@ -98,19 +125,36 @@ def main() -> None:
         help="calls per timing sample (default: 2048 // N, at least 1)",
     )
     args = ap.parse_args()
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        ap.error(f"--device: {e}")
+    if device.type not in ("cpu", "cuda"):
+        ap.error(f"--device must be cpu or cuda[:i], got {args.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    cuda = device.type == "cuda"
     torch.set_num_threads(1)
     beta, tau_plus, t = 1.0, 0.1, 0.5  # official defaults
     official = None
     if args.official is None:
         print("official rows skipped: pass --official PATH or set HCL_OFFICIAL_DIR")
+    elif not (args.official / "image" / "main.py").is_file():
+        print(f"official rows skipped: no image/main.py under {args.official} (joshr17/HCL)")
     else:
         official = load_official(args.official)
         official.temperature = t
+        official.device = device  # as the official __main__ sets its global
     load = os.getloadavg()
+    host = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 torch thread"
+    if cuda:
+        where = f"device {device} = {torch.cuda.get_device_name(device)} (host: {host})"
+        timing = "wall-clock ms per call between CUDA syncs (3 warm-up calls)"
+    else:
+        where, timing = f"device cpu, {host}", "CPU ms of this thread per call"
     print(
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, 1 torch thread, d={args.dim}, beta={beta}, "
-        f"tau_plus={tau_plus}, t={t}, float32; CPU ms of this thread per call, min / median of "
+        f"torch {torch.__version__}, {where}, d={args.dim}, beta={beta}, "
+        f"tau_plus={tau_plus}, t={t}, float32; {timing}, min / median of "
         f"{args.rounds} interleaved rounds (order rotating; each sample the mean of "
         f"{args.calls or '2048 // N'} calls); load average {load[0]:.1f} / {load[1]:.1f} / "
         f"{load[2]:.1f}"
@@ -122,15 +166,17 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         g = torch.Generator().manual_seed(n)
-        a = F.normalize(torch.randn(n, args.dim, generator=g), dim=1)
+        a = F.normalize(torch.randn(n, args.dim, generator=g), dim=1)  # same values any device
         b = F.normalize(a + 0.5 * torch.randn(n, args.dim, generator=g), dim=1)
-        z1, z2 = a.clone().requires_grad_(), b.clone().requires_grad_()
+        z1 = a.to(device).requires_grad_()
+        z2 = b.to(device).requires_grad_()
         kw = dict(beta=beta, tau_plus=tau_plus, temperature=t, normalize=False)
         calls: dict[str, Callable[[], torch.Tensor]] = {"ours": lambda: hcl_loss(z1, z2, **kw)}
         if official is not None:
             off = official.criterion
             mask_fn = official.get_negative_mask
-            cached = functools.lru_cache(maxsize=None)(mask_fn)
+            # the mask built once, where the loss runs (`.to(device)` inside is then a no-op)
+            cached = functools.lru_cache(maxsize=None)(lambda bs, f=mask_fn: f(bs).to(device))
 
             def run_official(masker, off=off, mask_fn=mask_fn):
                 def call() -> torch.Tensor:
@@ -149,7 +195,7 @@ def main() -> None:
             }
             ref = calls["official"]().item()
             ours_val = calls["ours"]().item()
-            assert abs(ref - ours_val) <= 1e-5 * abs(ref), (ref, ours_val)
+            assert abs(ref - ours_val) <= (1e-4 if cuda else 1e-5) * abs(ref), (ref, ours_val)
         for pass_name in ("fwd", "fwd+bwd"):
 
             def wrap(fn: Callable[[], torch.Tensor]) -> Callable[[], object]:
@@ -170,7 +216,8 @@ def main() -> None:
 
             wrapped = {k: wrap(v) for k, v in calls.items()}
             for fn in wrapped.values():  # warm-up
-                fn()
+                for _ in range(3 if cuda else 1):
+                    fn()
             times: dict[str, list[float]] = {k: [] for k in wrapped}
             names = list(wrapped)
             reps = args.calls or max(1, 2048 // n)
@@ -178,7 +225,7 @@ def main() -> None:
                 # the order rotates every round: each call runs equally often right after each
                 # other one (the Python mask loop of the first row flushes caches for its successor)
                 for k in names[r % len(names) :] + names[: r % len(names)]:
-                    times[k].append(_timed(wrapped[k], reps) * 1e3)
+                    times[k].append(_timed(wrapped[k], reps, device) * 1e3)
             best = {k: min(v) for k, v in times.items()}
             med = {k: statistics.median(v) for k, v in times.items()}
             cell = lambda k: f"{_ms(best[k])} / {_ms(med[k])}" if k in best else "-"  # noqa: E731
