@@ -15,7 +15,12 @@ from sklearn.exceptions import ConvergenceWarning
 from papershelf.infoot import FusedInfoOT, InfoOT
 from papershelf.infoot.kernels import gaussian_kernels, label_block_distances, pairwise_euclidean
 from papershelf.infoot.mi import SpectralKernel, _GradientWorkspace, _marginals
-from papershelf.infoot.sinkhorn import SinkhornConvergenceWarning, sinkhorn_log, sinkhorn_scaling
+from papershelf.infoot.sinkhorn import (
+    SinkhornConvergenceWarning,
+    sinkhorn_log,
+    sinkhorn_scaling,
+    sinkhorn_warm,
+)
 from papershelf.infoot.solvers import InfoOTConvergenceWarning, fused_infoot_plan
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -219,6 +224,39 @@ def test_fast_mode_stops_at_its_fixed_point_and_keeps_the_downstream_result():
     assert np.abs(fast.coupling_.sum(0) - 1 / 140).sum() < 2e-3  # columns met (parity: not)
     same = (fast.transform_labels(ys).argmax(1) == exact.transform_labels(ys).argmax(1)).mean()
     assert same >= 0.97
+
+
+def test_fast_sinkhorn_absorbs_scalings_on_a_badly_scaled_cost():
+    # a cost ~300 reg wide: in float32 most kernel entries are 0 and, without absorbing the
+    # scalings into the potentials, they overflowed (FloatingPointError at iteration 270)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(50, 2))
+    M = 60.0 * ((x[:, None] - y[None]) ** 2).sum(-1)
+    a, b = np.full(60, 1 / 60), np.full(50, 1 / 50)
+    res = sinkhorn_warm(a, b, M, 1.0, max_iter=5000, tol=1e-3)
+    ref = sinkhorn_log(a, b, M, 1.0, tol=1e-9, max_iter=100_000)
+    assert res.converged and np.isfinite(res.plan).all()
+    assert_allclose(res.plan.sum(1), a, rtol=1e-5)  # rows exact after the u update
+    assert np.abs(res.plan.sum(0) - b).sum() < 1e-3
+    assert np.abs(res.plan - ref.plan).sum() < 0.02
+    f, g = res.potentials  # the potentials carry the absorbed scalings: the plan is theirs
+    assert_allclose(np.exp((f[:, None] + g[None, :] - M) / 1.0), res.plan, rtol=1e-4, atol=1e-12)
+
+
+def test_fast_mode_fits_with_source_labels():
+    # the label-block source kernel makes the cost span ~550 reg: fast mode used to overflow
+    from papershelf.infoot.reproduce import make_rng, one_nn_accuracy, shifted_digits
+
+    (Xs, ys), (Xt, _), (Xte, yte) = shifted_digits(make_rng(0), 200, 200, 400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exact = FusedInfoOT().fit(Xs, ys, Xt)
+        fast = FusedInfoOT(sinkhorn="fast").fit(Xs, ys, Xt)
+    assert np.isfinite(fast.coupling_).all()
+    for method in ("barycentric", "conditional"):
+        acc_fast = one_nn_accuracy(fast.transform(Xs, method=method), ys, Xte, yte)
+        acc_exact = one_nn_accuracy(exact.transform(Xs, method=method), ys, Xte, yte)
+        assert abs(acc_fast - acc_exact) <= 0.02
 
 
 def test_import_is_lazy():
