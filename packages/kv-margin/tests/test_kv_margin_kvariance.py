@@ -50,6 +50,18 @@ def test_sinkhorn_close_to_exact():
     assert approx_t == pytest.approx(approx, rel=1e-6)
 
 
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_sinkhorn_default_reg_with_mostly_duplicate_points(as_torch):
+    # 90 of the 100 costs are zero (duplicates), so the median is 0; W1 = 0.1, not 0
+    x, y = np.zeros((10, 3)), np.zeros((10, 3))
+    x[0, 0] = 1.0
+    if as_torch:
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+    assert wasserstein1(x, y, method="sinkhorn") == pytest.approx(0.1, rel=0.05)
+    assert wasserstein1(x, x, method="sinkhorn") == pytest.approx(0.0, abs=1e-12)
+    assert wasserstein1(y, y, method="sinkhorn") == 0.0
+
+
 def test_k_variance_zero_for_point_mass():
     assert k_variance(np.tile([1.0, -2.0, 3.0], (20, 1)), rng=0) == 0.0
 

@@ -132,6 +132,7 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[floa
         a: Any = torch.full((len(xt),), 1.0 / len(xt), dtype=xt.dtype, device=xt.device)
         b: Any = torch.full((len(yt),), 1.0 / len(yt), dtype=xt.dtype, device=xt.device)
         median = float(cost.median())
+        mean = float(cost.mean())
     else:
         xa, ya = _as_points(x, "x"), _as_points(y, "y")
         if xa.shape[1] != ya.shape[1]:
@@ -142,9 +143,12 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[floa
         a = np.full(len(xa), 1.0 / len(xa))
         b = np.full(len(ya), 1.0 / len(ya))
         median = float(np.median(cost))
+        mean = float(np.mean(cost))
     if reg is None:
-        reg = 0.01 * median
-        if reg == 0.0:  # the two clouds coincide point for point: W1 = 0 exactly
+        # a zero median only says that most pairs coincide (duplicate points): fall back to
+        # the mean cost, which is zero only when every point of x equals every point of y
+        reg = 0.01 * (median if median > 0.0 else mean)
+        if reg == 0.0:  # all costs are zero: W1 = 0 exactly
             return 0.0, {"converged": True, "n_iter": 0, "method": "sinkhorn"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # POT's own warning is replaced by ours, once per call
