@@ -250,3 +250,91 @@ def test_eo_missing_cell_raises():
         eo_mixup_penalty(nn.Linear(5, 1), torch.zeros(8, 5), y0, torch.ones(8, 5), y1)
     with pytest.raises(ValueError, match="binary"):
         gap_reg_penalty(nn.Linear(5, 1), torch.zeros(8, 5), torch.ones(8, 5), y0=y0 + 2, y1=y1)
+
+
+# --- user-path audit (0.2.0): option x input combinations that crashed or were wrong ---
+
+_METHOD_NAMES = ("autograd", "jvp", "finite_difference")
+
+
+@pytest.mark.parametrize("method", _METHOD_NAMES)
+def test_penalty_under_no_grad_matches(method):
+    # a validation penalty under torch.no_grad(): autograd raised a RuntimeError
+    f = _smooth_net()
+    x0, x1 = _pair(16)
+    ref = dp_mixup_penalty(f, x0, x1, t=0.3, method=method)
+    with torch.no_grad():
+        got = dp_mixup_penalty(f, x0, x1, t=0.3, method=method)
+    assert not got.requires_grad
+    assert_close(got, ref.detach(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", _METHOD_NAMES)
+def test_constant_model_not_using_x_is_zero(method):
+    # the scores ignore x (a bias only, or no parameter at all): autograd raised
+    bias = nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+    x0, x1 = _pair(8)
+    for f in (lambda x: bias.expand(x.shape[0]), lambda x: x.new_full((x.shape[0], 1), 0.5)):
+        assert float(dp_mixup_penalty(f, x0, x1, t=0.4, method=method)) == 0.0
+
+
+def test_jvp_with_batchnorm_in_train_mode():
+    # jvp + BatchNorm in train mode was an unrelated functorch RuntimeError, and the shape
+    # check's extra forward updated the running statistics with a batch of one
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(1))
+    x0, x1 = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    net(x0)  # materialise the lazy layer
+    with pytest.raises(ValueError, match=r"method='jvp'.*eval"):
+        dp_mixup_penalty(net, x0, x1, t=0.5, method="jvp")
+    net.eval()
+    stats = net[1].running_mean.clone()
+    a = dp_mixup_penalty(net, x0, x1, t=0.5, method="jvp")
+    b = dp_mixup_penalty(net, x0, x1, t=0.5, method="autograd")
+    assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert torch.equal(net[1].running_mean, stats)
+
+
+def test_autograd_inside_torch_func_names_method():
+    f = _smooth_net()
+    x0, x1 = _pair(8)
+    params = {k: v.detach() for k, v in f.named_parameters()}
+
+    def pen(p, method):
+        return dp_mixup_penalty(
+            lambda x: torch.func.functional_call(f, p, (x,)), x0, x1, t=0.3, method=method
+        )
+
+    with pytest.raises(ValueError, match=r"method='autograd'.*jvp"):
+        torch.func.grad(lambda p: pen(p, "autograd"))(params)
+    g_func = torch.func.grad(lambda p: pen(p, "jvp"))(params)
+    f.zero_grad()
+    pen(dict(f.named_parameters()), "autograd").backward()
+    for k, p in f.named_parameters():
+        assert_close(g_func[k], p.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_finite_difference_refuses_half_precision():
+    # h=1e-3 is below bf16 resolution: the penalty silently came out 0
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 1), nn.Sigmoid())
+    x0, x1 = torch.randn(16, 5), torch.randn(16, 5) + 1.0
+    with pytest.raises(ValueError, match="finite_difference"):
+        dp_mixup_penalty(
+            f.bfloat16(), x0.bfloat16(), x1.bfloat16(), t=0.3, method="finite_difference"
+        )
+    f.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(ValueError, match="finite_difference"):
+            dp_mixup_penalty(f, x0, x1, t=0.3, method="finite_difference")
+        assert float(dp_mixup_penalty(f, x0, x1, t=0.3, method="autograd")) > 0
+
+
+def test_eo_fixed_t_arguments_checked():
+    f = _smooth_net()
+    x0, x1 = _pair(8)
+    y = torch.tensor([0, 1] * 4)
+    with pytest.raises(TypeError, match=r"^t must"):
+        eo_mixup_penalty(f, x0, y, x1, y, t=0.3)
+    with pytest.raises(ValueError, match="n_t"):  # n_t was silently ignored
+        eo_mixup_penalty(f, x0, y, x1, y, t=(0.3, 0.6), n_t=4)

@@ -192,16 +192,44 @@ def path_derivatives(
     direction = x0 - x1
     x_t = tb * x0 + (1 - tb) * x1
     if method == "autograd":
-        if not x_t.requires_grad:
-            x_t = x_t.requires_grad_(True)
-        out = _scores(model, x_t)
-        (grad,) = torch.autograd.grad(out.sum(), x_t, create_graph=True)
+        graph = torch.is_grad_enabled()
+        with torch.enable_grad():  # also under torch.no_grad() (e.g. a validation penalty)
+            if not x_t.requires_grad:
+                try:
+                    x_t = x_t.requires_grad_(True)
+                except RuntimeError as err:  # inside torch.func.grad/vmap
+                    raise ValueError(
+                        "method='autograd' cannot run inside a torch.func transform; use "
+                        "method='jvp'"
+                    ) from err
+            out = _scores(model, x_t)
+            if not out.requires_grad:  # the scores do not depend on x: zero derivative
+                return torch.zeros_like(out)
+            (grad,) = torch.autograd.grad(out.sum(), x_t, create_graph=graph, allow_unused=True)
+        if grad is None:
+            return torch.zeros_like(out.detach())
         return (grad * direction).flatten(1).sum(1)
     if method == "jvp":
-        _scores(model, x_t[:1].detach())  # shape check outside the functional transform
-        primal_and_tangent = torch.func.jvp(lambda z: _scores(model, z), (x_t,), (direction,))
+        # the shape check runs inside the transform: an extra forward outside it would update
+        # BatchNorm running statistics with a batch of one
+        try:
+            primal_and_tangent = torch.func.jvp(lambda z: _scores(model, z), (x_t,), (direction,))
+        except RuntimeError as err:
+            if "in-place" not in str(err):
+                raise
+            raise ValueError(
+                "method='jvp' needs a model without in-place state updates (BatchNorm in train "
+                "mode updates its running statistics): call model.eval() or use "
+                "method='autograd'"
+            ) from err
         return cast(Tensor, primal_and_tangent[1])
     h = check_real("h", h, low=0.0, inclusive=False)
+    if x_t.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(x_t.device.type):
+        # a step of h is below half-precision resolution: f(x + h) - f(x - h) rounds to 0
+        raise ValueError(
+            "method='finite_difference' needs float32/float64 inputs and no autocast (in "
+            "half precision the difference rounds to 0); use method='autograd' or 'jvp'"
+        )
     plus = _scores(model, x_t + h * direction)
     minus = _scores(model, x_t - h * direction)
     return (plus - minus) / (2 * h)
@@ -493,9 +521,16 @@ def eo_mixup_penalty(
     Chuang & Mroueh, ICLR 2021, Sec. 3.1 (equalized odds); official ``train_eo``.
     """
     _check_pair(x0, x1, paired=False)
-    if t is not None and len(t) != 2:
-        raise ValueError(f"t must hold one time per label (2 values), got {len(t)}")
     n_t = _check_estimator(n_t, method)
+    if t is not None:
+        if isinstance(t, (str, bytes)) or not hasattr(t, "__len__"):
+            raise TypeError(
+                f"t must hold one time per label (a pair of floats), got {type(t).__name__}"
+            )
+        if len(t) != 2:
+            raise ValueError(f"t must hold one time per label (2 values), got {len(t)}")
+        if n_t != 1:
+            raise ValueError(f"fixed times t need n_t=1 (one time per label), got n_t={n_t}")
     groups: list[tuple[Tensor, Tensor, float | Tensor | None, int]] = []
     for label, (a, b) in enumerate(_label_split(x0, y0, x1, y1)):
         m = min(a.shape[0], b.shape[0])
