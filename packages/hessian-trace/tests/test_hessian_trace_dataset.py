@@ -171,3 +171,50 @@ def test_import_is_light():
     code = "import sys, papershelf.hessian_trace as h; print('torch' in sys.modules); h.hutchinson_trace; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+# --- user-path audit (0.2.0) ---
+
+
+def test_loss_fn_closing_over_the_model_is_refused():
+    # loss_fn ignores its params and uses the model's own parameters: the trace silently
+    # came out 0 (Hutchinson and exact), while TraceRegularizer used the same closure fine
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    x, y = torch.randn(8, 3, dtype=f64), torch.randn(8, 1, dtype=f64)
+
+    def closure(p):
+        return nn.functional.mse_loss(net(x), y)
+
+    params = list(net.parameters())
+    with pytest.raises(ValueError, match="does not use its params"):
+        hutchinson_trace(closure, params, num_probes=4)
+    with pytest.raises(ValueError, match="does not use its params"):
+        hessian_trace_exact(closure, params)
+    # the functional form works and agrees; a truly constant loss still gives 0
+    names = [n for n, _ in net.named_parameters()]
+
+    def functional(p):
+        return nn.functional.mse_loss(torch.func.functional_call(net, dict(zip(names, p)), (x,)), y)
+
+    exact = hessian_trace_exact(functional, params)
+    assert float(exact) > 0
+    est, se = hutchinson_trace(
+        functional, params, num_probes=400, generator=torch.Generator().manual_seed(0)
+    )
+    assert abs(float(est) - float(exact)) < 5 * float(se)
+    assert (
+        float(hutchinson_trace(lambda p: torch.tensor(1.0, dtype=f64), params, num_probes=2)[0])
+        == 0
+    )
+
+
+def test_hessian_trace_frozen_params_named():
+    # an explicit params list holding a frozen parameter was a bare autograd RuntimeError
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    net[0].bias.requires_grad_(False)
+    data = [(torch.randn(8, 3), torch.randn(8, 1))]
+    with pytest.raises(ValueError, match=r"params\[1\] does not require grad"):
+        HessianTrace(net, nn.MSELoss(), data, params=net.parameters())
+    est = HessianTrace(net, nn.MSELoss(), data).trace(tol=0, max_probes=4)
+    assert est.n_probes == 4 and est.trace == est.trace

@@ -93,6 +93,20 @@ def _leaves(tensors: list[Tensor], keep_graph: bool) -> list[Tensor]:
     return [t.detach().requires_grad_(True) for t in tensors]
 
 
+def _check_uses_params(loss: Tensor, grads: Sequence[Tensor | None]) -> None:
+    """Refuse a ``loss_fn`` that ignores its ``params`` argument but uses other trainable tensors.
+
+    Its Hessian with respect to ``params`` would come out 0 (typically ``loss_fn`` closes over
+    the model's own parameters instead of evaluating the model at ``params``).
+    """
+    if loss.requires_grad and all(g is None for g in grads):
+        raise ValueError(
+            "loss_fn does not use its params argument (its value depends on other tensors that "
+            "require grad, e.g. a closure over the model's own parameters): evaluate the model "
+            "at params, e.g. torch.func.functional_call(model, params, (x,))"
+        )
+
+
 def hessian_trace_exact(loss_fn: LossFn, params: Params, *, max_params: int = 4096) -> Tensor:
     r"""Exact trace of the Hessian, :math:`\operatorname{tr}\nabla^2 L(\theta)`, with ``torch.func.hessian``.
 
@@ -121,6 +135,11 @@ def hessian_trace_exact(loss_fn: LossFn, params: Params, *, max_params: int = 40
             "need a dense matrix; use method='hutchinson'"
         )
     shapes = [t.shape for t in tensors]
+    with torch.enable_grad():
+        leaves = _leaves(tensors, False)
+        loss = _scalar_loss(loss_fn, rebuild(leaves))
+        if loss.requires_grad:
+            _check_uses_params(loss, torch.autograd.grad(loss, leaves, allow_unused=True))
     flat = torch.cat([t.detach().reshape(-1) for t in tensors])
 
     def flat_loss(theta: Tensor) -> Tensor:
@@ -287,6 +306,7 @@ def hutchinson_trace(
             grads: list[Tensor | None] = [None] * len(leaves)
         else:
             grads = list(torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True))
+            _check_uses_params(loss, grads)
         quads = []
         for start in range(0, num_probes, step):
             k = min(step, num_probes - start)
@@ -573,6 +593,12 @@ class HessianTrace:
             raise ValueError(
                 "params must hold at least one tensor (the model has no trainable ones)"
             )
+        for i, p in enumerate(chosen):
+            if not p.requires_grad:
+                raise ValueError(
+                    f"params[{i}] does not require grad (a frozen parameter): pass only "
+                    "trainable ones, e.g. [p for p in model.parameters() if p.requires_grad]"
+                )
         self.params: list[Tensor] = chosen
 
     @property
