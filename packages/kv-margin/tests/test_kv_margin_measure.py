@@ -135,3 +135,39 @@ def test_options_are_checked():
         kv_margin(model, x, y, "2", eps=0.1)  # eps only enters kV-GN-Margin
     with pytest.raises(TypeError, match="sead"):
         kv_gn_margin(model, x, y, "2", sead=0)
+
+
+def test_seed_none_with_subsample_and_bad_seed_or_subsample_types():
+    model, x, y = setup()
+    for kw in ({"official": True}, {"subsample": 60}):
+        res = kv_margin(model, x, y, "2", seed=None, **kw)  # was an AttributeError
+        assert np.isfinite(res.score)
+    with pytest.raises(TypeError, match="seed"):
+        kv_margin(model, x, y, "2", seed="0")
+    for bad in (60.0, True):
+        with pytest.raises(TypeError, match="subsample"):
+            kv_margin(model, x, y, "2", subsample=bad)
+    with pytest.raises(ValueError, match="subsample"):
+        kv_margin(model, x, y, "2", subsample=0)
+
+
+def test_class_weights_of_the_wrong_length_are_refused_not_zero_padded():
+    model, x, y = setup()
+    with pytest.raises(ValueError, match="class_weights"):
+        kv_margin(model, x, y, "2", class_weights=[0.5, 0.5])  # 3 logits
+    with pytest.raises(ValueError, match="class_weights"):
+        kv_measures(model, x, y, "2", class_weights=[[1 / 3] * 3])
+    res = kv_margin(model, x, y, "2", class_weights=np.full(3, 1 / 3))
+    assert res.score == pytest.approx(kv_margin(model, x, y, "2").score)  # balanced labels
+
+
+def test_batch_size_must_be_an_integer():
+    model, x, y = setup()
+    for bad in (7.9, True):  # were truncated to 7 / 1 silently
+        with pytest.raises(TypeError, match="batch_size"):
+            kv_margin(model, x, y, "2", batch_size=bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        margins(model, x, y, "2", batch_size=0)
+    assert kv_margin(model, x, y, "2", batch_size=np.int64(7)).score == pytest.approx(
+        kv_margin(model, x, y, "2").score, rel=1e-12
+    )

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from papershelf.core.validation import check_int
+
 __all__ = ["MarginOutput", "lipschitz_estimate", "margins", "multiclass_margin"]
 
 Hook = Literal["input", "output"]
@@ -231,9 +233,7 @@ def margins(
         raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(yt.shape)}")
     if x.shape[0] == 0:
         raise ValueError("x is empty")
-    bs = x.shape[0] if batch_size is None else int(batch_size)
-    if bs < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    bs = x.shape[0] if batch_size is None else check_int("batch_size", batch_size, low=1)
     was_training = model.training
     model.eval()
     parts = []

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from papershelf.core.validation import check_choice, check_real
+from papershelf.core.validation import check_choice, check_int, check_real
 from papershelf.kv_margin.kvariance import Method, _as_labels, class_k_variance
 from papershelf.kv_margin.margins import Hook, _per_class_max, margins
 
@@ -247,7 +247,7 @@ class KVOptions(TypedDict, total=False):
     hook: Hook
     subsample: int | None
     official: bool
-    seed: int | np.random.Generator | np.random.RandomState
+    seed: int | np.random.Generator | np.random.RandomState | None
     class_weights: Any
     quantile: float
     m: int | None
@@ -274,7 +274,7 @@ def _measure(
     hook: Hook = "input",
     subsample: int | None = None,
     official: bool = False,
-    seed: int | np.random.Generator | np.random.RandomState = 0,
+    seed: int | np.random.Generator | np.random.RandomState | None = 0,
     class_weights: Any = None,
     quantile: float = 0.5,
     eps: float = 1e-6,
@@ -292,15 +292,23 @@ def _measure(
     y_np = _as_labels(y_np, x.shape[0], None)
     N = len(y_np)
     # an int seed becomes a legacy RandomState so that seed=0 replays np.random.seed(0)
+    if seed is None:  # fresh randomness (a Generator draws the subsample and the splits)
+        seed = np.random.default_rng()
+    elif isinstance(seed, (bool, np.bool_)) or not isinstance(
+        seed, (int, np.integer, np.random.Generator, np.random.RandomState)
+    ):
+        raise TypeError(
+            f"seed must be an int, a numpy Generator or RandomState, got {type(seed).__name__}"
+        )
     rng = np.random.RandomState(seed) if isinstance(seed, (int, np.integer)) else seed
+    user_weights = class_weights is not None
     if class_weights is None:
         class_weights = np.bincount(y_np) / N  # p_c over the full training set, as officially
     if official and subsample is None:
         subsample = OFFICIAL_CHUNK * (int(y_np.max()) + 1)
     idx = None
     if subsample is not None:
-        if subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
+        subsample = check_int("subsample", subsample, low=1)
         idx = rng.choice(np.arange(N), min(N, subsample), replace=False)
         x = x[torch.as_tensor(idx, device=x.device)]
         y_np = y_np[idx]
@@ -317,9 +325,14 @@ def _measure(
     rows = None
     if official and len(y_np) >= OFFICIAL_CHUNK:
         rows = np.arange(len(y_np) // OFFICIAL_CHUNK * OFFICIAL_CHUNK)
+    cw = _np(class_weights)
+    if user_weights and cw.shape != (out.logits.shape[1],):
+        raise ValueError(
+            f"class_weights must have shape ({out.logits.shape[1]},), one weight per logit, "
+            f"got {cw.shape}"
+        )
     n_classes = max(out.logits.shape[1], len(np.atleast_1d(class_weights)))
     w = np.zeros(n_classes)
-    cw = _np(class_weights)
     w[: len(cw)] = cw
     feats = out.features if method == "sinkhorn" else out.features.cpu()
     kvar = class_k_variance(
@@ -372,9 +385,10 @@ _DOC_COMMON = """
         Official parity mode: ``subsample = 200 * (max(y) + 1)`` unless given, and the median
         over the first ``200 * floor(n / 200)`` subsample rows only (the official chunk loop drops
         the remainder; with fewer than 200 rows, where the official code fails, all are used).
-    seed : int, numpy Generator or RandomState
+    seed : int, numpy Generator or RandomState, or None
         Randomness for the subsample and the k-variance splits. An int seeds a legacy
-        ``RandomState``, so ``seed=0`` replays the official ``np.random.seed(0)`` draws.
+        ``RandomState``, so ``seed=0`` replays the official ``np.random.seed(0)`` draws;
+        ``None`` draws fresh randomness.
     class_weights : array-like, shape (C,), optional
         :math:`p_c`; default: label frequencies over all of ``y`` (before subsampling).
     quantile : float
