@@ -98,3 +98,18 @@ def test_import_is_lazy_and_old_names_stay_reachable():
         "assert 'torch' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_half_precision_scores_accepted():
+    # scores computed under CPU autocast are bfloat16: numpy conversion was a bare TypeError
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(20, generator=g)
+    a = torch.tensor([0, 1] * 10)
+    y = torch.tensor([0, 0, 1, 1] * 5)
+    for dt in (torch.bfloat16, torch.float16):
+        q = s.to(dt)
+        ref = q.double()
+        assert demographic_parity_gap(q, a) == pytest.approx(demographic_parity_gap(ref, a))
+        assert equalized_odds_gap(q, y, a) == pytest.approx(equalized_odds_gap(ref, y, a))
+        assert average_precision(y, q) == pytest.approx(average_precision(y, ref))
+        assert demographic_parity_gap(s, a.to(dt)) == pytest.approx(demographic_parity_gap(s, a))

@@ -19,7 +19,10 @@ __all__ = ["average_precision", "demographic_parity_gap", "equalized_odds_gap"]
 
 def _as_1d(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.is_floating_point():  # bfloat16 (autocast scores) has no numpy dtype
+            x = x.double()
+        x = x.numpy()
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
