@@ -326,3 +326,22 @@ def test_bad_lam_is_rejected_in_fit_naming_it(fitted, lam):
     deb = Debiaser(lam=lam)  # stored untouched, checked in fit
     with pytest.raises((TypeError, ValueError), match="lam"):
         deb.fit(V, Z)
+
+
+@pytest.mark.parametrize("method", ["transform", "apply"])
+@pytest.mark.parametrize("low_rank", [False, True])
+def test_float16_numpy_embeddings_keep_their_dtype(method, low_rank):
+    # Regression: 2-D numpy float16 embeddings (half-precision CLIP features) went through
+    # scikit-learn's validate_data with dtype=(float64, float32) and came back float64,
+    # against the documented "same type, dtype and device as embeddings".
+    rng = np.random.default_rng(0)
+    d = 512
+    spurious = rng.normal(size=(2, d)).astype(np.float16)
+    pairs = rng.normal(size=(4, 2, d)).astype(np.float16)
+    x = rng.normal(size=(5, d)).astype(np.float16)
+    deb = Debiaser(lam=10.0, low_rank=low_rank).fit(spurious, pairs)
+    out = getattr(deb, method)(x)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float16
+    ref = getattr(deb, method)(x.astype(np.float64))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out.astype(np.float64), ref, atol=2e-2 * np.abs(ref).max())

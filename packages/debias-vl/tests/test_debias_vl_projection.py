@@ -244,3 +244,28 @@ def test_properties_hold_for_random_problems(k, d, n_pairs, lam, seed):
     assert np.abs((P - P0) + lam * P @ M).max() <= 1e-11 * scale
     assert np.abs(V @ P).max() <= 1e-11  # P0 is a left factor: outputs x @ P.T are orthogonal to V
     assert np.linalg.norm(P, 2) <= 1.0 + 1e-9  # a contraction: it shrinks norms
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_rank_deficient_low_precision_prompts_remove_only_their_span(dtype, as_torch):
+    # Regression: the default rank tolerance used float64's eps for every input, so float32 /
+    # float16 rounding of a collinear prompt (and of a sum of two prompts) counted as extra
+    # directions: P0 removed 4 directions instead of 2 (d=768, CLIP ViT-L/14's width).
+    rng = np.random.default_rng(0)
+    d = 768
+    v = rng.normal(size=(2, d))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    s = v[0] + v[1]
+    V = np.stack([v[0], v[1], s / np.linalg.norm(s), 0.3 * v[0]]).astype(dtype)
+    V_in = torch.from_numpy(V) if as_torch else V
+    P0 = np.asarray(projection_matrix(V_in), dtype=np.float64)
+    assert round(np.trace(P0)) == d - 2
+    B = np.asarray(spurious_basis(V_in), dtype=np.float64)
+    assert B.shape == (d, 2)
+    tol = 5e-2 if dtype == "float16" else 1e-5
+    assert np.abs(P0 @ P0 - P0).max() < tol
+    assert np.abs(V.astype(np.float64) @ P0).max() < tol
+    pairs = rng.normal(size=(3, 2, d)).astype(dtype)
+    lr = low_rank_projection(V_in, torch.from_numpy(pairs) if as_torch else pairs)
+    assert lr.spurious_basis.shape == (d, 2)

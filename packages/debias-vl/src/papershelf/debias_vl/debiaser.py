@@ -278,7 +278,11 @@ def _input(embeddings: ArrayLike, d: int, est: Debiaser) -> tuple[torch.Tensor, 
     # numpy inputs go through float64 and come back in their dtype. 2-D array-likes are checked
     # as scikit-learn checks them (feature count, NaN, object dtype, 1-D input rejected).
     if not isinstance(embeddings, torch.Tensor) and getattr(embeddings, "ndim", 2) <= 2:
-        embeddings = validate_data(est, embeddings, reset=False, dtype=(np.float64, np.float32))
+        # float16 listed too: otherwise scikit-learn casts it to float64 and the documented
+        # "same dtype as embeddings" breaks for half-precision CLIP features
+        embeddings = validate_data(
+            est, embeddings, reset=False, dtype=(np.float64, np.float32, np.float16)
+        )
     if isinstance(embeddings, torch.Tensor):
         if not embeddings.is_floating_point():
             raise TypeError(f"embeddings must be a floating tensor, got dtype {embeddings.dtype}")

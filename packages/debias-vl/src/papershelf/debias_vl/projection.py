@@ -50,13 +50,26 @@ def _spurious_work(spurious_embeddings: ArrayLike) -> tuple[Tensor, OutputSpec]:
     return V, spec
 
 
-def _basis(V: Tensor, rtol: float | None) -> Tensor:
+def _input_eps(spec: OutputSpec) -> float:
+    """Machine epsilon of the caller's float dtype (float16/32 data is only that precise)."""
+    if spec.is_torch:
+        return float(torch.finfo(spec.dtype).eps)
+    return float(np.finfo(spec.dtype).eps)
+
+
+_EPS64 = float(torch.finfo(torch.float64).eps)
+
+
+def _basis(V: Tensor, rtol: float | None, eps: float = _EPS64) -> Tensor:
     # Exact SVD of the (k, d) prompt matrix: the right singular vectors above the rank tolerance
     # span the same space as the columns of V, also when prompts are duplicated or collinear
     # (where V^T V is singular and the paper's (V^T V)^{-1} does not exist).
     _, s, vh = torch.linalg.svd(V, full_matrices=False)
     if rtol is None:
-        rtol = max(V.shape) * float(torch.finfo(torch.float64).eps)
+        # float64's max(k, d) * eps, but at least 10 eps of the input dtype: rounding a
+        # rank-deficient float32/float16 prompt set to its dtype leaves singular values of
+        # ~0.1 eps * s_max, which float64's tolerance would count (and remove) as directions
+        rtol = max(max(V.shape) * _EPS64, 10.0 * eps)
     if rtol < 0:
         raise ValueError(f"rtol must be >= 0, got {rtol}")
     if float(s[0]) == 0.0:
@@ -74,7 +87,9 @@ def spurious_basis(spurious_embeddings: ArrayLike, *, rtol: float | None = None)
         Embeddings of the k prompts that describe only the spurious attribute, one per row.
     rtol : float, optional
         Singular values below ``rtol * s_max`` are treated as zero. Default
-        ``max(k, d) * eps`` (numpy's ``matrix_rank`` convention).
+        ``max(k, d) * eps`` of float64 (numpy's ``matrix_rank`` convention), but at least
+        ``10 * eps`` of the input's dtype, so that float32/float16 rounding of duplicated or
+        collinear prompts does not count as extra directions.
 
     Returns
     -------
@@ -82,7 +97,7 @@ def spurious_basis(spurious_embeddings: ArrayLike, *, rtol: float | None = None)
         Orthonormal columns, r = rank of the spurious embeddings (r <= k).
     """
     V, spec = _spurious_work(spurious_embeddings)
-    return spec.back(_basis(V, rtol))
+    return spec.back(_basis(V, rtol, _input_eps(spec)))
 
 
 def projection_matrix(spurious_embeddings: ArrayLike, *, rtol: float | None = None) -> ArrayLike:
@@ -122,7 +137,7 @@ def projection_matrix(spurious_embeddings: ArrayLike, *, rtol: float | None = No
     array([0., 1., 1., 1.])
     """
     V, spec = _spurious_work(spurious_embeddings)
-    B = _basis(V, rtol)
+    B = _basis(V, rtol, _input_eps(spec))
     P0 = torch.eye(V.shape[1], dtype=V.dtype, device=V.device) - B @ B.T
     return spec.back(0.5 * (P0 + P0.T))
 
@@ -297,7 +312,7 @@ def calibrated_projection(
     V, Z, spec = _work_inputs(spurious_embeddings, positive_pairs)
     d = Z.shape[2]
     eye = torch.eye(d, dtype=Z.dtype, device=Z.device)
-    P0 = eye if V is None else eye - (B := _basis(V, rtol)) @ B.T
+    P0 = eye if V is None else eye - (B := _basis(V, rtol, _input_eps(spec))) @ B.T
     G = eye + lam * _M(Z)
     if not bool(torch.isfinite(G).all()):
         raise ValueError(
@@ -358,12 +373,12 @@ def low_rank_projection(
     whose ``apply(x)`` equals ``x @ calibrated_projection(...).T`` (float64 factors, torch).
     """
     lam = _check_lam(lam)
-    V, Z, _ = _work_inputs(spurious_embeddings, positive_pairs)
+    V, Z, spec = _work_inputs(spurious_embeddings, positive_pairs)
     d = Z.shape[2]
     if V is None:
         B = torch.zeros(d, 0, dtype=Z.dtype, device=Z.device)
     else:
-        B = _basis(V, rtol)
+        B = _basis(V, rtol, _input_eps(spec))
     D = (Z[:, 0] - Z[:, 1]) / Z.shape[0] ** 0.5  # M = D^T D
     _, sig, vh = torch.linalg.svd(D, full_matrices=False)
     keep = sig > max(D.shape) * float(torch.finfo(torch.float64).eps) * max(float(sig[0]), 1e-300)
