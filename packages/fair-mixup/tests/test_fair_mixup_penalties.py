@@ -338,3 +338,16 @@ def test_eo_fixed_t_arguments_checked():
         eo_mixup_penalty(f, x0, y, x1, y, t=0.3)
     with pytest.raises(ValueError, match="n_t"):  # n_t was silently ignored
         eo_mixup_penalty(f, x0, y, x1, y, t=(0.3, 0.6), n_t=4)
+
+
+def test_finite_difference_with_dropout_in_train_mode():
+    # the two evaluations drew different dropout masks: the "derivative" was mask noise / 2h
+    # (20.5 against 0.0079 here)
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Linear(5, 32), nn.Tanh(), nn.Dropout(0.3), nn.Linear(32, 1)).double()
+    x0, x1 = _pair(64)
+    torch.manual_seed(1)
+    ref = dp_mixup_penalty(f, x0, x1, t=0.3, method="autograd")
+    torch.manual_seed(1)
+    fd = dp_mixup_penalty(f, x0, x1, t=0.3, method="finite_difference", h=1e-4)
+    assert_close(fd, ref, rtol=1e-5)

@@ -230,7 +230,11 @@ def path_derivatives(
             "method='finite_difference' needs float32/float64 inputs and no autocast (in "
             "half precision the difference rounds to 0); use method='autograd' or 'jvp'"
         )
-    plus = _scores(model, x_t + h * direction)
+    # both evaluations draw the same random numbers (dropout masks in train mode): otherwise
+    # their difference is mask noise divided by 2h, not a derivative
+    cuda = [x_t.device] if x_t.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        plus = _scores(model, x_t + h * direction)
     minus = _scores(model, x_t - h * direction)
     return (plus - minus) / (2 * h)
 
