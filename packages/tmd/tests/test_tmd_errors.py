@@ -154,3 +154,18 @@ def test_other_arguments() -> None:
         TMDSVC(metric="precomputed").fit(np.zeros((4, 4)), [1, 1, 1, 1])
     with pytest.raises(ValueError, match="gammas"):
         TMDSVC(metric="precomputed", gammas=(0.0,)).fit(np.zeros((4, 4)), [0, 1, 0, 1])
+
+
+def test_large_integer_features_are_not_rounded_to_float32() -> None:
+    # float32 cannot tell 2**24 + 1 from 2**24: such features used to give TMD 0, even with
+    # exact_float32=False; small integers (atom types) keep PyG's float32 convention
+    no_edges = np.zeros((2, 0), dtype=np.int64)
+    a, b = (np.array([[2**24 + 1]]), no_edges), (np.array([[2**24]]), no_edges)
+    assert tmd(a, b, depth=1) == 1.0
+    assert tmd(a, b, depth=2, exact_float32=False) == 1.0
+    c = (np.array([[2**40 + 1, 3]]), np.array([[0], [0]]))
+    d = (np.array([[2**40, 3]]), np.array([[0], [0]]))
+    assert tmd(c, d, w=1.0, depth=2) == 2.0  # the root and its self-loop child
+    small = [(np.array([[1], [2]]), no_edges), (np.array([[0], [5]]), no_edges)]
+    as32 = [(x.astype(np.float32), e) for x, e in small]
+    assert (pairwise_tmd(small, depth=2) == pairwise_tmd(as32, depth=2)).all()

@@ -179,7 +179,10 @@ def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) ->
     if x.dtype not in (np.float32, np.float64):
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
             raise TypeError(f"{what}.x must be real-valued, got dtype {x.dtype}")
-        x = x.astype(np.float32)
+        # float32 (PyG's feature dtype) holds every integer up to 2**24 exactly; larger ones
+        # (counts, ids) go to float64 rather than being rounded together
+        exact32 = x.size == 0 or (-(2**24) <= int(x.min()) and int(x.max()) <= 2**24)
+        x = x.astype(np.float32 if exact32 else np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{what}.x contains NaN or inf")
     n = x.shape[0]
