@@ -164,3 +164,17 @@ def test_high_dimensional_cost_matches_cdist():
     assert wasserstein1(x, y[:60]) == pytest.approx(
         wasserstein1(x, y[:60], method="assignment"), rel=1e-12
     )
+
+
+def test_sinkhorn_torch_inputs_bad_shapes_are_value_errors():
+    # the torch path of method="sinkhorn" raised torch RuntimeErrors / a TypeError
+    with pytest.raises(ValueError, match="feature dimension"):
+        wasserstein1(torch.zeros(5, 3), torch.zeros(5, 4), method="sinkhorn")
+    with pytest.raises(ValueError, match="x must hold at least one point"):
+        wasserstein1(torch.zeros(0, 3), torch.zeros(5, 3), method="sinkhorn")
+    with pytest.raises(ValueError, match="features must hold at least one point"):
+        k_variance(torch.tensor(3.0), method="sinkhorn")
+    x = torch.randn(40, 2, 3, dtype=torch.float64)
+    assert k_variance(x, method="sinkhorn", rng=0) == pytest.approx(
+        k_variance(x.numpy(), method="sinkhorn", rng=0), rel=1e-6
+    )

@@ -61,6 +61,13 @@ def _as_points(x: Any, name: str, *, keep_float: bool = False) -> np.ndarray:
     return arr
 
 
+def _torch_points(t: Any, name: str) -> Any:
+    """A (n, ...) tensor as a float64 (n, d) tensor on its device, n >= 1."""
+    if t.ndim == 0 or t.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one point, got shape {tuple(t.shape)}")
+    return t.reshape(t.shape[0], -1).double()
+
+
 def _make_rng(rng: RNGLike) -> np.random.Generator | np.random.RandomState:
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
@@ -124,8 +131,12 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[floa
     if _is_torch(x) or _is_torch(y):
         import torch
 
-        xt = torch.as_tensor(x).reshape(len(x), -1).double()
-        yt = torch.as_tensor(y, device=xt.device).reshape(len(y), -1).double()
+        xt = _torch_points(torch.as_tensor(x), "x")
+        yt = _torch_points(torch.as_tensor(y, device=xt.device), "y")
+        if xt.shape[1] != yt.shape[1]:
+            raise ValueError(
+                f"x and y must have the same feature dimension, got {xt.shape[1]} and {yt.shape[1]}"
+            )
         if not bool(torch.isfinite(xt).all()) or not bool(torch.isfinite(yt).all()):
             raise ValueError("x and y must be finite (got NaN or inf)")
         cost: Any = torch.cdist(xt, yt)
@@ -437,7 +448,7 @@ def k_variance(
     n_splits = _check_splits(n_splits)
     n_jobs = check_int("n_jobs", n_jobs, low=1)
     x = (
-        features
+        _torch_points(features, "features")
         if (method == "sinkhorn" and _is_torch(features))
         else _as_points(features, "features", keep_float=True)
     )
@@ -500,7 +511,7 @@ def class_k_variance(
     check_bool("skip_empty", skip_empty)
     check_bool("log", log)
     x = (
-        features
+        _torch_points(features, "features")
         if (method == "sinkhorn" and _is_torch(features))
         else _as_points(features, "features", keep_float=True)
     )
