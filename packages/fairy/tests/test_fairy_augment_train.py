@@ -204,3 +204,37 @@ def test_finetune_bad_inputs(parts):
         )
     with pytest.raises(ValueError, match="steps"):
         equivariant_finetune(pipe.unet, pipe.vae, pipe.text_encoder, [batch], sched, steps=0)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_finetune_step_with_half_precision_frozen_vae_and_text_encoder(parts, augment):
+    # Regression: diffusers' train_instruct_pix2pix keeps the frozen VAE and text encoder in
+    # float16 beside a float32 UNet; the step fed float32 images to the float16 VAE and crashed
+    # with "Input type (float) and bias type (c10::Half) should be the same".
+    import copy
+
+    pipe, sched, batch = parts
+    cfg = EquivariantFinetuneConfig(resize=None)
+
+    def loss(vae, text_encoder):
+        return equivariant_finetune_step(
+            pipe.unet,
+            vae,
+            text_encoder,
+            batch,
+            sched,
+            config=cfg,
+            generator=torch.Generator().manual_seed(5),
+            augment=augment,
+        )
+
+    ref = loss(pipe.vae, pipe.text_encoder)
+    half = loss(
+        copy.deepcopy(pipe.vae).to(torch.float16),
+        copy.deepcopy(pipe.text_encoder).to(torch.float16),
+    )
+    assert half.dtype == torch.float32 and math.isfinite(float(half))
+    assert abs(float(half) - float(ref)) < 1e-2 * float(ref)
+    half.backward()  # the float32 UNet gets gradients
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in pipe.unet.parameters())
+    pipe.unet.zero_grad(set_to_none=True)

@@ -73,6 +73,14 @@ def _augment(
     return torch.cat(outs_s), torch.cat(outs_t)
 
 
+def _param_dtype(module: Any) -> torch.dtype:
+    """The floating dtype of a module's parameters (float32 when it has none)."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
 def equivariant_finetune_step(
     unet: Any,
     vae: Any,
@@ -125,15 +133,19 @@ def equivariant_finetune_step(
         raise ValueError("batch['source'] and batch['edited'] must be finite (found NaN or inf)")
     if augment:
         src, tgt = _augment(src, tgt, cfg, generator)
-    src, tgt = src.to(device) * 2 - 1, tgt.to(device) * 2 - 1
+    # frozen VAE / text encoder in half precision beside a float32 UNet (diffusers'
+    # train_instruct_pix2pix ``weight_dtype`` recipe): each model gets inputs in its own dtype
+    vae_dtype, unet_dtype = _param_dtype(vae), _param_dtype(unet)
+    src = (src.to(device) * 2 - 1).to(vae_dtype)
+    tgt = (tgt.to(device) * 2 - 1).to(vae_dtype)
     bsz = src.shape[0]
     with torch.no_grad():
         sf = vae.config.scaling_factor
-        latents = vae.encode(tgt).latent_dist.mode() * sf
-        image_latents = vae.encode(src).latent_dist.mode()
-        text = text_encoder(batch["input_ids"].to(device))[0]
-        null = text_encoder(batch["null_input_ids"].to(device))[0].expand_as(text)
-    noise = torch.randn(latents.shape, generator=generator).to(device)
+        latents = (vae.encode(tgt).latent_dist.mode() * sf).to(unet_dtype)
+        image_latents = vae.encode(src).latent_dist.mode().to(unet_dtype)
+        text = text_encoder(batch["input_ids"].to(device))[0].to(unet_dtype)
+        null = text_encoder(batch["null_input_ids"].to(device))[0].to(unet_dtype).expand_as(text)
+    noise = torch.randn(latents.shape, generator=generator).to(device, unet_dtype)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), generator=generator)
     t = t.to(device)
     noisy = noise_scheduler.add_noise(latents, noise, t)
