@@ -178,3 +178,18 @@ def test_sinkhorn_torch_inputs_bad_shapes_are_value_errors():
     assert k_variance(x, method="sinkhorn", rng=0) == pytest.approx(
         k_variance(x.numpy(), method="sinkhorn", rng=0), rel=1e-4
     )  # trailing dimensions flattened as on the numpy path
+
+
+@pytest.mark.parametrize("method", ["emd", "assignment", "sinkhorn"])
+@pytest.mark.parametrize("d", [8, 64])  # cdist and Gram-form costs
+def test_overflowing_costs_are_a_clear_error(method, d):
+    # were "Problem infeasible" / scipy "cost matrix is infeasible" / Sinkhorn at reg=nan
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, d)) * 1e160, rng.normal(size=(20, d)) * 1e160
+    with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
+        wasserstein1(x, y, method=method)
+    with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
+        k_variance(np.concatenate([x, y]), method=method, rng=0)
+    if method == "sinkhorn":
+        with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
+            wasserstein1(torch.from_numpy(x), torch.from_numpy(y), method=method)

@@ -106,14 +106,23 @@ def _euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return cdist(x, y, metric="euclidean")
     c = (x.sum(0) + y.sum(0)) / (len(x) + len(y))
     xc, yc = x - c, y - c
-    scale = np.einsum("ij,ij->i", xc, xc)[:, None] + np.einsum("ij,ij->i", yc, yc)[None, :]
-    sq = scale - 2.0 * (xc @ yc.T)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the callers raise
+        scale = np.einsum("ij,ij->i", xc, xc)[:, None] + np.einsum("ij,ij->i", yc, yc)[None, :]
+        sq = scale - 2.0 * (xc @ yc.T)
     rows, cols = np.nonzero(sq < _GRAM_RTOL * scale)
     for i in np.unique(rows):
         js = cols[rows == i]
         diff = y[js] - x[i]  # uncentred, as cdist computes it
         sq[i, js] = np.einsum("ij,ij->i", diff, diff)
     return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
+
+
+def _check_cost_finite(finite: bool) -> None:
+    if not finite:
+        raise ValueError(
+            "the points are too large: their pairwise distances overflow float64 (inf); "
+            "rescale x and y (or features): W1 is homogeneous, W1(c x, c y) = c W1(x, y)"
+        )
 
 
 class OTConvergenceWarning(UserWarning):
@@ -140,6 +149,7 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[floa
         if not bool(torch.isfinite(xt).all()) or not bool(torch.isfinite(yt).all()):
             raise ValueError("x and y must be finite (got NaN or inf)")
         cost: Any = torch.cdist(xt, yt)
+        _check_cost_finite(bool(torch.isfinite(cost).all()))
         a: Any = torch.full((len(xt),), 1.0 / len(xt), dtype=xt.dtype, device=xt.device)
         b: Any = torch.full((len(yt),), 1.0 / len(yt), dtype=xt.dtype, device=xt.device)
         median = float(cost.median())
@@ -151,6 +161,7 @@ def _sinkhorn_w1(x: Any, y: Any, reg: float | None, num_iter: int) -> tuple[floa
                 f"x and y must have the same feature dimension, got {xa.shape[1]} and {ya.shape[1]}"
             )
         cost = _euclidean_cost(xa, ya)
+        _check_cost_finite(bool(np.isfinite(cost).all()))
         a = np.full(len(xa), 1.0 / len(xa))
         b = np.full(len(ya), 1.0 / len(ya))
         median = float(np.median(cost))
@@ -191,6 +202,7 @@ def _w1(
             f"x and y must have the same feature dimension, got {xa.shape[1]} and {ya.shape[1]}"
         )
     cost = _euclidean_cost(xa, ya)
+    _check_cost_finite(bool(np.isfinite(cost).all()))
     if method == "assignment":
         if len(xa) != len(ya):
             raise ValueError(
