@@ -351,3 +351,17 @@ def test_finite_difference_with_dropout_in_train_mode():
     torch.manual_seed(1)
     fd = dp_mixup_penalty(f, x0, x1, t=0.3, method="finite_difference", h=1e-4)
     assert_close(fd, ref, rtol=1e-5)
+
+
+@pytest.mark.slow  # importing torch._dynamo takes ~10 s on 2 busy cores
+def test_torch_compiled_model_with_autograd():
+    # the default method on a torch.compile'd model was an aot_autograd "double backward"
+    # RuntimeError
+    f = _smooth_net()
+    x0, x1 = _pair(8)
+    ref = dp_mixup_penalty(f, x0, x1, t=0.3)
+    (g_ref,) = torch.autograd.grad(ref, f[0].weight)
+    got = dp_mixup_penalty(torch.compile(f), x0, x1, t=0.3)
+    (g_got,) = torch.autograd.grad(got, f[0].weight)
+    assert_close(got, ref, rtol=1e-12)
+    assert_close(g_got, g_ref, rtol=1e-12)

@@ -192,6 +192,11 @@ def path_derivatives(
     direction = x0 - x1
     x_t = tb * x0 + (1 - tb) * x1
     if method == "autograd":
+        orig = getattr(model, "_orig_mod", None)
+        if isinstance(orig, nn.Module):
+            # torch.compile'd: compiled graphs have no double backward; the original module
+            # computes the same scores with the same parameters
+            model = orig
         graph = torch.is_grad_enabled()
         with torch.enable_grad():  # also under torch.no_grad() (e.g. a validation penalty)
             if not x_t.requires_grad:
