@@ -218,3 +218,28 @@ def test_hessian_trace_frozen_params_named():
         HessianTrace(net, nn.MSELoss(), data, params=net.parameters())
     est = HessianTrace(net, nn.MSELoss(), data).trace(tol=0, max_probes=4)
     assert est.n_probes == 4 and est.trace == est.trace
+
+
+@pytest.mark.slow  # importing torch._dynamo takes ~10 s on 2 busy cores
+def test_torch_compiled_model_and_single_probe_warning():
+    # a torch.compile'd model was an aot_autograd "double backward" RuntimeError; the
+    # uncompiled module shares the parameters, so the trace is the same
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    data = [(torch.randn(8, 3, dtype=f64), torch.randn(8, 1, dtype=f64))]
+    kw = {"max_probes": 6, "tol": 0, "generator": None}
+    ref = HessianTrace(net, nn.MSELoss(), data).trace(
+        **{**kw, "generator": torch.Generator().manual_seed(0)}
+    )
+    got = HessianTrace(torch.compile(net), nn.MSELoss(), data).trace(
+        **{**kw, "generator": torch.Generator().manual_seed(0)}
+    )
+    assert got.trace == ref.trace
+
+
+def test_single_probe_cap_warning():
+    # one probe has no standard error: the cap warning said "relative standard error 0 > tol"
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    data = [(torch.randn(8, 3, dtype=f64), torch.randn(8, 1, dtype=f64))]
+    with pytest.warns(TraceConvergenceWarning, match="inf > tol"):
+        HessianTrace(net, nn.MSELoss(), data).trace(max_probes=1)

@@ -573,6 +573,11 @@ class HessianTrace:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(criterion):
             raise TypeError(f"criterion must be callable, got {type(criterion).__name__}")
+        orig = getattr(model, "_orig_mod", None)
+        if isinstance(orig, nn.Module):
+            # torch.compile'd: compiled graphs have no double backward (Hessian-vector
+            # products); the original module computes the same loss with the same parameters
+            model = orig
         if (
             isinstance(dataloader, tuple)
             and len(dataloader) == 2
@@ -746,9 +751,11 @@ class HessianTrace:
         allq = torch.cat(quads)
         se = float(allq.std()) / math.sqrt(done) if done > 1 else 0.0
         if not converged and tol > 0:
+            mean_abs = abs(float(allq.mean()))
+            rel = se / mean_abs if done > 1 and mean_abs else float("inf")  # 1 probe: no stderr
             warnings.warn(
                 f"HessianTrace stopped at max_probes={max_probes} with relative standard error "
-                f"{se / abs(float(allq.mean())) if float(allq.mean()) else float('inf'):.3g} > tol={tol:g}",
+                f"{rel:.3g} > tol={tol:g}",
                 TraceConvergenceWarning,
                 stacklevel=2,
             )
