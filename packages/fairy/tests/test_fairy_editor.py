@@ -176,6 +176,19 @@ def test_generator_object_and_seed_agree(editor, video):
     assert torch.equal(a, b)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA generator")
+def test_cuda_generator_object_draws_its_seed(editor, video):
+    # Regression: the seed was drawn as a CPU tensor from the generator, which fails for
+    # diffusers' usual torch.Generator("cuda") ("Expected a 'cpu' device type for generator").
+    clip = video[:2]
+    g = torch.Generator("cuda").manual_seed(123)
+    twin = torch.Generator("cuda").manual_seed(123)
+    seed = int(torch.randint(0, 2**62, (1,), generator=twin, device="cuda"))
+    a = _edit(editor, clip, generator=g, num_anchors=1).frames
+    b = _edit(editor, clip, generator=seed, num_anchors=1).frames
+    assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [

@@ -81,7 +81,10 @@ def _seed_from(generator: torch.Generator | int | None) -> int:
     if generator is None:
         return int(torch.randint(0, 2**62, (1,)).item())
     if isinstance(generator, torch.Generator):
-        return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        # on the generator's own device: a CUDA generator (diffusers' usual
+        # torch.Generator("cuda")) cannot draw a CPU tensor
+        draw = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
+        return int(draw.item())
     return check_int("generator", generator, low=0)
 
 
