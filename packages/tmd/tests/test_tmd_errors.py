@@ -169,3 +169,19 @@ def test_large_integer_features_are_not_rounded_to_float32() -> None:
     small = [(np.array([[1], [2]]), no_edges), (np.array([[0], [5]]), no_edges)]
     as32 = [(x.astype(np.float32), e) for x, e in small]
     assert (pairwise_tmd(small, depth=2) == pairwise_tmd(as32, depth=2)).all()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x.to(torch.float16),
+        lambda x: x.to(torch.bfloat16),
+        lambda x: x.numpy().astype(np.float16),
+    ],
+)
+def test_half_precision_features_are_accepted(make) -> None:
+    # were "x must be real-valued, got dtype float16" / torch's "unsupported ScalarType BFloat16"
+    edges = torch.tensor([[0, 1], [1, 0]])
+    x1, x2 = torch.tensor([[1.0, 0.5], [2.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.5, 0.25]])
+    g1, g2 = (make(x1), edges), (make(x2), edges)
+    assert tmd(g1, g2, depth=2) == tmd((x1, edges), (x2, edges), depth=2)  # exact in float32

@@ -171,11 +171,18 @@ def _to_graph(g: Any, neighbors: Neighbors, node_attr: str | None, what: str) ->
         )
     if x_raw is None:
         raise ValueError(f"{what} has no node features x (use e.g. x = torch.ones(n, 1))")
+    if hasattr(x_raw, "detach") and str(getattr(x_raw, "dtype", "")) in (
+        "torch.float16",
+        "torch.bfloat16",
+    ):
+        x_raw = x_raw.float()  # exact; numpy has no bfloat16
     x = _as_numpy(x_raw)
     if x.ndim != 2:
         raise ValueError(f"{what}.x must have shape (n, d), got shape {x.shape}")
     if x.shape[0] == 0:
         raise ValueError(f"{what} has no nodes")
+    if x.dtype not in (np.float32, np.float64) and np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32 if x.dtype.itemsize < 4 else np.float64)  # float16, longdouble
     if x.dtype not in (np.float32, np.float64):
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
             raise TypeError(f"{what}.x must be real-valued, got dtype {x.dtype}")
