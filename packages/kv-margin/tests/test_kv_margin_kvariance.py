@@ -193,3 +193,21 @@ def test_overflowing_costs_are_a_clear_error(method, d):
     if method == "sinkhorn":
         with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
             wasserstein1(torch.from_numpy(x), torch.from_numpy(y), method=method)
+
+
+def test_bfloat16_features_and_models():
+    # torch's .numpy() refuses bfloat16: the exact solvers raised "unsupported ScalarType"
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    assert k_variance(x, rng=0) == k_variance(x.float(), rng=0)
+    assert wasserstein1(x[:30], x[30:], method="assignment") == wasserstein1(
+        x[:30].float(), x[30:].float(), method="assignment"
+    )
+    from torch import nn
+
+    from papershelf.kv_margin import kv_measures
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    y = model(x.float()).argmax(1)
+    res = kv_measures(model.to(torch.bfloat16), x, y, "2")
+    assert np.isfinite(res["kv"].score) and np.isfinite(res["gn"].score)

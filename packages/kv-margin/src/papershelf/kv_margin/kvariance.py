@@ -45,7 +45,10 @@ def _as_points(x: Any, name: str, *, keep_float: bool = False) -> np.ndarray:
     of every feature vector).
     """
     if _is_torch(x):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16; float32 is exact
+            x = x.float()
+        x = x.numpy()
     keep = keep_float and getattr(x, "dtype", None) in (np.float32, np.float64)
     try:
         arr = np.asarray(x) if keep else np.asarray(x, dtype=np.float64)
