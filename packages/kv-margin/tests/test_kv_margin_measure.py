@@ -171,3 +171,21 @@ def test_batch_size_must_be_an_integer():
     assert kv_margin(model, x, y, "2", batch_size=np.int64(7)).score == pytest.approx(
         kv_margin(model, x, y, "2").score, rel=1e-12
     )
+
+
+def test_from_arrays_validates_margin_rows_and_k_variances():
+    rng = np.random.default_rng(0)
+    f, y = rng.normal(size=(90, 4)), np.arange(90) % 3
+    rho, gn = rng.normal(size=90), np.abs(rng.normal(size=90)) + 0.1
+    for rows, err in (([0, 1, 500], ValueError), ([], ValueError), (np.zeros(90, bool), ValueError),
+                      (np.ones(5, bool), ValueError), ([0.5, 1.5], TypeError)):  # fmt: skip
+        with pytest.raises(err, match="margin_rows"):  # were IndexErrors / a NaN quantile
+            kv_measure_from_arrays(f, y, rho, gn, margin_rows=rows)
+    mask = np.arange(90) < 40
+    assert kv_measure_from_arrays(f, y, rho, gn, margin_rows=mask, rng=0).score == pytest.approx(
+        kv_measure_from_arrays(f, y, rho, gn, margin_rows=np.arange(40), rng=0).score
+    )
+    with pytest.raises(ValueError, match="k_variances"):  # a negative one flipped the sign
+        kv_measure_from_arrays(None, y, rho, gn, k_variances=[1.0, -2.0, 3.0])
+    with pytest.raises(ValueError, match="k_variances"):
+        kv_measure_from_arrays(None, y, rho, gn, k_variances=[1.0, np.inf, 3.0])

@@ -180,6 +180,8 @@ def kv_measure_from_arrays(
         kvar = _np(k_variances)
         if kvar.shape != (C,):
             raise ValueError(f"k_variances must have shape ({C},), got {kvar.shape}")
+        if np.any(kvar < 0) or np.isinf(kvar).any():
+            raise ValueError("k_variances must be finite and >= 0 (NaN for unused classes)")
     else:
         kvar = class_k_variance(
             features,
@@ -206,7 +208,19 @@ def kv_measure_from_arrays(
         normalizer = float(np.sum(w[used] * kvar[used]))
         unnormalized = rho / (gn + eps)
     if margin_rows is not None:
-        unnormalized = unnormalized[np.asarray(margin_rows)]
+        rows = np.asarray(margin_rows)
+        if rows.size == 0:
+            raise ValueError("margin_rows selects no row")
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise ValueError(f"margin_rows as a mask must have shape ({n},), got {rows.shape}")
+        elif rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise TypeError("margin_rows must be a 1-D array of row indices or a boolean mask")
+        elif rows.size and (rows.min() < -n or rows.max() >= n):
+            raise ValueError(f"margin_rows holds row indices outside [-{n}, {n})")
+        unnormalized = unnormalized[rows]
+        if unnormalized.size == 0:  # an all-False mask
+            raise ValueError("margin_rows selects no row")
     q = float(np.quantile(unnormalized, quantile))
     if not np.isfinite(normalizer):
         raise FloatingPointError(
