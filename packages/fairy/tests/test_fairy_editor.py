@@ -211,6 +211,12 @@ def test_cuda_generator_object_draws_its_seed(editor, video):
         ({"anchor_strategy": "random"}, ValueError, "anchor_strategy"),
         ({"generator": 1.5}, TypeError, "generator"),
         ({"distributed": True}, RuntimeError, "torch.distributed"),
+        # regression: these reached diffusers (a TypeError printing the whole pipeline config,
+        # or a ValueError about generator counts) instead of naming pipe_kwargs
+        ({"pipe_kwargs": {"generator": 1}}, ValueError, "pipe_kwargs"),
+        ({"pipe_kwargs": {"num_images_per_prompt": 2}}, ValueError, "pipe_kwargs"),
+        ({"pipe_kwargs": {"output_type": "pil"}}, ValueError, "pipe_kwargs"),
+        ({"pipe_kwargs": [("eta", 0.0)]}, TypeError, "pipe_kwargs"),
     ],
 )
 def test_bad_arguments(editor, video, kwargs, err, match):
@@ -228,3 +234,15 @@ def test_bad_frames(editor, video):
         FairyVideoEditor(object())
     with pytest.raises(TypeError, match="instruction"):
         editor.edit_video(video, "")
+
+
+def test_pipe_kwargs_reach_every_pipeline_call(editor, video):
+    steps = []
+    out = _edit(
+        editor,
+        video[:3],
+        num_anchors=1,
+        chunk_size=1,
+        pipe_kwargs={"callback_on_step_end": lambda p, i, t, kw: steps.append(i) or kw},
+    )
+    assert out.frames.shape[0] == 3 and steps == [0, 1] * 3  # anchor call + 2 chunk calls

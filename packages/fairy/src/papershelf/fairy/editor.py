@@ -77,6 +77,25 @@ class FairyOutput:
     size: tuple[int, int] = (0, 0)
 
 
+# keyword arguments the editor passes to every pipeline call (pipe_kwargs must not repeat them)
+_RESERVED_PIPE_KWARGS = frozenset(
+    {
+        "image",
+        "prompt",
+        "negative_prompt",
+        "prompt_embeds",
+        "negative_prompt_embeds",
+        "num_inference_steps",
+        "guidance_scale",
+        "image_guidance_scale",
+        "generator",
+        "output_type",
+        "return_dict",
+        "num_images_per_prompt",
+    }
+)
+
+
 def _seed_from(generator: torch.Generator | int | None) -> int:
     if generator is None:
         return int(torch.randint(0, 2**62, (1,)).item())
@@ -294,7 +313,9 @@ class FairyVideoEditor:
         show_progress : bool, optional
             Progress bar over chunks (default: only on a terminal).
         pipe_kwargs : dict, optional
-            Extra keyword arguments for each pipeline call.
+            Extra keyword arguments for each pipeline call (e.g. ``callback_on_step_end``);
+            the ones the editor sets itself (``generator``, ``output_type``, the prompts and
+            guidance scales, ``num_images_per_prompt``...) raise ``ValueError``.
 
         Returns
         -------
@@ -352,6 +373,15 @@ class FairyVideoEditor:
                 "with distributed=True, generator must be an int seed (same on all ranks)"
             )
         seed = _seed_from(generator)
+        if pipe_kwargs is not None:
+            if not isinstance(pipe_kwargs, dict):
+                raise TypeError(f"pipe_kwargs must be a dict, got {type(pipe_kwargs).__name__}")
+            taken = sorted(set(pipe_kwargs) & _RESERVED_PIPE_KWARGS)
+            if taken:
+                raise ValueError(
+                    f"pipe_kwargs may not set {taken}: the editor passes them to every pipeline "
+                    "call itself (use edit_video's own arguments; one output per frame)"
+                )
 
         rank, world = 0, 1
         if distributed:
