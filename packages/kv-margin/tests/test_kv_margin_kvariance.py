@@ -182,17 +182,23 @@ def test_sinkhorn_torch_inputs_bad_shapes_are_value_errors():
 
 @pytest.mark.parametrize("method", ["emd", "assignment", "sinkhorn"])
 @pytest.mark.parametrize("d", [8, 64])  # cdist and Gram-form costs
-def test_overflowing_costs_are_a_clear_error(method, d):
-    # were "Problem infeasible" / scipy "cost matrix is infeasible" / Sinkhorn at reg=nan
+def test_huge_scales_exact_and_overflow_a_clear_error(method, d):
+    # at 1e160 the squared distances overflowed: "Problem infeasible" / scipy's "cost matrix is
+    # infeasible" / Sinkhorn at reg=nan; the points are now rescaled by a power of two first
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(20, d)) * 1e160, rng.normal(size=(20, d)) * 1e160
+    x, y = rng.normal(size=(20, d)), rng.normal(size=(20, d))
+    base = wasserstein1(x, y, method=method)
+    assert wasserstein1(x * 1e160, y * 1e160, method=method) / 1e160 == pytest.approx(
+        base, rel=1e-9
+    )
+    big = np.full((20, d), 1.5e308)  # distances beyond float64
     with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
-        wasserstein1(x, y, method=method)
+        wasserstein1(big, -big, method=method)
     with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
-        k_variance(np.concatenate([x, y]), method=method, rng=0)
-    if method == "sinkhorn":
+        k_variance(np.concatenate([big, -big]), m=20, method=method, rng=0)
+    if method == "sinkhorn":  # torch.cdist on the torch path
         with pytest.raises(ValueError, match=r"overflow float64.*rescale"):
-            wasserstein1(torch.from_numpy(x), torch.from_numpy(y), method=method)
+            wasserstein1(torch.from_numpy(x * 1e160), torch.from_numpy(y * 1e160), method=method)
 
 
 def test_bfloat16_features_and_models():
@@ -211,3 +217,14 @@ def test_bfloat16_features_and_models():
     y = model(x.float()).argmax(1)
     res = kv_measures(model.to(torch.bfloat16), x, y, "2")
     assert np.isfinite(res["kv"].score) and np.isfinite(res["gn"].score)
+
+
+@pytest.mark.parametrize("scale", [1e-10, 1e-12, 1e-200])
+@pytest.mark.parametrize("d", [8, 64])
+def test_emd_exact_for_tiny_feature_scales(scale, d):
+    # POT's network simplex uses absolute tolerances: at scale 1e-12 / 1e-200 the EMD was off
+    # by 4e-4 / 60% (silently at d = 64), breaking W1(c x, c y) = c W1(x, y)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(400, d)), rng.normal(size=(400, d)) + 0.1
+    exact = wasserstein1(x, y, method="assignment")
+    assert wasserstein1(x * scale, y * scale) / scale == pytest.approx(exact, rel=1e-12)

@@ -105,6 +105,12 @@ def _euclidean_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     from scipy.spatial.distance import cdist
 
+    top = max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)))
+    if top > 0.0 and not 1e-100 < top < 1e100:
+        # squares would underflow to 0 or overflow: scale by a power of two (exact) first
+        e = int(np.frexp(top)[1])
+        with np.errstate(over="ignore"):
+            return np.ldexp(_euclidean_cost(np.ldexp(x, -e), np.ldexp(y, -e)), e)
     if x.shape[1] < _GRAM_MIN_DIM:
         return cdist(x, y, metric="euclidean")
     c = (x.sum(0) + y.sum(0)) / (len(x) + len(y))
@@ -126,6 +132,9 @@ def _check_cost_finite(finite: bool) -> None:
             "the points are too large: their pairwise distances overflow float64 (inf); "
             "rescale x and y (or features): W1 is homogeneous, W1(c x, c y) = c W1(x, y)"
         )
+
+
+_EMD_MIN_SCALE = 1e-6  # largest cost below which emd2 solves the rescaled problem
 
 
 class OTConvergenceWarning(UserWarning):
@@ -223,13 +232,18 @@ def _w1(
     b = np.full(len(ya), 1.0 / len(ya))
     # the default iteration cap of emd2 is too small for m in the thousands
     cap = max(100_000, 50 * len(xa) * len(ya))
+    # the network simplex compares reduced costs with absolute tolerances: costs far below 1
+    # (features of scale 1e-10) gave values off by up to 60% (W1 is homogeneous: rescale)
+    scale = float(cost.max())
+    small = 0.0 < scale < _EMD_MIN_SCALE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        val, info = ot.emd2(a, b, cost, numItermax=cap, log=True)
+        val, info = ot.emd2(a, b, cost / scale if small else cost, numItermax=cap, log=True)
     code = int(info.get("result_code", 1))
     if code in (0, 2):  # infeasible / unbounded: cannot happen for finite costs
         raise FloatingPointError(f"the exact transport solver failed: {info.get('warning')}")
-    return float(val), {"converged": code == 1, "n_iter": None, "method": "emd"}
+    value = float(val) * scale if small else float(val)
+    return value, {"converged": code == 1, "n_iter": None, "method": "emd"}
 
 
 def _warn_unconverged(infos: Sequence[dict[str, Any]], where: str, num_iter: int) -> bool:
