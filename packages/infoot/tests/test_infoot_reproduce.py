@@ -45,7 +45,13 @@ def test_run_tiny(tmp_path, monkeypatch):
     names = {r.metric for r in records}
     assert "FOSCTTM: InfoOT" in names and "nearest neighbour P@15" in names
     assert all(r.claim_holds is not None for r in records if r.claim is not None)
-    assert sum(r.claim is not None for r in records) == 5
+    assert sum(r.claim is not None for r in records) == 8  # 5 of the paper, 3 of fast mode
+    fast = [r for r in records if r.claim is not None and "fast mode" in r.claim]
+    assert {r.metric for r in fast} == {
+        "1-NN accuracy: Fused InfoOT, labels, fast, barycentric",
+        "1-NN accuracy: Fused InfoOT, labels, fast, conditional",
+        "InfoOT conditional score (query bandwidth), fast mode P@15",
+    }
     for r in records:
         assert all(0.0 <= v <= 1.0 for v in r.values), r.metric
 
