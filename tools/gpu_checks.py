@@ -12,11 +12,9 @@ Here, on a CPU (stdlib only; the items run in child processes)::
 (diffusers, importlib_metadata, POT for CPython 3.12, at the versions installed here: 38 MB of
 the 64 MiB a device call carries) and, when ``PAPERSHELF_INFOOT_OFFICIAL`` names a checkout of
 chingyaoc/InfoOT, copies its ``infoot.py`` to ``build/official/infoot`` (``build/`` is ignored:
-never committed, both travel by ``carry``). Without it the infoot item is skipped. A checkout
-from the workplace's mirror (after ``fetch github:chingyaoc/InfoOT``)::
+never committed, both travel by ``carry``). Without it the infoot item is skipped::
 
-    mkdir -p /tmp/infoot_official && git --git-dir=/work/.mirror/chingyaoc+InfoOT/repo \
-        archive HEAD infoot.py | tar -x -C /tmp/infoot_official
+    git clone https://github.com/chingyaoc/InfoOT /tmp/infoot_official
     PAPERSHELF_INFOOT_OFFICIAL=/tmp/infoot_official uv run --no-sync python tools/gpu_checks.py --prepare
 
 (``build/official/rince`` and ``build/official/hcl``, checkouts of chingyaoc/RINCE and
